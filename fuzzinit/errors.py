@@ -1,0 +1,34 @@
+"""The user-mistake exceptions: one family, each rendered as one line."""
+
+
+class FuzzinitError(Exception):
+    """Base of every error fuzzinit reports to the user (exit status 2)."""
+
+
+class ScenarioError(FuzzinitError):
+    """A scenario file that cannot be loaded: where, what, expected, fix."""
+
+    def __init__(self, path: str, where: str, problem: str,
+                 expected: str = "", hint: str = "",
+                 line: int | None = None) -> None:
+        self.path = path
+        self.where = where
+        self.problem = problem
+        self.expected = expected
+        self.hint = hint
+        self.line = line
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        place = self.path if self.line is None else f"{self.path}:{self.line}"
+        text = f"{place}: {self.where}: {self.problem}" if self.where else \
+            f"{place}: {self.problem}"
+        if self.expected:
+            text += f"; expected {self.expected}"
+        if self.hint:
+            text += f"; fix: {self.hint}"
+        return text
+
+
+class TraceError(FuzzinitError):
+    """A trace file that cannot be replayed against its scenario."""

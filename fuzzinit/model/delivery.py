@@ -1,0 +1,173 @@
+"""Event delivery and escalation: IDT or FRED, #DF, shutdown (x86 only).
+
+`try_deliver` answers one architectural question: does delivering vector v on
+this CPU fault, and with what? `raise_event` applies the double-fault rules
+around it and hands a delivered event to the kernel's handler (kernel.py).
+"""
+
+from typing import Final
+
+from .arch import (
+    BENIGN, CR4_FRED, DF, GP, NMI, PF, VC, VE, VECTOR_NAMES,
+    double_fault_pair, exception_class, fred_entry_page, fred_stack_level,
+)
+from .handlers import handle
+from .machine import (
+    F_CR4, F_FLAGS, F_FRED_CONFIG, F_FRED_RSP0, F_FRED_STKLVLS, F_IDT, F_TSS,
+    IDT_BRINGUP, IDT_EARLY, IDT_FULL, IDT_NAMES, IDT_NONE, IDT_NULL,
+    VE_PENDING, VIA_FRED, Machine, SEV_ES, SEV_SNP, TDX,
+)
+from .outcome import OK, TRIPLE_FAULT
+
+NO_FAULT: Final = -1
+# try_deliver's answer when CR4.FRED = 1 and FRED_CONFIG holds no entry point.
+FRED_NO_ENTRY: Final = -2
+
+# Delivery paths, as seen by the kernel's handlers.
+
+# Runtime IDT gates with an IST stack (LX arch/x86/kernel/idt.c def_idts):
+# vector -> IST index (asm/page_64_types.h IST_INDEX_*, +1 in the gate).
+IST_OF_VECTOR: Final[dict[int, int]] = {DF: 1, NMI: 2, 1: 3, 18: 4, VC: 5}
+
+
+def vname(vector: int) -> str:
+    name = VECTOR_NAMES.get(vector)
+    return name if name is not None else f"vector {vector}"
+
+
+def try_deliver(m: Machine, st: list[int], base: int, vector: int,
+                chain: list[str]) -> int:
+    """Deliver `vector`: NO_FAULT, FRED_NO_ENTRY, or the vector of the fault
+    raised during delivery (appending why to `chain`)."""
+    if st[base + F_CR4] & CR4_FRED:
+        # CR4.FRED = 1: the IDT is ignored (FRED spec; BX interrupt()).
+        if fred_entry_page(st[base + F_FRED_CONFIG]) == 0:
+            return FRED_NO_ENTRY
+        level = fred_stack_level(st[base + F_FRED_STKLVLS], vector)
+        if level > 0 and st[base + F_FRED_RSP0 + level] == 0:
+            # Stack level above the current one loads FRED_RSPn (FRED spec;
+            # BX FRED_EventDelivery); RSP 0 puts the frame at
+            # 0xFFFFFFFFFFFFFFC0 - unmapped [derived].
+            chain.append(f"{vname(vector)} selects FRED stack level {level}"
+                         f" but FRED_RSP{level} = 0: the frame push faults")
+            return PF
+        return NO_FAULT
+    idt = st[base + F_IDT]
+    if idt == IDT_NONE:
+        # Reset IDTR: gates come from page 0 - no valid 64-bit gate [derived,
+        # BX init.cc + long_mode_int].
+        chain.append(f"{vname(vector)} through the reset IDT (no LIDT yet):"
+                     " no valid gate -> #GP")
+        return GP
+    if idt == IDT_NULL:
+        # LIDT base 0 limit 0 (LX idt_invalidate): 16v+15 > limit (BX
+        # long_mode_int).
+        chain.append(f"{vname(vector)} through the invalidated IDT (limit 0)"
+                     " -> #GP")
+        return GP
+    if idt == IDT_BRINGUP:
+        # Only vector 29 is populated, and only in SEV-ES guests (LX head64.c
+        # startup_64_load_idt); a zero gate is not a 64-bit gate -> #GP
+        # (BX long_mode_int).
+        if vector == VC and (m.platform == SEV_ES or m.platform == SEV_SNP):
+            return NO_FAULT
+        chain.append(f"{vname(vector)} through the bringup IDT: no gate for"
+                     f" vector {vector} -> #GP")
+        return GP
+    if idt == IDT_EARLY:
+        # early_idt_handler_array covers vectors 0-31 (LX idt.c
+        # idt_setup_early_handler).
+        if vector < 32:
+            return NO_FAULT
+        chain.append(f"{vname(vector)} through the early IDT: no gate -> #GP")
+        return GP
+    # IDT_FULL: IST != 0 always switches to that TSS slot (BX long_mode_int).
+    ist = IST_OF_VECTOR.get(vector, 0)
+    if ist:
+        tss = st[base + F_TSS]
+        if not (tss & 1) or not (tss >> ist) & 1:
+            chain.append(f"{vname(vector)} gate uses IST{ist}, but "
+                         + ("no TSS is loaded (ltr)" if not tss & 1 else
+                            f"IST{ist} is not set up (tss_setup_ist)")
+                         + ": the frame push faults -> #PF")
+            return PF
+    return NO_FAULT
+
+
+def raise_event(m: Machine, st: list[int], base: int, vector: int,
+                interrupt: bool, reason: int, chain: list[str]) -> int:
+    """Raise `vector` on the CPU at `base` and return the outcome.
+
+    `interrupt` marks an NMI or external interrupt: never the first exception
+    of a double-fault pair (SDM Vol. 3A "Interrupt 8"; BX event.cc).
+    """
+    if vector == VE and m.platform == TDX:
+        flags = st[base + F_FLAGS]
+        if flags & VE_PENDING:
+            # A #VE before the previous one's info is read is injected as
+            # #DF (TDX module tdx_inject_ve; LX Documentation/arch/x86/tdx.rst).
+            chain.append("#VE while the previous #VE's info is unread:"
+                         " the TDX module injects #DF")
+            return _double_fault(m, st, base, chain)
+        st[base + F_FLAGS] = flags | VE_PENDING
+    first = BENIGN if interrupt else exception_class(vector, m.cet_enumerated)
+    v = vector
+    from_delivery = False
+    for _ in range(8):
+        fault = try_deliver(m, st, base, v, chain)
+        if fault == NO_FAULT:
+            via = VIA_FRED if st[base + F_CR4] & CR4_FRED else st[base + F_IDT]
+            outcome, follow = handle(m, st, base, v, via, reason,
+                                     from_delivery, chain)
+            if follow < 0:
+                return outcome
+            # The handler itself faulted (e.g. #UD in paranoid_entry): a new
+            # event, not one during delivery (BX exception.cc) [derived].
+            v = follow
+            first = exception_class(v, m.cet_enumerated)
+            from_delivery = False
+            continue
+        if fault == FRED_NO_ENTRY:
+            _fred_no_entry(v, chain)
+            return TRIPLE_FAULT
+        second = exception_class(fault, m.cet_enumerated)
+        if double_fault_pair(first, second):
+            chain.append(f"{vname(fault)} while delivering {vname(v)}"
+                         " -> #DF (SDM table 6-5)")
+            return _double_fault(m, st, base, chain)
+        chain.append(f"{vname(fault)} while delivering {vname(v)} is handled"
+                     " serially (SDM table 6-5)")
+        v = fault
+        first = second
+        from_delivery = True
+    chain.append("event loop did not settle")  # unreachable: classes rise
+    return TRIPLE_FAULT
+
+
+def _double_fault(m: Machine, st: list[int], base: int,
+                  chain: list[str]) -> int:
+    fault = try_deliver(m, st, base, DF, chain)
+    if fault == FRED_NO_ENTRY:
+        _fred_no_entry(DF, chain)
+        return TRIPLE_FAULT
+    if fault != NO_FAULT:
+        # Any fault delivering #DF: shutdown (SDM "Interrupt 8"; BX, QEMU,
+        # KVM).
+        chain.append(f"{vname(fault)} while delivering #DF -> SHUTDOWN"
+                     " (triple fault)")
+        return TRIPLE_FAULT
+    via = VIA_FRED if st[base + F_CR4] & CR4_FRED else st[base + F_IDT]
+    outcome, _ = handle(m, st, base, DF, via, 0, True, chain)
+    return outcome
+
+
+def _fred_no_entry(vector: int, chain: list[str]) -> None:
+    # FRED_CONFIG = 0: ring-0 entry RIP 0x100 (FRED spec; BX HEAD fred.cc);
+    # the fetch #PF-loops until the stack runs out, then #DF through the same
+    # setup -> shutdown [derived, BX fred.cc; SEMANTICS section 3].
+    chain.append(f"{vname(vector)} delivered through FRED (CR4.FRED = 1)"
+                 " with FRED_CONFIG = 0: no entry point")
+    chain.append("entry RIP 0x100 faults, #PF -> #DF through the same FRED"
+                 " setup -> SHUTDOWN (triple fault)")
+
+

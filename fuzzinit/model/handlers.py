@@ -1,0 +1,126 @@
+"""What Linux's exception handlers do once the CPU has delivered an event.
+
+Kernel behaviour, not architecture: which entry path reaches which handler,
+and whether that handler can cope (shared SEMANTICS sections 5-6). Returns
+(outcome, follow-up vector): a follow-up >= 0 is a new exception the handler
+itself raised, which delivery.raise_event then delivers.
+"""
+
+from typing import Final
+
+from .arch import CR4_FSGSBASE, DB, DF, MC, NMI, PF, UD, VC, VE, VECTOR_NAMES
+from .machine import (
+    ALT_PATCHED, BOOT_GHCB, F_CR4, F_FLAGS, F_GHCB, G_FLAGS, GHCB_PERCPU,
+    GHCBS_ALLOCATED, IDT_BRINGUP, IDT_EARLY, IDT_FULL, R_CPUID, R_PORT_IO,
+    REASON_NAMES, SEV_SNP, VC_BOOT_GATE, VE_PENDING, VIA_FRED, Machine,
+)
+from .outcome import GUEST_TERMINATED, OK, UNHANDLED
+
+
+
+# Runtime IDT entries that run paranoid_entry from kernel mode (LX
+# arch/x86/entry/entry_64.S: idtentry_mce_db, idtentry_df, idtentry_vc,
+# asm_exc_nmi).
+PARANOID: Final = frozenset((DB, NMI, DF, MC, VC))
+
+
+def _name(vector: int) -> str:
+    name = VECTOR_NAMES.get(vector)
+    return name if name is not None else f"vector {vector}"
+
+
+def handle(m: Machine, st: list[int], base: int, vector: int, via: int,
+           reason: int, from_delivery: bool,
+           chain: list[str]) -> tuple[int, int]:
+    """The kernel's reaction to `vector` delivered via `via` (an IDT_* state
+    or VIA_FRED); `reason` says what raised a #VC/#VE."""
+    if via == VIA_FRED:
+        if vector == VC and not m.fred_vc_dispatch:
+            # fred_hwexc() had no X86_TRAP_VC case before 3645eb7e3915: it
+            # falls to fred_bad_type() -> __die/oops (LX entry_fred.c).
+            chain.append("FRED dispatcher fred_hwexc() has no #VC case"
+                         " (before 3645eb7e3915): fred_bad_type() oopses")
+            return UNHANDLED, -1
+    elif via == IDT_FULL and vector in PARANOID:
+        g = st[m.glob + G_FLAGS]
+        if g & ALT_PATCHED and not st[base + F_CR4] & CR4_FSGSBASE:
+            # Patched paranoid_entry uses RDGSBASE; with CR4.FSGSBASE = 0 it
+            # is #UD (SDM Vol. 2 RDGSBASE; LX commit 05243d490bb7).
+            chain.append(f"{_name(vector)} enters paranoid_entry, whose"
+                         " RDGSBASE (alternatives patched) is #UD with"
+                         " CR4.FSGSBASE = 0")
+            return OK, UD
+    if from_delivery or vector == DF:
+        # A fault raised by the CPU while delivering another event, or #DF:
+        # the kernel cannot fix either (LX traps.c exc_double_fault panics;
+        # a kernel-mode #GP/#PF on a bad stack or gate oopses).
+        chain.append(f"{_name(vector)} reaches the kernel's handler, which"
+                     " cannot recover from it: oops/panic")
+        return UNHANDLED, -1
+    if vector == NMI:
+        # Early NMIs are ignored (LX arch/x86/mm/extable.c
+        # early_fixup_exception); exc_nmi and the FRED NMI path handle them.
+        return OK, -1
+    if vector == PF:
+        # A #PF trigger stands for a fault the kernel expects: early page
+        # tables (LX head64.c early_make_pgtable) or the runtime handler.
+        return OK, -1
+    if vector == VC:
+        return _vmm_communication(m, st, base, via, reason, chain)
+    if vector == VE:
+        st[base + F_FLAGS] &= ~VE_PENDING  # handlers start with VEINFO.GET
+        if via == IDT_EARLY and reason != R_PORT_IO:
+            # tdx_early_handle_ve() handles port I/O only; early_fixup_exception
+            # then halts (LX arch/x86/coco/tdx/tdx.c, arch/x86/mm/extable.c).
+            chain.append(f"#VE ({REASON_NAMES[reason]}) in the early handler:"
+                         " tdx_early_handle_ve() handles port I/O only")
+            return UNHANDLED, -1
+        return OK, -1
+    # #UD, #GP and the rest from kernel code with no fixup: die() (LX traps.c).
+    chain.append(f"{_name(vector)} in kernel code with no fixup: die()")
+    return UNHANDLED, -1
+
+
+def _vmm_communication(m: Machine, st: list[int], base: int, via: int,
+                       reason: int, chain: list[str]) -> tuple[int, int]:
+    g = st[m.glob + G_FLAGS]
+    if via == IDT_BRINGUP and not st[base + F_FLAGS] & VC_BOOT_GATE:
+        # vc_no_ghcb: the GHCB MSR protocol serves CPUID only, anything else
+        # terminates (LX arch/x86/boot/startup/sev-shared.c do_vc_no_ghcb).
+        if reason == R_CPUID:
+            return OK, -1
+        chain.append(f"#VC ({REASON_NAMES[reason]}) reaches vc_no_ghcb,"
+                     " which serves CPUID only: sev_es_terminate()")
+        return GUEST_TERMINATED, -1
+    boot_handler = via == IDT_EARLY or (via == IDT_BRINGUP
+                                        and not g & GHCBS_ALLOCATED)
+    if boot_handler:
+        # vc_boot_ghcb / do_early_exception -> handle_vc_boot_ghcb(), which
+        # uses boot_ghcb and terminates on failure (LX coco/sev).
+        if g & BOOT_GHCB:
+            return OK, -1
+        chain.append("#VC reaches handle_vc_boot_ghcb() before setup_ghcb()"
+                     " set up the boot GHCB: sev_es_terminate()")
+        return GUEST_TERMINATED, -1
+    # kernel_exc_vmm_communication -> __sev_get_ghcb() (LX coco/sev/core.c).
+    if not g & GHCBS_ALLOCATED:
+        if m.boot_ghcb_fallback:
+            # 3645eb7e3915: `if (!sev_cfg.ghcbs_initialized) return boot_ghcb;`
+            if g & BOOT_GHCB:
+                return OK, -1
+            chain.append("#VC falls back to the boot GHCB, which is not set"
+                         " up: sev_es_terminate()")
+            return GUEST_TERMINATED, -1
+        chain.append("kernel #VC handler runs before sev_es_init_vc_handling()"
+                     " allocated the per-CPU GHCBs: __sev_get_ghcb()"
+                     " dereferences unallocated runtime_data (before"
+                     " 3645eb7e3915)")
+        return UNHANDLED, -1
+    if m.platform == SEV_SNP and st[base + F_GHCB] != GHCB_PERCPU:
+        # On SNP the per-CPU GHCB must be registered by setup_ghcb() on this
+        # CPU first (LX coco/sev/core.c snp_register_per_cpu_ghcb).
+        chain.append("#VC on SEV-SNP uses this CPU's per-CPU GHCB before"
+                     " setup_ghcb() registered it: the hypervisor terminates"
+                     " the guest")
+        return GUEST_TERMINATED, -1
+    return OK, -1

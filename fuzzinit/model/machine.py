@@ -1,0 +1,151 @@
+"""The int-packed state layout and the compiled scenario the model runs on.
+
+State is one flat `list[int]`: NF fields per CPU, then the globals. Engines
+copy it (`list(state)`) or freeze it (`tuple(state)`) as they need; the model
+never allocates rich objects per step.
+"""
+
+from typing import Final
+
+# --- per-CPU fields ------------------------------------------------------------
+F_CR0: Final = 0
+F_CR3: Final = 1          # CR3[11:0] only: the PCID/flags bits
+F_CR4: Final = 2
+F_EFER: Final = 3
+F_FRED_CONFIG: Final = 4
+F_FRED_STKLVLS: Final = 5
+F_FRED_RSP0: Final = 6    # RSP0..RSP3 are fields 6..9
+F_IDT: Final = 10
+F_TSS: Final = 11         # bit 0: TR loaded; bit k (1..7): IST slot k set
+F_GHCB: Final = 12
+F_FLAGS: Final = 13
+NF: Final = 14
+
+# F_IDT values
+IDT_NONE: Final = 0       # reset IDTR (base 0, limit 0xFFFF): no valid gate
+IDT_BRINGUP: Final = 1    # bringup_idt_table: only #VC (SEV-ES guests)
+IDT_EARLY: Final = 2      # boot CPU's early handlers (do_early_exception)
+IDT_FULL: Final = 3       # runtime IDT (idt_table)
+IDT_NULL: Final = 4       # idt_invalidate(): base 0, limit 0
+IDT_NAMES: Final[tuple[str, ...]] = ("none", "bringup", "early", "full", "null")
+
+# F_GHCB values
+GHCB_NONE: Final = 0
+GHCB_BOOT: Final = 1      # this CPU set up the boot GHCB
+GHCB_PERCPU: Final = 2    # this CPU's per-CPU GHCB is set up (registered on SNP)
+GHCB_NAMES: Final[tuple[str, ...]] = ("none", "boot", "per-cpu")
+
+# F_FLAGS bits
+STARTED: Final = 1 << 0
+ONLINE: Final = 1 << 1
+NMI_BLOCKED: Final = 1 << 2
+VE_PENDING: Final = 1 << 3     # TDX: #VE info not yet read (VEINFO.GET)
+VC_BOOT_GATE: Final = 1 << 4   # bringup IDT's #VC gate -> vc_boot_ghcb
+
+# --- globals (after the CPUs) -----------------------------------------------
+G_KEY: Final = 0               # static key cr_pinning enabled
+G_PINNED_BITS: Final = 1       # cr4_pinned_bits
+G_FLAGS: Final = 2
+NG: Final = 3
+
+ALT_PATCHED: Final = 1 << 0    # alternative_instructions() has run
+GHCBS_ALLOCATED: Final = 1 << 1  # sev_es_init_vc_handling(): per-CPU GHCBs,
+#                                  initial_vc_handler = kernel_exc_vmm_communication
+BOOT_GHCB: Final = 1 << 2      # boot_ghcb set up by setup_ghcb() on the BSP
+WARNED_CR4: Final = 1 << 3     # WARN_ONCE in native_write_cr4 fired
+WARNED_CR0: Final = 1 << 4     # WARN_ONCE in native_write_cr0 fired
+
+# --- platforms --------------------------------------------------------------------
+BARE: Final = 0
+SEV_ES: Final = 1
+SEV_SNP: Final = 2
+TDX: Final = 3
+PLATFORMS: Final[tuple[str, ...]] = ("bare", "sev-es", "sev-snp", "tdx")
+
+# --- kernel policy knobs ----------------------------------------------------------
+PIN_STATIC_KEY: Final = 0      # upstream: the static key alone
+PIN_ONLINE: Final = 1          # rejected tip cccc0c8ff0a9: key && cpu_online()
+
+# --- op kinds ----------------------------------------------------------------------
+MOV_CR0: Final = 0
+MOV_CR4: Final = 1
+MOV_CR3: Final = 2
+CR0_SET: Final = 3
+CR0_CLEAR: Final = 4
+CR4_SET: Final = 5
+CR4_CLEAR: Final = 6
+CR4_INIT: Final = 7
+SETUP_CR_PINNING: Final = 8
+WRMSR: Final = 9
+RDMSR: Final = 10
+LIDT: Final = 11
+LTR: Final = 12
+TSS_SETUP_IST: Final = 13
+EARLY_SETUP_IDT: Final = 14
+SETUP_GHCB: Final = 15
+SEV_ES_INIT_VC_HANDLING: Final = 16
+PRINTK: Final = 17
+CPUID: Final = 18
+PORT_IO: Final = 19
+MMIO: Final = 20
+RDGSBASE: Final = 21
+NMI_EVENT: Final = 22
+PF_EVENT: Final = 23
+VE_INFO: Final = 24
+START: Final = 25
+ONLINE_OP: Final = 26
+WAIT_ONLINE: Final = 27
+PATCH_ALTERNATIVES: Final = 28
+NOP: Final = 29
+N_KINDS: Final = 30
+
+
+class Machine:
+    """A scenario compiled to flat tables: everything `run` reads but never
+    writes. Ops are rows of (kind, a, b, text); events name a CPU and a row."""
+
+    def __init__(self, ncpu: int, platform: int, cr4_allowed: int,
+                 features: int, pinned_mask: int, pin_gate: int,
+                 fred_vc_dispatch: bool, boot_ghcb_fallback: bool,
+                 console_port_io: bool, console_anytime: bool,
+                 entry_cr4: int, intercepted_msrs: list[int],
+                 op_kind: list[int], op_a: list[int], op_b: list[int],
+                 op_text: list[str]) -> None:
+        self.ncpu = ncpu
+        self.platform = platform
+        self.cr4_allowed = cr4_allowed
+        self.features = features
+        self.pinned_mask = pinned_mask
+        self.pin_gate = pin_gate
+        self.fred_vc_dispatch = fred_vc_dispatch
+        self.boot_ghcb_fallback = boot_ghcb_fallback
+        self.console_port_io = console_port_io
+        self.console_anytime = console_anytime
+        self.entry_cr4 = entry_cr4
+        self.intercepted_msrs = intercepted_msrs
+        self.op_kind = op_kind
+        self.op_a = op_a
+        self.op_b = op_b
+        self.op_text = op_text
+        self.glob = ncpu * NF
+        self.sev = platform == SEV_ES or platform == SEV_SNP
+        self.cet_enumerated = (features & FEATURE_CET) != 0
+
+
+# Feature bits of Machine.features (order of arch.FEATURES).
+FEATURE_FRED: Final = 1 << 0
+FEATURE_PCID: Final = 1 << 6
+FEATURE_FSGSBASE: Final = 1 << 5
+FEATURE_CET: Final = 1 << 13
+
+# What raised a #VC/#VE: the exit reason the handler sees.
+R_NONE: Final = 0
+R_PORT_IO: Final = 1
+R_CPUID: Final = 2
+R_MSR: Final = 3
+R_MMIO: Final = 4
+REASON_NAMES: Final[tuple[str, ...]] = ("", "port I/O", "CPUID", "MSR access",
+                                       "MMIO")
+
+# Delivery path a handler sees: an IDT_* value, or FRED.
+VIA_FRED: Final = 5

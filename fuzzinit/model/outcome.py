@@ -1,0 +1,36 @@
+"""Outcomes of one ordering (shared SEMANTICS section 7) and the run result."""
+
+from typing import Final
+
+OK: Final = 0
+WARN: Final = 1
+TRIPLE_FAULT: Final = 2
+GUEST_TERMINATED: Final = 3
+HANG: Final = 4
+UNHANDLED: Final = 5
+NEVER_ONLINE: Final = 6
+# Not an outcome of the CPU: the ordering itself cannot happen (an op on a
+# CPU that was never started, a second `start`, a `wait_online` that would
+# block). Engines never report it; they skip such orderings.
+INVALID: Final = 7
+
+NAMES: Final[tuple[str, ...]] = (
+    "ok", "warn", "triple_fault", "guest_terminated", "hang", "unhandled",
+    "never_online", "invalid",
+)
+
+
+class Result:
+    """What `run` returns: the outcome, the index of the event that ended the
+    run (-1 if none did), the causal chain, and WARN texts seen on the way."""
+
+    def __init__(self, outcome: int, at: int, chain: list[str],
+                 warnings: list[str]) -> None:
+        self.outcome = outcome
+        self.at = at
+        self.chain = chain
+        self.warnings = warnings
+
+    @property
+    def name(self) -> str:
+        return NAMES[self.outcome]

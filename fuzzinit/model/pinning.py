@@ -1,0 +1,100 @@
+"""Linux CR pinning and the kernel's CR write helpers (LX
+arch/x86/kernel/cpu/common.c; shared SEMANTICS section 5)."""
+
+from .arch import CR0_WP, CR4_PCIDE, GP, cr0_write_faults, cr4_write_faults
+from .delivery import raise_event
+from .machine import (
+    F_CR0, F_CR3, F_CR4, F_EFER, F_FLAGS, FEATURE_PCID, G_FLAGS, G_KEY,
+    G_PINNED_BITS, ONLINE, PIN_ONLINE, WARNED_CR0, WARNED_CR4, Machine,
+)
+from .outcome import OK
+from .platform import printk
+
+
+def mov_cr4(m: Machine, st: list[int], base: int, value: int,
+            chain: list[str]) -> int:
+    """A raw MOV to CR4: #GP(0) on an illegal value (SDM Vol. 2; KVM; BX)."""
+    why = cr4_write_faults(st[base + F_CR4], value, m.cr4_allowed,
+                           st[base + F_CR0], st[base + F_CR3],
+                           st[base + F_EFER])
+    if why:
+        chain.append(f"MOV to CR4 {why} -> #GP(0)")
+        return raise_event(m, st, base, GP, False, 0, chain)
+    st[base + F_CR4] = value
+    return OK
+
+
+def mov_cr0(m: Machine, st: list[int], base: int, value: int,
+            chain: list[str]) -> int:
+    """A raw MOV to CR0: #GP(0) on an illegal value (SDM Vol. 2; KVM; BX)."""
+    why = cr0_write_faults(st[base + F_CR0], value, st[base + F_CR4],
+                           st[base + F_EFER])
+    if why:
+        chain.append(f"MOV to CR0 {why} -> #GP(0)")
+        return raise_event(m, st, base, GP, False, 0, chain)
+    st[base + F_CR0] = value
+    return OK
+
+
+def pinning_active(m: Machine, st: list[int], base: int) -> bool:
+    """The static key; the rejected tip cccc0c8ff0a9 also required this CPU to
+    be online (cr_pinning_enabled())."""
+    if not st[m.glob + G_KEY]:
+        return False
+    return m.pin_gate != PIN_ONLINE or (st[base + F_FLAGS] & ONLINE) != 0
+
+
+def native_write_cr4(m: Machine, st: list[int], base: int, value: int,
+                     chain: list[str], warnings: list[str]) -> int:
+    """Write CR4 first, then force every pinned bit back and WARN_ONCE."""
+    outcome = mov_cr4(m, st, base, value, chain)
+    if outcome != OK or not pinning_active(m, st, base):
+        return outcome
+    pinned = st[m.glob + G_PINNED_BITS]
+    if value & m.pinned_mask == pinned:
+        return OK
+    changed = (value & m.pinned_mask) ^ pinned
+    outcome = mov_cr4(m, st, base, (value & ~m.pinned_mask) | pinned, chain)
+    if outcome != OK:
+        return outcome
+    g = st[m.glob + G_FLAGS]
+    if g & WARNED_CR4:
+        return OK
+    st[m.glob + G_FLAGS] = g | WARNED_CR4
+    warnings.append(f"pinned CR4 bits changed: 0x{changed:x}!?")
+    return printk(m, st, base, "WARN_ONCE(pinned CR4 bits changed)", chain)
+
+
+def native_write_cr0(m: Machine, st: list[int], base: int, value: int,
+                     chain: list[str], warnings: list[str]) -> int:
+    """Write CR0 first, then force CR0.WP back on and WARN_ONCE."""
+    outcome = mov_cr0(m, st, base, value, chain)
+    if outcome != OK or not pinning_active(m, st, base) or value & CR0_WP:
+        return outcome
+    outcome = mov_cr0(m, st, base, value | CR0_WP, chain)
+    if outcome != OK:
+        return outcome
+    g = st[m.glob + G_FLAGS]
+    if g & WARNED_CR0:
+        return OK
+    st[m.glob + G_FLAGS] = g | WARNED_CR0
+    warnings.append("CR0 WP bit went missing!?")
+    return printk(m, st, base, "WARN_ONCE(CR0 WP bit went missing)", chain)
+
+
+def cr4_init(m: Machine, st: list[int], base: int, chain: list[str],
+             warnings: list[str]) -> int:
+    """cr4_init(): PCIDE if PCID, then the pinned bits if the key is on; the
+    rejected cccc0c8ff0a9 dropped the pinned-bit step."""
+    cr4 = st[base + F_CR4]
+    if m.features & FEATURE_PCID:
+        cr4 |= CR4_PCIDE
+    if st[m.glob + G_KEY] and m.pin_gate != PIN_ONLINE:
+        cr4 = (cr4 & ~m.pinned_mask) | st[m.glob + G_PINNED_BITS]
+    return native_write_cr4(m, st, base, cr4, chain, warnings)
+
+
+def setup_cr_pinning(m: Machine, st: list[int], base: int) -> None:
+    """cr4_pinned_bits = this CPU's CR4 & mask, then enable the key."""
+    st[m.glob + G_PINNED_BITS] = st[base + F_CR4] & m.pinned_mask
+    st[m.glob + G_KEY] = 1

@@ -1,0 +1,245 @@
+"""The reference model's entry points: `initial_state`, `step` and `run`.
+
+A pure, deterministic function of (Machine, events): no I/O, no randomness.
+Every engine (hypothesis, atheris, the minimiser, replay) drives these.
+"""
+
+from .arch import (
+    CR0_PE, CR0_PG, CR0_WP, CR4_FSGSBASE, EFER_LMA, EFER_LME, EFER_NXE,
+    EFER_SCE, GP, MSR_EFER, MSR_FRED_CONFIG, MSR_FRED_RSP0, MSR_FRED_STKLVLS,
+    NMI, PF, UD, fred_msr_write_faults, is_fred_msr,
+)
+from .delivery import raise_event
+from .machine import (
+    ALT_PATCHED, CPUID, CR0_CLEAR, CR0_SET, CR4_CLEAR, CR4_INIT, CR4_SET,
+    EARLY_SETUP_IDT, F_CR0, F_CR3, F_CR4, F_EFER, F_FLAGS, F_FRED_CONFIG,
+    F_FRED_RSP0, F_FRED_STKLVLS, F_IDT, F_TSS, FEATURE_FRED, G_FLAGS,
+    GHCBS_ALLOCATED, IDT_BRINGUP, LIDT, LTR, MMIO, MOV_CR0, MOV_CR3, MOV_CR4,
+    NF, NG, NMI_BLOCKED, NMI_EVENT, NOP, ONLINE, ONLINE_OP, PATCH_ALTERNATIVES,
+    PF_EVENT, PORT_IO, PRINTK, R_CPUID, R_MMIO, R_MSR, R_PORT_IO, RDGSBASE,
+    RDMSR, SETUP_CR_PINNING, SETUP_GHCB, SEV_ES_INIT_VC_HANDLING, START,
+    STARTED, TDX, TSS_SETUP_IST, VC_BOOT_GATE, VE_INFO, VE_PENDING,
+    WAIT_ONLINE, WRMSR, Machine,
+)
+from .outcome import INVALID, OK, WARN, Result
+from .pinning import (
+    cr4_init, mov_cr0, mov_cr4, native_write_cr0, native_write_cr4,
+    setup_cr_pinning,
+)
+from .platform import intercepted, printk, setup_ghcb
+
+# Long mode as the kernel's 64-bit entry finds it: protected mode, paging
+# and WP on (head_64.S CR0_STATE), EFER LME/LMA/NX/SCE; CR4 from the
+# scenario (an AP gets it through the u32 trampoline field, so bit 32 never
+# arrives that way: LX arch/x86/realmode/init.c trampoline_cr4_features).
+ENTRY_CR0 = CR0_PE | CR0_WP | CR0_PG
+ENTRY_EFER = EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE
+
+# IST slots tss_setup_ist() fills: DF, NMI, DB, MCE, VC (LX cpu/common.c).
+IST_SLOTS_SET = 0b111110
+
+
+def enter_long_mode(m: Machine, st: list[int], base: int) -> None:
+    st[base + F_CR0] = ENTRY_CR0
+    st[base + F_CR4] = m.entry_cr4
+    st[base + F_EFER] = ENTRY_EFER
+    st[base + F_FLAGS] |= STARTED
+
+
+def initial_state(m: Machine) -> list[int]:
+    """CPU 0 (the boot CPU) is running and online (LX boot_cpu_init); every
+    other CPU waits for `start`."""
+    st = [0] * (m.ncpu * NF + NG)
+    enter_long_mode(m, st, 0)
+    st[F_FLAGS] |= ONLINE
+    return st
+
+
+def step(m: Machine, st: list[int], cpu: int, op: int, chain: list[str],
+         warnings: list[str]) -> int:
+    """Apply one event; return OK, a failing outcome, or INVALID."""
+    base = cpu * NF
+    flags = st[base + F_FLAGS]
+    if not flags & STARTED:
+        chain.append(f"cpu{cpu} runs before it is started")
+        return INVALID
+    kind = m.op_kind[op]
+    a = m.op_a[op]
+    if kind == PRINTK:
+        return printk(m, st, base, "console output", chain)
+    if kind == CR4_SET:
+        return native_write_cr4(m, st, base, st[base + F_CR4] | a, chain,
+                                warnings)
+    if kind == CR4_CLEAR:
+        return native_write_cr4(m, st, base, st[base + F_CR4] & ~a, chain,
+                                warnings)
+    if kind == CR4_INIT:
+        return cr4_init(m, st, base, chain, warnings)
+    if kind == WRMSR:
+        return _wrmsr(m, st, base, a, m.op_b[op], chain)
+    if kind == RDMSR:
+        return _rdmsr(m, st, base, a, chain)
+    if kind == LIDT:
+        st[base + F_IDT] = a
+        st[base + F_FLAGS] = flags & ~VC_BOOT_GATE
+        return OK
+    if kind == EARLY_SETUP_IDT:
+        # head64.c early_setup_idt(): setup_ghcb(), then the bringup IDT with
+        # #VC -> vc_boot_ghcb in SEV-ES guests.
+        setup_ghcb(m, st, base)
+        st[base + F_IDT] = IDT_BRINGUP
+        st[base + F_FLAGS] = flags | VC_BOOT_GATE
+        return OK
+    if kind == SETUP_GHCB:
+        setup_ghcb(m, st, base)
+        return OK
+    if kind == START:
+        target = a * NF
+        if st[target + F_FLAGS] & STARTED:
+            chain.append(f"cpu{a} is started twice")
+            return INVALID
+        enter_long_mode(m, st, target)
+        return OK
+    if kind == ONLINE_OP:
+        st[base + F_FLAGS] = flags | ONLINE
+        return OK
+    if kind == WAIT_ONLINE:
+        if not st[a * NF + F_FLAGS] & ONLINE:
+            chain.append(f"cpu{cpu} waits for cpu{a}, which is not online")
+            return INVALID
+        return OK
+    if kind == NMI_EVENT:
+        if flags & NMI_BLOCKED or (m.platform == TDX and flags & VE_PENDING):
+            # Blocked NMIs stay pending (SDM 6.7.1); the TDX module withholds
+            # NMIs while #VE info is unread (TDX module td_nmi_exit).
+            return OK
+        chain.append("NMI arrives")
+        st[base + F_FLAGS] = flags | NMI_BLOCKED
+        outcome = raise_event(m, st, base, NMI, True, 0, chain)
+        # The handler's IRET/ERETS unblocks NMIs again (SDM 6.7.1; FRED).
+        st[base + F_FLAGS] &= ~NMI_BLOCKED
+        return outcome
+    if kind == PF_EVENT:
+        chain.append("#PF raised")
+        return raise_event(m, st, base, PF, False, 0, chain)
+    if kind == CPUID:
+        return intercepted(m, st, base, R_CPUID, "CPUID", chain)
+    if kind == PORT_IO:
+        return intercepted(m, st, base, R_PORT_IO, "IN/OUT", chain)
+    if kind == MMIO:
+        return intercepted(m, st, base, R_MMIO, "MMIO access", chain)
+    if kind == RDGSBASE:
+        if st[base + F_CR4] & CR4_FSGSBASE:
+            return OK
+        # RDGSBASE with CR4.FSGSBASE = 0 is #UD (SDM Vol. 2 RDFSBASE/RDGSBASE).
+        chain.append("RDGSBASE with CR4.FSGSBASE = 0 -> #UD")
+        return raise_event(m, st, base, UD, False, 0, chain)
+    if kind == VE_INFO:
+        # TDG.VP.VEINFO.GET clears VE_INFO.valid (TDX module
+        # tdg_vp_veinfo_get.c).
+        st[base + F_FLAGS] = flags & ~VE_PENDING
+        return OK
+    if kind == MOV_CR4:
+        return mov_cr4(m, st, base, (st[base + F_CR4] | a) & ~m.op_b[op],
+                       chain)
+    if kind == MOV_CR0:
+        return mov_cr0(m, st, base, (st[base + F_CR0] | a) & ~m.op_b[op],
+                       chain)
+    if kind == MOV_CR3:
+        st[base + F_CR3] = a & 0xFFF
+        return OK
+    if kind == CR0_SET:
+        return native_write_cr0(m, st, base, st[base + F_CR0] | a, chain,
+                                warnings)
+    if kind == CR0_CLEAR:
+        return native_write_cr0(m, st, base, st[base + F_CR0] & ~a, chain,
+                                warnings)
+    if kind == SETUP_CR_PINNING:
+        setup_cr_pinning(m, st, base)
+        return OK
+    if kind == LTR:
+        st[base + F_TSS] |= 1
+        return OK
+    if kind == TSS_SETUP_IST:
+        st[base + F_TSS] |= IST_SLOTS_SET
+        return OK
+    if kind == SEV_ES_INIT_VC_HANDLING:
+        if m.sev:
+            st[m.glob + G_FLAGS] |= GHCBS_ALLOCATED
+        return OK
+    if kind == PATCH_ALTERNATIVES:
+        st[m.glob + G_FLAGS] |= ALT_PATCHED
+        return OK
+    if kind == NOP:
+        return OK
+    chain.append(f"unknown op kind {kind}")
+    return INVALID
+
+
+def _wrmsr(m: Machine, st: list[int], base: int, msr: int, value: int,
+           chain: list[str]) -> int:
+    if msr in m.intercepted_msrs:
+        outcome = intercepted(m, st, base, R_MSR, "WRMSR", chain)
+        if outcome != OK:
+            return outcome
+    if is_fred_msr(msr):
+        why = ("FRED is not enumerated" if not m.features & FEATURE_FRED
+               else fred_msr_write_faults(msr, value))
+        if why:
+            # WRMSR to a missing MSR or with a bad value: #GP (BX msr.cc).
+            chain.append(f"WRMSR 0x{msr:x}: {why} -> #GP")
+            return raise_event(m, st, base, GP, False, 0, chain)
+        if msr == MSR_FRED_CONFIG:
+            st[base + F_FRED_CONFIG] = value
+        elif msr == MSR_FRED_STKLVLS:
+            st[base + F_FRED_STKLVLS] = value
+        elif msr < MSR_FRED_STKLVLS:
+            st[base + F_FRED_RSP0 + msr - MSR_FRED_RSP0] = value
+        return OK
+    if msr == MSR_EFER:
+        old = st[base + F_EFER]
+        new = (value & ~EFER_LMA) | (old & EFER_LMA)  # LMA is read-only
+        if (old ^ new) & EFER_LME and st[base + F_CR0] & CR0_PG:
+            # Changing LME with paging on: #GP (SDM Vol. 3A 10.8.5; BX msr.cc).
+            chain.append("WRMSR EFER changes LME with paging on -> #GP")
+            return raise_event(m, st, base, GP, False, 0, chain)
+        st[base + F_EFER] = new
+    return OK
+
+
+def _rdmsr(m: Machine, st: list[int], base: int, msr: int,
+           chain: list[str]) -> int:
+    if msr in m.intercepted_msrs:
+        outcome = intercepted(m, st, base, R_MSR, "RDMSR", chain)
+        if outcome != OK:
+            return outcome
+    if is_fred_msr(msr) and not m.features & FEATURE_FRED:
+        chain.append(f"RDMSR 0x{msr:x}: FRED is not enumerated -> #GP")
+        return raise_event(m, st, base, GP, False, 0, chain)
+    return OK
+
+
+def run(m: Machine, ev_cpu: list[int], ev_op: list[int]) -> Result:
+    """Run one ordering from the initial state to its outcome."""
+    st = initial_state(m)
+    chain: list[str] = []
+    warnings: list[str] = []
+    warn_at = -1
+    for i in range(len(ev_cpu)):
+        cpu = ev_cpu[i]
+        op = ev_op[i]
+        nwarn = len(warnings)
+        outcome = step(m, st, cpu, op, chain, warnings)
+        if outcome != OK:
+            return Result(outcome, i, [f"cpu{cpu}: {m.op_text[op]}"] + chain,
+                          warnings)
+        if len(warnings) != nwarn and warn_at < 0:
+            warn_at = i
+        if chain:
+            chain.clear()
+    if warnings:
+        return Result(WARN, warn_at, [f"WARN: {w}" for w in warnings],
+                      warnings)
+    return Result(OK, -1, [], warnings)
+
+

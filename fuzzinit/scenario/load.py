@@ -1,0 +1,625 @@
+"""Load and validate a scenario file (models/*.toml) into flat int tables.
+
+Every problem is a ScenarioError naming the file, the key (and line where
+it can be found), what was expected and how to fix it - never a traceback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fuzzinit.errors import ScenarioError
+from fuzzinit.model import machine as mc
+from fuzzinit.model.arch import CR4_ALWAYS, CR4_BITS, FEATURE_CR4, FEATURES, MSRS
+from fuzzinit.model.outcome import NAMES as OUTCOMES
+from fuzzinit.scenario.ops import OpSyntaxError, canonical, parse_op
+
+TABLES = ("scenario", "platform", "kernel", "routines", "cpu", "orderings")
+FAILABLE = ("triple_fault", "guest_terminated", "hang", "warn", "unhandled",
+            "never_online")
+TRIGGER_KINDS = ("nmi", "printk", "cpuid", "mmio", "port_io", "pf", "rdmsr")
+CONSOLES = {"8250": (True, True), "early_serial": (True, False),
+            "none": (False, False)}  # name -> (port I/O, CON_ANYTIME)
+DEFAULT_INTERCEPTS = {"bare": [], "sev-es": ["APIC_BASE"],
+                      "sev-snp": ["APIC_BASE"], "tdx": []}
+DEFAULT_PINNED = ["smep", "smap", "umip", "fsgsbase", "cet"]
+DEFAULT_ENTRY_CR4 = ["pae", "pse", "pge"]
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """Up to `count` events `op` on `cpu`, each after `lo`..`hi` of that
+    CPU's program ops have run (inclusive)."""
+    kind: str
+    op: int
+    cpu: int
+    count: int
+    lo: int
+    hi: int
+
+
+@dataclass
+class Scenario:
+    path: str
+    name: str
+    title: str
+    sources: list[str]
+    notes: str
+    expect: str | None
+    fail_on: frozenset[str]
+    guest: str
+    sha256: str
+    machine: mc.Machine
+    machine_args: dict[str, Any]
+    programs: list[list[int]]              # op ids per CPU, program order
+    routine_of: list[list[str]]            # routine path per program slot
+    triggers: list[Trigger]
+    before: list[tuple[tuple[int, int], tuple[int, int]]]
+    mode: str = "interleave"
+    op_index: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ncpu(self) -> int:
+        return len(self.programs)
+
+    def op_text(self, op: int) -> str:
+        return self.machine.op_text[op]
+
+
+class _Ctx:
+    """Error construction with line look-up in the raw text."""
+
+    def __init__(self, path: str, raw: str) -> None:
+        self.path = path
+        self.lines = raw.splitlines()
+
+    def line_of(self, needle: str, start: int = 0) -> int | None:
+        for i in range(start, len(self.lines)):
+            if needle in self.lines[i]:
+                return i + 1
+        return None
+
+    def cpu_line(self, index: int) -> int:
+        seen = -1
+        for i, text in enumerate(self.lines):
+            if text.strip().startswith("[[cpu]]"):
+                seen += 1
+                if seen == index:
+                    return i
+        return 0
+
+    def error(self, where: str, problem: str, expected: str = "",
+              hint: str = "", needle: str | None = None,
+              start: int = 0) -> ScenarioError:
+        line = self.line_of(needle, start) if needle else None
+        if line is None and where:
+            key = where.split(".")[-1].split("[")[0]
+            line = self.line_of(key, start)
+        return ScenarioError(self.path, where, problem, expected, hint, line)
+
+
+def load(path: str | Path) -> Scenario:
+    """Read, parse and validate a scenario file."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise ScenarioError(str(p), "", f"cannot read: {exc.strerror}",
+                            "a readable .toml file",
+                            "check the path (fuzzinit models lists them)"
+                            ) from exc
+    raw = data.decode("utf-8", errors="replace")
+    ctx = _Ctx(str(p), raw)
+    try:
+        doc = tomllib.loads(raw)
+    except tomllib.TOMLDecodeError as exc:
+        msg = str(exc)
+        line = None
+        if "(at line " in msg:
+            line = int(msg.split("(at line ")[1].split(",")[0])
+            msg = msg.split(" (at line ")[0]
+        raise ScenarioError(str(p), "", f"invalid TOML: {msg}",
+                            "TOML syntax (https://toml.io)",
+                            "check quotes, brackets and commas on that line",
+                            line) from exc
+    return build(doc, ctx, hashlib.sha256(data).hexdigest())
+
+
+def _table(doc: dict[str, Any], key: str, ctx: _Ctx) -> dict[str, Any]:
+    value = doc.get(key, {})
+    if not isinstance(value, dict):
+        raise ctx.error(key, "is not a table", f"[{key}]",
+                        f"write it as a [{key}] table")
+    return value
+
+
+def _check_keys(table: dict[str, Any], allowed: tuple[str, ...], where: str,
+                ctx: _Ctx) -> None:
+    for key in table:
+        if key not in allowed:
+            raise ctx.error(f"{where}.{key}", "unknown key",
+                            "one of " + ", ".join(allowed),
+                            "remove it or fix its spelling", needle=key)
+
+
+def _str(table: dict[str, Any], key: str, where: str, ctx: _Ctx,
+         default: str | None = None) -> str:
+    value = table.get(key, default)
+    if not isinstance(value, str):
+        raise ctx.error(f"{where}.{key}",
+                        "is missing" if value is None else "is not a string",
+                        "a string", f'add {key} = "..." under [{where}]')
+    return value
+
+
+def _strlist(table: dict[str, Any], key: str, where: str, ctx: _Ctx,
+             default: list[str]) -> list[str]:
+    value = table.get(key, default)
+    if not isinstance(value, list) or not all(isinstance(v, str)
+                                              for v in value):
+        raise ctx.error(f"{where}.{key}", "is not a list of strings",
+                        'a list like ["a", "b"]', "quote every entry")
+    return list(value)
+
+
+def _bool(table: dict[str, Any], key: str, where: str, ctx: _Ctx,
+          default: bool) -> bool:
+    value = table.get(key, default)
+    if not isinstance(value, bool):
+        raise ctx.error(f"{where}.{key}", "is not a boolean", "true or false",
+                        f"write {key} = true or {key} = false")
+    return value
+
+
+def _cr4_mask(names: list[str], where: str, ctx: _Ctx) -> int:
+    mask = 0
+    for name in names:
+        if name.lower() not in CR4_BITS:
+            raise ctx.error(where, f"unknown CR4 bit {name!r}",
+                            "one of " + ", ".join(CR4_BITS),
+                            "use the lower-case SDM name", needle=name)
+        mask |= 1 << CR4_BITS[name.lower()]
+    return mask
+
+
+def build(doc: dict[str, Any], ctx: _Ctx, sha256: str) -> Scenario:
+    for key in doc:
+        if key not in TABLES:
+            raise ctx.error(key, "unknown table", "one of " + ", ".join(TABLES),
+                            "remove it or fix its spelling", needle=key)
+    meta = _table(doc, "scenario", ctx)
+    _check_keys(meta, ("name", "title", "source", "expect", "fail_on",
+                       "notes"), "scenario", ctx)
+    name = _str(meta, "name", "scenario", ctx)
+    title = _str(meta, "title", "scenario", ctx, name)
+    sources = _strlist(meta, "source", "scenario", ctx, [])
+    notes = _str(meta, "notes", "scenario", ctx, "")
+    expect = meta.get("expect")
+    if expect is not None and expect not in OUTCOMES[:-1]:
+        raise ctx.error("scenario.expect", f"unknown outcome {expect!r}",
+                        "one of " + ", ".join(OUTCOMES[:-1]),
+                        "use an outcome of SEMANTICS section 7",
+                        needle="expect")
+    fail_on = _strlist(meta, "fail_on", "scenario", ctx, ["triple_fault"])
+    for outcome in fail_on:
+        if outcome not in FAILABLE:
+            raise ctx.error("scenario.fail_on", f"unknown outcome {outcome!r}",
+                            "some of " + ", ".join(FAILABLE),
+                            "list outcomes that should fail a run",
+                            needle="fail_on")
+
+    plat = _table(doc, "platform", ctx)
+    _check_keys(plat, ("guest", "features", "intercepted_msrs", "console"),
+                "platform", ctx)
+    guest = _str(plat, "guest", "platform", ctx, "bare")
+    if guest not in mc.PLATFORMS:
+        raise ctx.error("platform.guest", f"unknown platform {guest!r}",
+                        "one of " + ", ".join(mc.PLATFORMS),
+                        "use bare for bare metal", needle="guest")
+    features = _strlist(plat, "features", "platform", ctx, [])
+    feature_bits = 0
+    cr4_allowed = CR4_ALWAYS
+    for feat in features:
+        if feat not in FEATURES:
+            raise ctx.error("platform.features", f"unknown feature {feat!r}",
+                            "some of " + ", ".join(FEATURES),
+                            "use the Linux cpufeature name", needle=feat)
+        feature_bits |= 1 << FEATURES.index(feat)
+        if feat in FEATURE_CR4:
+            cr4_allowed |= 1 << CR4_BITS[FEATURE_CR4[feat]]
+    msrs = _strlist(plat, "intercepted_msrs", "platform", ctx,
+                    DEFAULT_INTERCEPTS[guest])
+    for msr in msrs:
+        if msr.upper() not in MSRS:
+            raise ctx.error("platform.intercepted_msrs",
+                            f"unknown MSR {msr!r}", "one of " + ", ".join(MSRS),
+                            "use the names of the README's MSR table",
+                            needle=msr)
+    console = _str(plat, "console", "platform", ctx, "8250")
+    if console not in CONSOLES:
+        raise ctx.error("platform.console", f"unknown console {console!r}",
+                        "one of " + ", ".join(CONSOLES),
+                        "8250 is the serial console (CON_ANYTIME)",
+                        needle="console")
+
+    kern = _table(doc, "kernel", ctx)
+    _check_keys(kern, ("pinned_cr4", "pinning", "fred_vc_dispatch",
+                       "boot_ghcb_fallback", "entry_cr4"), "kernel", ctx)
+    pinned = _cr4_mask(_strlist(kern, "pinned_cr4", "kernel", ctx,
+                                DEFAULT_PINNED), "kernel.pinned_cr4", ctx)
+    pinning = _str(kern, "pinning", "kernel", ctx, "static_key")
+    if pinning not in ("static_key", "online"):
+        raise ctx.error("kernel.pinning", f"unknown pinning gate {pinning!r}",
+                        "static_key or online",
+                        "online is the rejected tip cccc0c8ff0a9",
+                        needle="pinning")
+    entry_cr4 = _cr4_mask(_strlist(kern, "entry_cr4", "kernel", ctx,
+                                   DEFAULT_ENTRY_CR4), "kernel.entry_cr4", ctx)
+    if entry_cr4 >> 32:
+        raise ctx.error("kernel.entry_cr4", "has a bit above 31",
+                        "CR4 bits 0-31: the trampoline passes CR4 as a u32",
+                        "remove it; set it from the CPU's program instead",
+                        needle="entry_cr4")
+
+    routines_raw = _table(doc, "routines", ctx)
+    routines: dict[str, list[str]] = {}
+    for rname, body in routines_raw.items():
+        if not isinstance(body, list) or not all(isinstance(x, str)
+                                                 for x in body):
+            raise ctx.error(f"routines.{rname}", "is not a list of op strings",
+                            '["op", "op", ...]', "quote every op",
+                            needle=rname)
+        routines[rname] = [canonical(x) for x in body]
+
+    cpus = doc.get("cpu")
+    if not isinstance(cpus, list) or not cpus:
+        raise ctx.error("cpu", "no [[cpu]] table", "one [[cpu]] per CPU,"
+                        " cpu 0 being the boot CPU",
+                        'add [[cpu]] with program = ["..."]')
+    ncpu = len(cpus)
+
+    ops: dict[str, int] = {}
+    kinds: list[int] = []
+    arg_a: list[int] = []
+    arg_b: list[int] = []
+    texts: list[str] = []
+
+    def op_id(text: str, where: str, start: int) -> int:
+        if text in ops:
+            return ops[text]
+        try:
+            kind, a, b = parse_op(text, ncpu)
+        except OpSyntaxError as exc:
+            raise ctx.error(where, exc.problem, exc.expected, exc.hint,
+                            needle=f'"{text}"', start=start) from exc
+        ops[text] = len(kinds)
+        kinds.append(kind)
+        arg_a.append(a)
+        arg_b.append(b)
+        texts.append(text)
+        return ops[text]
+
+    def expand(items: list[str], where: str, start: int, stack: list[str],
+               out: list[int], labels: list[str]) -> None:
+        for i, text in enumerate(items):
+            text = canonical(text)
+            if text in routines:
+                if text in stack:
+                    cycle = " -> ".join(stack + [text])
+                    raise ctx.error(f"routines.{text}",
+                                    f"routine calls itself: {cycle}",
+                                    "routines that end",
+                                    "remove the recursive call", needle=text)
+                expand(routines[text], f"routines.{text}",
+                       ctx.line_of("[routines]") or 0, stack + [text], out,
+                       labels)
+            else:
+                out.append(op_id(text, f"{where}[{i}]", start))
+                labels.append("/".join(stack))
+
+    programs: list[list[int]] = []
+    routine_of: list[list[str]] = []
+    for c, table in enumerate(cpus):
+        where = f"cpu[{c}]"
+        if not isinstance(table, dict):
+            raise ctx.error(where, "is not a table", "[[cpu]]", "")
+        _check_keys(table, ("program",), where, ctx)
+        program = _strlist(table, "program", where, ctx, [])
+        out: list[int] = []
+        labels: list[str] = []
+        expand(program, f"{where}.program", ctx.cpu_line(c), [], out, labels)
+        programs.append(out)
+        routine_of.append(labels)
+
+    _check_sync(programs, kinds, arg_a, texts, ctx)
+
+    orderings = _table(doc, "orderings", ctx)
+    _check_keys(orderings, ("mode", "triggers", "trigger", "before"),
+                "orderings", ctx)
+    mode = _str(orderings, "mode", "orderings", ctx, "interleave")
+    if mode != "interleave":
+        raise ctx.error("orderings.mode", f"mode {mode!r} is not supported",
+                        '"interleave"',
+                        "permutation mode is planned (issue 3); use"
+                        ' mode = "interleave"', needle="mode")
+    triggers = _triggers(orderings, programs, routine_of, kinds, texts, ncpu,
+                         ctx, op_id)
+    before = _before(orderings, programs, routine_of, texts, ctx)
+    _check_acyclic(programs, kinds, arg_a, texts, before, ctx)
+
+    args: dict[str, Any] = dict(
+        ncpu=ncpu, platform=mc.PLATFORMS.index(guest), cr4_allowed=cr4_allowed,
+        features=feature_bits, pinned_mask=pinned,
+        pin_gate=mc.PIN_ONLINE if pinning == "online" else mc.PIN_STATIC_KEY,
+        fred_vc_dispatch=_bool(kern, "fred_vc_dispatch", "kernel", ctx, True),
+        boot_ghcb_fallback=_bool(kern, "boot_ghcb_fallback", "kernel", ctx,
+                                 True),
+        console_port_io=CONSOLES[console][0],
+        console_anytime=CONSOLES[console][1], entry_cr4=entry_cr4,
+        intercepted_msrs=[MSRS[x.upper()] for x in msrs],
+        op_kind=kinds, op_a=arg_a, op_b=arg_b, op_text=texts)
+    return Scenario(
+        path=ctx.path, name=name, title=title, sources=sources, notes=notes,
+        expect=expect, fail_on=frozenset(fail_on), guest=guest, sha256=sha256,
+        machine=mc.Machine(**args), machine_args=args, programs=programs,
+        routine_of=routine_of, triggers=triggers, before=before, mode=mode,
+        op_index=ops)
+
+
+def _check_sync(programs: list[list[int]], kinds: list[int], arg_a: list[int],
+                texts: list[str], ctx: _Ctx) -> None:
+    started_by: dict[int, int] = {}
+    for c, program in enumerate(programs):
+        for op in program:
+            if kinds[op] == mc.START:
+                target = arg_a[op]
+                if target == 0 or target in started_by:
+                    raise ctx.error(f"cpu[{c}].program",
+                                    f"'start {target}' starts cpu {target}"
+                                    " a second time" if target else
+                                    "'start 0': cpu 0 is the boot CPU and"
+                                    " runs from reset",
+                                    "one start per application processor",
+                                    "remove the extra start",
+                                    needle=f"start {target}")
+                started_by[target] = c
+            if kinds[op] == mc.WAIT_ONLINE:
+                target = arg_a[op]
+                if not any(kinds[o] == mc.ONLINE_OP
+                           for o in programs[target]) and target != 0:
+                    raise ctx.error(f"cpu[{c}].program",
+                                    f"'{texts[op]}' waits for cpu {target},"
+                                    " whose program has no 'online'",
+                                    "an 'online' op in that CPU's program",
+                                    f"add \"online\" to cpu {target}'s program",
+                                    needle=texts[op])
+    for c in range(1, len(programs)):
+        if c not in started_by:
+            raise ctx.error(f"cpu[{c}]", f"cpu {c} is never started",
+                            f"a 'start {c}' in another CPU's program",
+                            f'add "start {c}" to the boot CPU\'s program',
+                            start=ctx.cpu_line(c), needle="[[cpu]]")
+
+
+def _point(text: str, cpu: int, programs: list[list[int]],
+           routine_of: list[list[str]], texts: list[str]) -> tuple[int, int]:
+    """First and last program slot of an op text or routine on `cpu`,
+    or (-1, -1)."""
+    program = programs[cpu]
+    first = last = -1
+    for slot, op in enumerate(program):
+        parts = routine_of[cpu][slot].split("/") if routine_of[cpu][slot] \
+            else []
+        if texts[op] == text and first < 0:
+            return slot, slot
+        if text in parts:
+            if first < 0:
+                first = slot
+            last = slot
+        elif first >= 0:
+            break
+    return first, last
+
+
+def _triggers(orderings: dict[str, Any], programs: list[list[int]],
+              routine_of: list[list[str]], kinds: list[int],
+              texts: list[str], ncpu: int, ctx: _Ctx,
+              op_id: Any) -> list[Trigger]:
+    specs: list[dict[str, Any]] = []
+    short = orderings.get("triggers", {})
+    if not isinstance(short, dict):
+        raise ctx.error("orderings.triggers", "is not a table",
+                        "{ kind = count, ... }", "e.g. triggers = { nmi = 1 }")
+    for kind, count in short.items():
+        specs.append({"kind": kind, "count": count, "_short": True})
+    long_form = orderings.get("trigger", [])
+    if not isinstance(long_form, list):
+        raise ctx.error("orderings.trigger", "is not an array of tables",
+                        "[[orderings.trigger]] tables", "")
+    for spec in long_form:
+        if not isinstance(spec, dict):
+            raise ctx.error("orderings.trigger", "is not a table",
+                            "[[orderings.trigger]]", "")
+        _check_keys(spec, ("kind", "cpus", "count", "after", "before"),
+                    "orderings.trigger", ctx)
+        specs.append(dict(spec))
+    out: list[Trigger] = []
+    for spec in specs:
+        kind = spec.get("kind")
+        where = "orderings.triggers" if spec.get("_short") else \
+            "orderings.trigger"
+        if not isinstance(kind, str) or kind.split()[0] not in TRIGGER_KINDS \
+                or (kind.split()[0] == "rdmsr") != (len(kind.split()) == 2) \
+                or len(kind.split()) > 2:
+            raise ctx.error(where, f"unknown trigger kind {kind!r}",
+                            "one of nmi, printk, cpuid, mmio, port_io, pf,"
+                            ' or "rdmsr MSR"',
+                            "see the README's trigger table",
+                            needle=str(kind))
+        count = spec.get("count", 1)
+        if not isinstance(count, int) or isinstance(count, bool) or \
+                not 0 <= count <= 16:
+            raise ctx.error(where, f"count {count!r} for {kind}",
+                            "an integer from 0 to 16",
+                            "write e.g. nmi = 1", needle=kind.split()[0])
+        cpus = spec.get("cpus", list(range(ncpu)))
+        if not isinstance(cpus, list) or not all(
+                isinstance(c, int) and 0 <= c < ncpu for c in cpus):
+            raise ctx.error(where, f"cpus {cpus!r}",
+                            f"a list of CPU numbers from 0 to {ncpu - 1}",
+                            "e.g. cpus = [1]", needle="cpus")
+        op = op_id(canonical(kind), where, 0)
+        explicit = "after" in spec or "before" in spec or "cpus" in spec
+        for cpu in cpus:
+            n = len(programs[cpu])
+            default_after = "online" if kind == "nmi" else "start"
+            after = spec.get("after", default_after)
+            before = spec.get("before", "end")
+            lo = _bound(after, True, cpu, programs, routine_of, kinds, texts,
+                        where, ctx)
+            hi = _bound(before, False, cpu, programs, routine_of, kinds,
+                        texts, where, ctx)
+            if lo < 0 or hi < 0 or lo > hi:
+                if explicit and "cpus" in spec:
+                    raise ctx.error(where, f"the window of {kind} on cpu"
+                                    f" {cpu} is empty (after {after!r},"
+                                    f" before {before!r})",
+                                    "an 'after' point before the 'before'"
+                                    " point in that CPU's program",
+                                    "fix after/before or drop the cpu",
+                                    needle=kind)
+                continue  # e.g. default NMI window of an AP with no online
+            if count:
+                out.append(Trigger(canonical(kind), op, cpu, count, lo,
+                                   min(hi, n)))
+    return out
+
+
+def _bound(point: Any, is_after: bool, cpu: int, programs: list[list[int]],
+           routine_of: list[list[str]], kinds: list[int], texts: list[str],
+           where: str, ctx: _Ctx) -> int:
+    """A window bound as a count of the CPU's program ops done (-1: none)."""
+    n = len(programs[cpu])
+    if not isinstance(point, str):
+        raise ctx.error(where, f"window point {point!r} is not a string",
+                        '"start", "end", "online" or an op or routine',
+                        "quote it")
+    if point == "start":
+        return 0 if is_after else -1
+    if point == "end":
+        return n if not is_after else -1
+    if point == "online":
+        if cpu == 0:
+            return 0 if is_after else -1  # the boot CPU is online from boot
+        slots = [s for s, op in enumerate(programs[cpu])
+                 if kinds[op] == mc.ONLINE_OP]
+        if not slots:
+            return -1
+        return slots[0] + 1 if is_after else slots[0]
+    first, last = _point(canonical(point), cpu, programs, routine_of, texts)
+    if first < 0:
+        raise ctx.error(where, f"window point {point!r} is not in cpu {cpu}'s"
+                        " program", "an op or routine of that CPU's program,"
+                        " or start/end/online", "copy the op text exactly",
+                        needle=point)
+    return last + 1 if is_after else first
+
+
+def _resolve(ref: Any, programs: list[list[int]], routine_of: list[list[str]],
+             texts: list[str], ctx: _Ctx, first: bool) -> tuple[int, int]:
+    if not isinstance(ref, str) or ":" not in ref or \
+            not ref.split(":", 1)[0].strip().startswith("cpu"):
+        raise ctx.error("orderings.before", f"{ref!r} names no program point",
+                        '"cpuN: op text" or "cpuN: routine"',
+                        'e.g. "cpu1: wrmsr FRED_CONFIG entry"', needle=str(ref))
+    head, text = ref.split(":", 1)
+    try:
+        cpu = int(head.strip()[3:])
+    except ValueError:
+        cpu = -1
+    if not 0 <= cpu < len(programs):
+        raise ctx.error("orderings.before", f"{ref!r}: no such cpu",
+                        f"cpu0 to cpu{len(programs) - 1}", "fix the number",
+                        needle=ref)
+    lo, hi = _point(canonical(text), cpu, programs, routine_of, texts)
+    if lo < 0:
+        raise ctx.error("orderings.before", f"{ref!r}: not in cpu {cpu}'s"
+                        " program", "an op or routine of that CPU",
+                        "copy the op text exactly", needle=ref)
+    return cpu, (lo if first else hi)
+
+
+def _before(orderings: dict[str, Any], programs: list[list[int]],
+            routine_of: list[list[str]], texts: list[str],
+            ctx: _Ctx) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    pairs = orderings.get("before", [])
+    if not isinstance(pairs, list):
+        raise ctx.error("orderings.before", "is not a list",
+                        '[["cpuA: op", "cpuB: op"], ...]', "")
+    out = []
+    for pair in pairs:
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise ctx.error("orderings.before", f"{pair!r} is not a pair",
+                            '["cpuA: op", "cpuB: op"]',
+                            "write each constraint as a two-element list",
+                            needle="before")
+        # "A before B": A's last slot completes before B's first slot.
+        a = _resolve(pair[0], programs, routine_of, texts, ctx, first=False)
+        b = _resolve(pair[1], programs, routine_of, texts, ctx, first=True)
+        out.append((a, b))
+    return out
+
+
+def _check_acyclic(programs: list[list[int]], kinds: list[int],
+                   arg_a: list[int], texts: list[str],
+                   before: list[tuple[tuple[int, int], tuple[int, int]]],
+                   ctx: _Ctx) -> None:
+    """Program order, start/online sync and `before` constraints must admit
+    at least one complete ordering (no cycle, no deadlock)."""
+    nodes = [(c, s) for c, p in enumerate(programs) for s in range(len(p))]
+    succ: dict[tuple[int, int], list[tuple[int, int]]] = {n: [] for n in nodes}
+    for c, program in enumerate(programs):
+        for s, op in enumerate(program):
+            if s + 1 < len(program):
+                succ[(c, s)].append((c, s + 1))
+            if kinds[op] == mc.START and programs[arg_a[op]]:
+                succ[(c, s)].append((arg_a[op], 0))
+            if kinds[op] == mc.WAIT_ONLINE and arg_a[op] != 0:
+                target = arg_a[op]
+                online = [t for t, o in enumerate(programs[target])
+                          if kinds[o] == mc.ONLINE_OP][0]
+                succ[(target, online)].append((c, s))
+    for a, b in before:
+        succ[a].append(b)
+    indegree = {n: 0 for n in nodes}
+    for n in nodes:
+        for m in succ[n]:
+            indegree[m] += 1
+    ready = [n for n in nodes if indegree[n] == 0]
+    done = 0
+    while ready:
+        n = ready.pop()
+        done += 1
+        for m in succ[n]:
+            indegree[m] -= 1
+            if indegree[m] == 0:
+                ready.append(m)
+    if done == len(nodes):
+        return
+    # Walk predecessors inside the stuck set to name one cycle.
+    stuck = {n for n in nodes if indegree[n] > 0}
+    node = min(stuck)
+    path: list[tuple[int, int]] = []
+    while node not in path:
+        path.append(node)
+        node = min(m for m in stuck if node in succ[m])
+    cycle = path[path.index(node):][::-1] + [node]
+    shown = " -> ".join(f"cpu{c}: {texts[programs[c][s]]}" for c, s in cycle)
+    raise ctx.error("orderings", f"ordering constraints form a cycle: {shown}",
+                    "constraints that some ordering satisfies",
+                    "remove or reverse one of the 'before' pairs (or a"
+                    " start/wait_online) on that cycle", needle="before")
