@@ -1,0 +1,1 @@
+"""Minimisers: from a failing ordering to its causal core."""

@@ -1,0 +1,103 @@
+"""`fuzzinit run`: search with Hypothesis, then reduce to the causal core."""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+
+from hypothesis import HealthCheck, Phase, find, settings
+from hypothesis.errors import NoSuchExample
+
+from fuzzinit.minimise.core import causal_core
+from fuzzinit.model.outcome import Result
+from fuzzinit.orderings.schedule import Event
+from fuzzinit.orderings.strategies import Ordering, orderings
+from fuzzinit.scenario.load import Scenario
+from fuzzinit.verdict import evaluate, fails
+
+
+@dataclass
+class Finding:
+    """A failing ordering as Hypothesis shrank it, and its causal core."""
+    shrunk: list[Event]
+    core: list[Event]
+    result: Result
+
+
+@dataclass
+class SearchReport:
+    scenario: Scenario
+    seed: int
+    examples: int                  # orderings generated and run
+    elapsed_s: float
+    finding: Finding | None
+    first_failure_s: float | None  # time to the first failing ordering
+    interrupted: bool = False
+    reached_online: list[bool] = field(default_factory=list)
+
+
+class _Progress:
+    """A single stderr line, refreshed at most every half second."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.last = 0.0
+
+    def show(self, text: str) -> None:
+        now = time.monotonic()
+        if self.enabled and now - self.last > 0.5:
+            self.last = now
+            sys.stderr.write(f"\r{text}\x1b[K")
+            sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.enabled and self.last:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+
+
+def search(sc: Scenario, examples: int = 1000, seed: int = 0,
+           progress: bool = False) -> SearchReport:
+    """Generate up to `examples` orderings; on a failure, shrink it with
+    Hypothesis and reduce it to its causal core. Deterministic per seed."""
+    start = time.monotonic()
+    count = 0
+    first: float | None = None
+    bar = _Progress(progress)
+
+    def failing(ordering: Ordering) -> bool:
+        nonlocal count, first
+        count += 1
+        result = evaluate(sc, ordering, ordering.complete)
+        bad = fails(sc, result)
+        if bad and first is None:
+            first = time.monotonic() - start
+        bar.show(f"{sc.name}: {count} orderings"
+                 + (", shrinking a failure" if first is not None else ""))
+        return bad
+
+    config = settings(max_examples=examples, database=None, deadline=None,
+                      phases=[Phase.generate, Phase.shrink],
+                      suppress_health_check=list(HealthCheck))
+    interrupted = False
+    shrunk: Ordering | None = None
+    try:
+        shrunk = find(orderings(sc), failing, settings=config,
+                      random=random.Random(seed))
+    except NoSuchExample:
+        shrunk = None
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        bar.done()
+    finding = None
+    if shrunk is not None:
+        result = evaluate(sc, shrunk, shrunk.complete)
+        core = causal_core(sc, list(shrunk), result) if shrunk.complete \
+            else list(shrunk)
+        finding = Finding(list(shrunk), core, evaluate(sc, core)
+                          if shrunk.complete else result)
+    return SearchReport(sc, seed, count, time.monotonic() - start, finding,
+                        first, interrupted)
