@@ -1,0 +1,5 @@
+import sys
+
+from fuzzinit.cli import main
+
+sys.exit(main())

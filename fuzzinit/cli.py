@@ -1,0 +1,253 @@
+"""The `fuzzinit` command line.
+
+Exit status: 0 no failing ordering (or a replayed trace passes), 1 a failing
+ordering was found (or a replayed trace fails), 2 bad input or usage (one
+line on stderr), 130 interrupted by Ctrl-C (after a summary).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, NoReturn
+
+from fuzzinit.errors import FuzzinitError, TraceError
+from fuzzinit.minimise.core import causal_core
+from fuzzinit.model.outcome import Result
+from fuzzinit.orderings.schedule import Event
+from fuzzinit.report import trace as tracefile
+from fuzzinit.report.files import write_atomic
+from fuzzinit.report.markdown import event_label, render
+from fuzzinit.report.timeline import states_after
+from fuzzinit.scenario.load import Scenario, load
+from fuzzinit.search import search
+from fuzzinit.verdict import evaluate, fails, signature
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"fuzzinit: usage error: {message}; see"
+                         f" '{self.prog} --help'\n")
+        sys.exit(2)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="fuzzinit", description="Find x86 CPU-initialisation"
+                " orderings that end in a triple fault.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run = sub.add_parser("run", help="search a scenario with Hypothesis")
+    run.add_argument("model", help="scenario file (models/*.toml)")
+    run.add_argument("--examples", type=int, default=1000,
+                     help="orderings to try (default 1000)")
+    run.add_argument("--seed", type=int, default=0, help="random seed")
+    run.add_argument("--json", action="store_true", help="one JSON object")
+    run.add_argument("--reports", default="reports", help="report folder")
+    run.add_argument("--corpus", default="corpus", help="trace folder")
+    replay = sub.add_parser("replay", help="replay a trace file")
+    replay.add_argument("trace")
+    replay.add_argument("--scenario", help="scenario to replay against"
+                        " (default: the one named in the trace)")
+    replay.add_argument("--json", action="store_true")
+    mini = sub.add_parser("minimize", help="reduce a trace to its causal core")
+    mini.add_argument("trace")
+    mini.add_argument("--scenario")
+    mini.add_argument("--json", action="store_true")
+    rep = sub.add_parser("report", help="print a trace's Markdown report")
+    rep.add_argument("trace")
+    rep.add_argument("--scenario")
+    models = sub.add_parser("models", help="list scenarios and expectations")
+    models.add_argument("folder", nargs="?", default="models")
+    models.add_argument("--json", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return cmd_run(args)
+        if args.command in ("replay", "minimize", "report"):
+            return cmd_trace(args)
+        return cmd_models(args)
+    except FuzzinitError as exc:
+        sys.stderr.write(f"fuzzinit: error: {exc}\n")
+        return 2
+    except BrokenPipeError:
+        return 0
+
+
+def _events_json(sc: Scenario, events: list[Event]) -> list[dict[str, Any]]:
+    return [tracefile.event_json(sc, e) for e in events]
+
+
+def _write_finding(sc: Scenario, core: list[Event], shrunk: list[Event],
+                   result: Result, seed: int | None, reports: Path,
+                   corpus: Path, extra: dict[str, Any]) -> tuple[str, str, str]:
+    sig = signature(result)
+    trace_path = corpus / sc.name / f"{sig}.json"
+    doc = tracefile.to_json(sc, core, seed, {
+        "verdict": result.name, "chain": result.chain, "signature": sig,
+        "shrunk_events": _events_json(sc, shrunk)})
+    write_atomic(trace_path, tracefile.dumps(doc))
+    base = reports / f"{sc.name}-{sig}"
+    write_atomic(base.with_suffix(".md"),
+                 render(sc, core, result, len(shrunk), seed, sig,
+                        str(trace_path)))
+    report = {
+        "scenario": sc.path, "name": sc.name, "verdict": result.name,
+        "signature": sig, "events": _events_json(sc, core),
+        "states": states_after(sc, core), "chain": result.chain,
+        "warnings": result.warnings, "seed": seed,
+        "shrunk_events": len(shrunk), "trace": str(trace_path), **extra}
+    write_atomic(base.with_suffix(".json"),
+                 json.dumps(report, indent=2) + "\n")
+    return sig, str(trace_path), str(base.with_suffix(".md"))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    if args.examples < 1:
+        raise FuzzinitError(f"--examples {args.examples}: expected a positive"
+                            " number of orderings")
+    sc = load(args.model)
+    report = search(sc, args.examples, args.seed,
+                    progress=not args.json and sys.stderr.isatty())
+    out: dict[str, Any] = {
+        "scenario": sc.path, "name": sc.name, "seed": args.seed,
+        "examples": report.examples, "elapsed_s": round(report.elapsed_s, 4),
+        "first_failure_s": None if report.first_failure_s is None
+        else round(report.first_failure_s, 4),
+        "expect": sc.expect, "interrupted": report.interrupted,
+    }
+    finding = report.finding
+    if finding is None:
+        out.update(verdict="ok", events=[], chain=[])
+        if args.json:
+            print(json.dumps(out))
+        else:
+            state = "interrupted after" if report.interrupted else \
+                "no failing ordering in"
+            print(f"{sc.name}: {state} {report.examples} orderings"
+                  f" ({report.elapsed_s:.2f} s, seed {args.seed})")
+        return 130 if report.interrupted else 0
+    result = finding.result
+    sig, trace_path, md = _write_finding(
+        sc, finding.core, finding.shrunk, result, args.seed,
+        Path(args.reports), Path(args.corpus),
+        {"examples": report.examples, "elapsed_s": out["elapsed_s"]})
+    out.update(verdict=result.name, events=_events_json(sc, finding.core),
+               chain=result.chain, signature=sig, trace=trace_path, report=md,
+               shrunk_events=len(finding.shrunk),
+               elapsed_s=round(report.elapsed_s, 4))
+    if args.json:
+        print(json.dumps(out))
+        return 1
+    print(f"{sc.name}: {result.name} after {report.examples} orderings"
+          f" ({report.elapsed_s:.2f} s, seed {args.seed})")
+    print(f"causal core ({len(finding.core)} of {len(finding.shrunk)}"
+          " events):")
+    for i, ev in enumerate(finding.core, 1):
+        print(f"  {i:2d}. {event_label(sc, ev)}")
+    print("chain:")
+    for link in result.chain:
+        print(f"  {link}")
+    print(f"report: {md}")
+    print(f"trace:  {trace_path}  (fuzzinit replay {trace_path})")
+    return 1
+
+
+def _load_trace(args: argparse.Namespace) -> tuple[Scenario, list[Event],
+                                                   dict[str, Any], list[str]]:
+    doc = tracefile.read(args.trace)
+    scenario_path = args.scenario or doc["scenario"]
+    if not Path(scenario_path).exists():
+        raise TraceError(f"{args.trace}: scenario {scenario_path} not found;"
+                         " fix: run from the folder the trace was written"
+                         " in, or pass --scenario PATH")
+    sc = load(scenario_path)
+    notes = []
+    if doc.get("scenario_sha256") not in (None, sc.sha256):
+        notes.append(f"warning: {scenario_path} changed since the trace was"
+                     " written (sha256 differs); replaying anyway")
+    return sc, tracefile.events_of(sc, doc, args.trace), doc, notes
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    start = time.monotonic()
+    sc, events, doc, notes = _load_trace(args)
+    for note in notes:
+        sys.stderr.write(f"fuzzinit: {note}\n")
+    result = evaluate(sc, events)
+    if result.name == "invalid":
+        raise TraceError(f"{args.trace}: the ordering cannot happen in"
+                         f" {sc.path}: {result.chain[-1]}")
+    if args.command == "report":
+        sig = signature(result)
+        sys.stdout.write(render(sc, events, result,
+                                len(doc.get("shrunk_events", events)),
+                                doc.get("seed"), sig, args.trace))
+        return 1 if fails(sc, result) else 0
+    if args.command == "minimize" and fails(sc, result):
+        events = causal_core(sc, events, result)
+        result = evaluate(sc, events)
+    out = {"scenario": sc.path, "verdict": result.name,
+           "events": _events_json(sc, events), "chain": result.chain,
+           "warnings": result.warnings, "seed": doc.get("seed"),
+           "elapsed_s": round(time.monotonic() - start, 4)}
+    recorded = doc.get("verdict")
+    if recorded is not None and recorded != result.name:
+        # The model is deterministic: a different verdict means the model
+        # or the scenario changed since the trace was written.
+        sys.stderr.write(f"fuzzinit: warning: the trace recorded {recorded},"
+                         f" the model now says {result.name}: the model or"
+                         " scenario changed\n")
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"{sc.name}: {result.name} ({len(events)} events)")
+        if args.command == "minimize":
+            for i, ev in enumerate(events, 1):
+                print(f"  {i:2d}. {event_label(sc, ev)}")
+        for link in result.chain:
+            print(f"  {link}")
+    return 1 if fails(sc, result) else 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        raise FuzzinitError(f"{folder}: no such folder; expected a folder of"
+                            " scenario files; fix: run from the project root"
+                            " or name the folder")
+    rows: list[dict[str, Any]] = []
+    bad = 0
+    for path in sorted(folder.glob("*.toml")):
+        try:
+            sc = load(path)
+        except FuzzinitError as exc:
+            bad += 1
+            rows.append({"path": str(path), "error": str(exc)})
+            continue
+        rows.append({"path": str(path), "name": sc.name, "guest": sc.guest,
+                     "expect": sc.expect, "fail_on": sorted(sc.fail_on),
+                     "title": sc.title, "cpus": sc.ncpu})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            if "error" in row:
+                print(f"{row['path']}: ERROR {row['error']}")
+            else:
+                print(f"{row['path']:<48} {row['guest']:<8}"
+                      f" expect {row['expect'] or '-':<13} {row['title']}")
+    if bad:
+        sys.stderr.write(f"fuzzinit: error: {bad} scenario file(s) do not"
+                         " load\n")
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

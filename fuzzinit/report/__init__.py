@@ -1,0 +1,1 @@
+"""Outputs: replayable traces (corpus/) and reports (reports/)."""

@@ -1,0 +1,95 @@
+"""Trace files: a replayable ordering as JSON.
+
+    {"fuzzinit_trace": 1, "scenario": "models/x.toml",
+     "scenario_sha256": "...", "seed": 1,
+     "events": [{"cpu": 1, "op": "cr4_init", "slot": 1}, ...]}
+
+`slot` (program index) and `trigger` (trigger kind) are hints; `cpu` and
+`op` are what replay needs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from fuzzinit.errors import TraceError
+from fuzzinit.orderings.schedule import Event
+from fuzzinit.scenario.load import Scenario
+
+FORMAT = 1
+
+
+def event_json(sc: Scenario, ev: Event) -> dict[str, Any]:
+    out: dict[str, Any] = {"cpu": ev.cpu, "op": sc.op_text(ev.op)}
+    if ev.slot >= 0:
+        out["slot"] = ev.slot
+    else:
+        out["trigger"] = sc.triggers[ev.trigger].kind if ev.trigger >= 0 \
+            else sc.op_text(ev.op)
+    return out
+
+
+def to_json(sc: Scenario, events: list[Event], seed: int | None,
+            extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "fuzzinit_trace": FORMAT, "scenario": sc.path,
+        "scenario_name": sc.name, "scenario_sha256": sc.sha256, "seed": seed,
+        "events": [event_json(sc, e) for e in events],
+    }
+    if extra:
+        doc.update(extra)
+    return doc
+
+
+def read(path: str | Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise TraceError(f"{path}: cannot read: {exc.strerror}") from exc
+    except json.JSONDecodeError as exc:
+        raise TraceError(f"{path}:{exc.lineno}: not JSON: {exc.msg}; fix:"
+                         " pass a trace written by fuzzinit run") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("events"), list) \
+            or not isinstance(doc.get("scenario"), str):
+        raise TraceError(f"{path}: not a fuzzinit trace; expected an object"
+                         " with 'scenario' and 'events'")
+    return doc
+
+
+def events_of(sc: Scenario, doc: dict[str, Any], path: str) -> list[Event]:
+    """Map a trace's events onto the scenario's programs and triggers."""
+    out: list[Event] = []
+    next_slot = [0] * sc.ncpu
+    for i, raw in enumerate(doc["events"]):
+        if not isinstance(raw, dict) or not isinstance(raw.get("cpu"), int) \
+                or not isinstance(raw.get("op"), str):
+            raise TraceError(f"{path}: event {i}: expected"
+                             ' {"cpu": N, "op": "..."}')
+        cpu, text = raw["cpu"], " ".join(raw["op"].split())
+        if not 0 <= cpu < sc.ncpu:
+            raise TraceError(f"{path}: event {i}: {sc.path} has no cpu {cpu}")
+        op = sc.op_index.get(text)
+        program = sc.programs[cpu]
+        if "trigger" not in raw and op is not None:
+            slot = next((s for s in range(next_slot[cpu], len(program))
+                         if program[s] == op), -1)
+            if slot >= 0:
+                next_slot[cpu] = slot + 1
+                out.append(Event(cpu, op, slot))
+                continue
+        trig = next((t for t, spec in enumerate(sc.triggers)
+                     if spec.cpu == cpu and spec.kind == text), -1)
+        if op is None or trig < 0:
+            raise TraceError(
+                f"{path}: event {i}: cpu{cpu} op {text!r} is not in"
+                f" {sc.path} (neither next in cpu{cpu}'s program nor one of"
+                " its triggers); fix: replay against the scenario the trace"
+                " was made from")
+        out.append(Event(cpu, op, -1, trig))
+    return out
+
+
+def dumps(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, indent=2, sort_keys=False) + "\n"
