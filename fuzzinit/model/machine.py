@@ -54,6 +54,7 @@ GHCBS_ALLOCATED: Final = 1 << 1  # sev_es_init_vc_handling(): per-CPU GHCBs,
 BOOT_GHCB: Final = 1 << 2      # boot_ghcb set up by setup_ghcb() on the BSP
 WARNED_CR4: Final = 1 << 3     # WARN_ONCE in native_write_cr4 fired
 WARNED_CR0: Final = 1 << 4     # WARN_ONCE in native_write_cr0 fired
+CONSOLE_ON: Final = 1 << 5     # a console is registered (console_init)
 
 # --- platforms --------------------------------------------------------------------
 BARE: Final = 0
@@ -96,8 +97,9 @@ START: Final = 25
 ONLINE_OP: Final = 26
 WAIT_ONLINE: Final = 27
 PATCH_ALTERNATIVES: Final = 28
-NOP: Final = 29
-N_KINDS: Final = 30
+CONSOLE_INIT: Final = 29
+NOP: Final = 30
+N_KINDS: Final = 31
 
 
 class Machine:
@@ -108,6 +110,7 @@ class Machine:
                  features: int, pinned_mask: int, pin_gate: int,
                  fred_vc_dispatch: bool, boot_ghcb_fallback: bool,
                  console_port_io: bool, console_anytime: bool,
+                 console_at_boot: bool,
                  entry_cr4: int, intercepted_msrs: list[int],
                  op_kind: list[int], op_a: list[int], op_b: list[int],
                  op_text: list[str]) -> None:
@@ -121,6 +124,7 @@ class Machine:
         self.boot_ghcb_fallback = boot_ghcb_fallback
         self.console_port_io = console_port_io
         self.console_anytime = console_anytime
+        self.console_at_boot = console_at_boot
         self.entry_cr4 = entry_cr4
         self.intercepted_msrs = intercepted_msrs
         self.op_kind = op_kind

@@ -4,7 +4,7 @@ console output, and the GHCB set-up (shared SEMANTICS section 6)."""
 from .arch import VC, VE, VECTOR_NAMES
 from .delivery import raise_event
 from .machine import (
-    BOOT_GHCB, F_FLAGS, F_GHCB, G_FLAGS, GHCB_BOOT, GHCB_PERCPU,
+    BOOT_GHCB, CONSOLE_ON, F_FLAGS, F_GHCB, G_FLAGS, GHCB_BOOT, GHCB_PERCPU,
     GHCBS_ALLOCATED, ONLINE, PLATFORMS, R_CPUID, R_PORT_IO, REASON_NAMES, TDX,
     Machine,
 )
@@ -45,7 +45,9 @@ def printk(m: Machine, st: list[int], base: int, what: str,
     early consoles do not (LX 8250_core.c univ8250_console; early_printk.c).
     The model assumes this CPU wins the console lock and prints itself.
     """
-    if not m.console_port_io:
+    if not m.console_port_io or not st[m.glob + G_FLAGS] & CONSOLE_ON:
+        # Before console_init() registers a console, printk only fills the
+        # log buffer (LX kernel/printk/printk.c).
         return OK
     if not st[base + F_FLAGS] & ONLINE and not m.console_anytime:
         return OK

@@ -11,7 +11,7 @@ from .arch import (
 )
 from .delivery import raise_event
 from .machine import (
-    ALT_PATCHED, CPUID, CR0_CLEAR, CR0_SET, CR4_CLEAR, CR4_INIT, CR4_SET,
+    ALT_PATCHED, CONSOLE_INIT, CONSOLE_ON, CPUID, CR0_CLEAR, CR0_SET, CR4_CLEAR, CR4_INIT, CR4_SET,
     EARLY_SETUP_IDT, F_CR0, F_CR3, F_CR4, F_EFER, F_FLAGS, F_FRED_CONFIG,
     F_FRED_RSP0, F_FRED_STKLVLS, F_IDT, F_TSS, FEATURE_FRED, G_FLAGS,
     GHCBS_ALLOCATED, IDT_BRINGUP, LIDT, LTR, MMIO, MOV_CR0, MOV_CR3, MOV_CR4,
@@ -52,6 +52,8 @@ def initial_state(m: Machine) -> list[int]:
     st = [0] * (m.ncpu * NF + NG)
     enter_long_mode(m, st, 0)
     st[F_FLAGS] |= ONLINE
+    if m.console_at_boot:
+        st[m.glob + G_FLAGS] |= CONSOLE_ON
     return st
 
 
@@ -169,6 +171,9 @@ def step(m: Machine, st: list[int], cpu: int, op: int, chain: list[str],
         return OK
     if kind == PATCH_ALTERNATIVES:
         st[m.glob + G_FLAGS] |= ALT_PATCHED
+        return OK
+    if kind == CONSOLE_INIT:
+        st[m.glob + G_FLAGS] |= CONSOLE_ON
         return OK
     if kind == NOP:
         return OK

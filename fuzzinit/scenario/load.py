@@ -359,7 +359,10 @@ def build(doc: dict[str, Any], ctx: _Ctx, sha256: str) -> Scenario:
         boot_ghcb_fallback=_bool(kern, "boot_ghcb_fallback", "kernel", ctx,
                                  True),
         console_port_io=CONSOLES[console][0],
-        console_anytime=CONSOLES[console][1], entry_cr4=entry_cr4,
+        console_anytime=CONSOLES[console][1],
+        console_at_boot=mc.CONSOLE_INIT not in (
+            kinds[op] for program in programs for op in program),
+        entry_cr4=entry_cr4,
         intercepted_msrs=[MSRS[x.upper()] for x in msrs],
         op_kind=kinds, op_a=arg_a, op_b=arg_b, op_text=texts)
     return Scenario(

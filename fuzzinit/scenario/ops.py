@@ -31,6 +31,7 @@ NO_ARG: Final[dict[str, int]] = {
     "rdgsbase": mc.RDGSBASE, "nmi": mc.NMI_EVENT, "pf": mc.PF_EVENT,
     "ve_info": mc.VE_INFO, "online": mc.ONLINE_OP,
     "patch_alternatives": mc.PATCH_ALTERNATIVES,
+    "console_init": mc.CONSOLE_INIT,
 }
 OP_HELP: Final = (
     "cr4_set BIT.., cr4_clear BIT.., cr0_set BIT.., cr0_clear BIT.., "
