@@ -1,0 +1,152 @@
+"""The generators keep program order, start/online sync, `before`
+constraints and trigger windows; the minimiser's cores are 1-minimal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fuzzinit.minimise.core import causal_core
+from fuzzinit.orderings.schedule import Event, program_order, well_formed
+from fuzzinit.orderings.strategies import Ordering, orderings
+from fuzzinit.scenario.load import Scenario, load
+from fuzzinit.search import search
+from fuzzinit.verdict import evaluate, fails
+
+ROOT = Path(__file__).parent.parent
+SEED = load(ROOT / "models/fred-pinned-sev-es-ap.toml")
+FIX = load(ROOT / "models/upstream-fix-sev-snp.toml")
+
+TWO_APS = """
+[scenario]
+name = "two-aps"
+[platform]
+guest = "bare"
+[[cpu]]
+program = ["start 1", "start 2", "wait_online 1", "wait_online 2", "printk"]
+[[cpu]]
+program = ["cr4_init", "printk", "online"]
+[[cpu]]
+program = ["cr4_init", "cpuid", "online"]
+[orderings]
+before = [["cpu2: cpuid", "cpu1: printk"]]
+[[orderings.trigger]]
+kind = "nmi"
+cpus = [1, 2]
+after = "online"
+[[orderings.trigger]]
+kind = "pf"
+cpus = [2]
+after = "start"
+before = "cpuid"
+"""
+
+
+def _two_aps(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
+    path = tmp_path_factory.mktemp("s") / "two.toml"
+    path.write_text(TWO_APS)
+    return load(path)
+
+
+@pytest.fixture(scope="module")
+def two_aps(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
+    return _two_aps(tmp_path_factory)
+
+
+def _check_ordering(sc: Scenario, ordering: Ordering) -> None:
+    assert ordering.complete
+    assert well_formed(sc, list(ordering)) == ""
+    # Every program op appears once, in program order.
+    for cpu, program in enumerate(sc.programs):
+        slots = [e.slot for e in ordering if e.cpu == cpu and e.slot >= 0]
+        assert slots == list(range(len(program)))
+
+
+@settings(max_examples=200, suppress_health_check=list(HealthCheck),
+          deadline=None)
+@given(data=st.data())
+def test_drawn_orderings_keep_program_order_sync_and_windows(
+        data: st.DataObject) -> None:
+    for sc in (SEED, FIX):
+        _check_ordering(sc, data.draw(orderings(sc)))
+
+
+def test_two_ap_orderings_respect_before_and_trigger_windows(
+        two_aps: Scenario) -> None:
+    seen_orders = set()
+
+    @settings(max_examples=300, suppress_health_check=list(HealthCheck),
+              deadline=None, database=None)
+    @given(orderings(two_aps))
+    def check(ordering: Ordering) -> None:
+        _check_ordering(two_aps, ordering)
+        names = [(e.cpu, two_aps.op_text(e.op)) for e in ordering]
+        # before: cpu2's cpuid precedes cpu1's printk.
+        assert names.index((2, "cpuid")) < names.index((1, "printk"))
+        # Start before the AP's first op; wait_online after online.
+        assert names.index((0, "start 1")) < names.index((1, "cr4_init"))
+        assert names.index((1, "online")) < names.index((0, "wait_online 1"))
+        # The #PF trigger only between cpu2's start and its cpuid.
+        for i, (cpu, op) in enumerate(names):
+            if op == "pf":
+                assert names.index((0, "start 2")) < i < \
+                    names.index((2, "cpuid"))
+            if op == "nmi":
+                assert i > names.index((cpu, "online"))
+        seen_orders.add(tuple(names))
+
+    check()
+    assert len(seen_orders) > 20  # the APs really interleave
+
+
+def test_program_order_is_the_lowest_ready_cpu_first(
+        two_aps: Scenario) -> None:
+    names = [(e.cpu, two_aps.op_text(e.op)) for e in program_order(two_aps)]
+    assert names == [
+        (0, "start 1"), (0, "start 2"), (1, "cr4_init"), (2, "cr4_init"),
+        (2, "cpuid"), (1, "printk"), (1, "online"), (0, "wait_online 1"),
+        (2, "online"), (0, "wait_online 2"), (0, "printk")]
+
+
+def test_well_formed_names_the_first_bad_event() -> None:
+    order = program_order(SEED)
+    swapped = [order[1], order[0]] + order[2:]
+    assert well_formed(SEED, swapped) == \
+        "event 0 (cpu0: early_setup_idt) is not allowed at that point"
+
+
+def test_same_seed_gives_the_same_finding() -> None:
+    a = search(SEED, examples=500, seed=7)
+    b = search(SEED, examples=500, seed=7)
+    assert a.finding is not None and b.finding is not None
+    assert a.finding.shrunk == b.finding.shrunk
+    assert a.finding.core == b.finding.core
+    assert a.examples == b.examples
+
+
+@pytest.mark.parametrize("name", ["fred-pinned-sev-es-ap",
+                                  "pinning-offline-snp-idt",
+                                  "fred-bsp-early-vc-sev-es",
+                                  "upstream-fix-tdx",
+                                  "fred-pinned-bare-ap-lint1"])
+def test_causal_core_is_one_minimal(name: str) -> None:
+    """Removing any single event of the core changes outcome or chain."""
+    sc = load(ROOT / "models" / f"{name}.toml")
+    report = search(sc, examples=2000, seed=3)
+    assert report.finding is not None
+    core = report.finding.core
+    want = evaluate(sc, core)
+    assert fails(sc, want)
+    for i in range(len(core)):
+        r = evaluate(sc, core[:i] + core[i + 1:])
+        assert (r.outcome, r.chain) != (want.outcome, want.chain), i
+
+
+def test_minimiser_drops_everything_after_the_failing_event() -> None:
+    order = program_order(SEED)
+    result = evaluate(SEED, order)
+    core = causal_core(SEED, order + [Event(0, order[0].op, 0)], result)
+    assert len(core) == 5
