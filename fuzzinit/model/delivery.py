@@ -8,16 +8,41 @@ around it and hands a delivered event to the kernel's handler (kernel.py).
 from typing import Final
 
 from .arch import (
-    BENIGN, CR4_FRED, DF, GP, NMI, PF, VC, VE, VECTOR_NAMES,
-    double_fault_pair, exception_class, fred_entry_page, fred_stack_level,
+    BENIGN,
+    CR4_FRED,
+    DF,
+    GP,
+    NMI,
+    PF,
+    VC,
+    VE,
+    VECTOR_NAMES,
+    double_fault_pair,
+    exception_class,
+    fred_entry_page,
+    fred_stack_level,
 )
 from .handlers import handle
 from .machine import (
-    F_CR4, F_FLAGS, F_FRED_CONFIG, F_FRED_RSP0, F_FRED_STKLVLS, F_IDT, F_TSS,
-    IDT_BRINGUP, IDT_EARLY, IDT_FULL, IDT_NAMES, IDT_NONE, IDT_NULL,
-    VE_PENDING, VIA_FRED, Machine, SEV_ES, SEV_SNP, TDX,
+    F_CR4,
+    F_FLAGS,
+    F_FRED_CONFIG,
+    F_FRED_RSP0,
+    F_FRED_STKLVLS,
+    F_IDT,
+    F_TSS,
+    IDT_BRINGUP,
+    IDT_EARLY,
+    IDT_NONE,
+    IDT_NULL,
+    SEV_ES,
+    SEV_SNP,
+    TDX,
+    VE_PENDING,
+    VIA_FRED,
+    Machine,
 )
-from .outcome import OK, TRIPLE_FAULT
+from .outcome import TRIPLE_FAULT
 
 NO_FAULT: Final = -1
 # try_deliver's answer when CR4.FRED = 1 and FRED_CONFIG holds no entry point.

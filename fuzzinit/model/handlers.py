@@ -10,13 +10,27 @@ from typing import Final
 
 from .arch import CR4_FSGSBASE, DB, DF, MC, NMI, PF, UD, VC, VE, VECTOR_NAMES
 from .machine import (
-    ALT_PATCHED, BOOT_GHCB, F_CR4, F_FLAGS, F_GHCB, G_FLAGS, GHCB_PERCPU,
-    GHCBS_ALLOCATED, IDT_BRINGUP, IDT_EARLY, IDT_FULL, R_CPUID, R_PORT_IO,
-    REASON_NAMES, SEV_SNP, VC_BOOT_GATE, VE_PENDING, VIA_FRED, Machine,
+    ALT_PATCHED,
+    BOOT_GHCB,
+    F_CR4,
+    F_FLAGS,
+    F_GHCB,
+    G_FLAGS,
+    GHCB_PERCPU,
+    GHCBS_ALLOCATED,
+    IDT_BRINGUP,
+    IDT_EARLY,
+    IDT_FULL,
+    R_CPUID,
+    R_PORT_IO,
+    REASON_NAMES,
+    SEV_SNP,
+    VC_BOOT_GATE,
+    VE_PENDING,
+    VIA_FRED,
+    Machine,
 )
 from .outcome import GUEST_TERMINATED, OK, UNHANDLED
-
-
 
 # Runtime IDT entries that run paranoid_entry from kernel mode (LX
 # arch/x86/entry/entry_64.S: idtentry_mce_db, idtentry_df, idtentry_vc,

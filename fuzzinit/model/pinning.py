@@ -4,8 +4,20 @@ arch/x86/kernel/cpu/common.c; shared SEMANTICS section 5)."""
 from .arch import CR0_WP, CR4_PCIDE, GP, cr0_write_faults, cr4_write_faults
 from .delivery import raise_event
 from .machine import (
-    F_CR0, F_CR3, F_CR4, F_EFER, F_FLAGS, FEATURE_PCID, G_FLAGS, G_KEY,
-    G_PINNED_BITS, ONLINE, PIN_ONLINE, WARNED_CR0, WARNED_CR4, Machine,
+    F_CR0,
+    F_CR3,
+    F_CR4,
+    F_EFER,
+    F_FLAGS,
+    FEATURE_PCID,
+    G_FLAGS,
+    G_KEY,
+    G_PINNED_BITS,
+    ONLINE,
+    PIN_ONLINE,
+    WARNED_CR0,
+    WARNED_CR4,
+    Machine,
 )
 from .outcome import OK
 from .platform import printk

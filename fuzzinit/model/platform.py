@@ -4,8 +4,20 @@ console output, and the GHCB set-up (shared SEMANTICS section 6)."""
 from .arch import VC, VE, VECTOR_NAMES
 from .delivery import raise_event
 from .machine import (
-    BOOT_GHCB, CONSOLE_ON, F_FLAGS, F_GHCB, G_FLAGS, GHCB_BOOT, GHCB_PERCPU,
-    GHCBS_ALLOCATED, ONLINE, PLATFORMS, R_CPUID, R_PORT_IO, REASON_NAMES, TDX,
+    BOOT_GHCB,
+    CONSOLE_ON,
+    F_FLAGS,
+    F_GHCB,
+    G_FLAGS,
+    GHCB_BOOT,
+    GHCB_PERCPU,
+    GHCBS_ALLOCATED,
+    ONLINE,
+    PLATFORMS,
+    R_CPUID,
+    R_PORT_IO,
+    REASON_NAMES,
+    TDX,
     Machine,
 )
 from .outcome import OK

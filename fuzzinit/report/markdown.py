@@ -38,7 +38,7 @@ def render(sc: Scenario, core: list[Event], result: Result, shrunk_len: int,
                " any one of them changes the verdict.")
     lines += [_wrap(summary), "", "## Problem: the causal core", ""]
     states = states_after(sc, core)
-    for i, (ev, state) in enumerate(zip(core, states), 1):
+    for i, (ev, state) in enumerate(zip(core, states, strict=True), 1):
         lines.append(_wrap(event_label(sc, ev), "    ", f"{i:2d}. "))
         lines.append(_wrap(state, "        ", "    -> "))
     lines += ["", "## Chain", ""]

@@ -14,7 +14,13 @@ from typing import Any
 
 from fuzzinit.errors import ScenarioError
 from fuzzinit.model import machine as mc
-from fuzzinit.model.arch import CR4_ALWAYS, CR4_BITS, FEATURE_CR4, FEATURES, MSRS
+from fuzzinit.model.arch import (
+    CR4_ALWAYS,
+    CR4_BITS,
+    FEATURE_CR4,
+    FEATURES,
+    MSRS,
+)
 from fuzzinit.model.outcome import NAMES as OUTCOMES
 from fuzzinit.scenario.ops import OpSyntaxError, canonical, parse_op
 
