@@ -133,10 +133,16 @@ def cmd_run(args: argparse.Namespace) -> int:
                   f" ({report.elapsed_s:.2f} s, seed {args.seed})")
         return 130 if report.interrupted else 0
     result = finding.result
-    sig, trace_path, md = _write_finding(
-        sc, finding.core, finding.shrunk, result, args.seed,
-        Path(args.reports), Path(args.corpus),
-        {"examples": report.examples, "elapsed_s": out["elapsed_s"]})
+    try:
+        sig, trace_path, md = _write_finding(
+            sc, finding.core, finding.shrunk, result, args.seed,
+            Path(args.reports), Path(args.corpus),
+            {"examples": report.examples, "elapsed_s": out["elapsed_s"]})
+    except OSError as exc:
+        raise FuzzinitError(
+            f"cannot write the report or trace: {exc.strerror}:"
+            f" {exc.filename}; fix: point --reports and --corpus at"
+            " writable folders") from exc
     out.update(verdict=result.name, events=_events_json(sc, finding.core),
                chain=result.chain, signature=sig, trace=trace_path, report=md,
                shrunk_events=len(finding.shrunk),
@@ -217,6 +223,10 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     folder = Path(args.folder)
+    if folder.is_file():
+        raise FuzzinitError(f"{folder}: is a file; expected a folder of"
+                            " scenario files; fix: name its folder, e.g."
+                            f" 'fuzzinit models {folder.parent}'")
     if not folder.is_dir():
         raise FuzzinitError(f"{folder}: no such folder; expected a folder of"
                             " scenario files; fix: run from the project root"

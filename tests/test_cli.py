@@ -211,7 +211,10 @@ def test_replay_of_a_vanished_op_exits_2(tmp_path: Path,
      "e.json: event 0: pinned.toml has no cpu 7"),
     ('{"scenario": "pinned.toml", "events": [{"cpu": 1, "op": "cr4_init"}]}',
      "e.json: the ordering cannot happen in pinned.toml"),
-], ids=["not-json", "not-trace", "no-scenario", "no-cpu", "impossible"])
+    ('{"scenario": "pinned.toml", "events": []}',
+     "e.json: the trace has no events; expected at least one"),
+], ids=["not-json", "not-trace", "no-scenario", "no-cpu", "impossible",
+        "empty"])
 def test_replay_of_a_bad_trace_exits_2(tmp_path: Path, trace: str,
                                        expected: str) -> None:
     write(tmp_path, "pinned.toml", PINNED)
@@ -258,17 +261,16 @@ def test_bad_usage_exits_2(tmp_path: Path, argv: list[str]) -> None:
     (["models", "nowhere"],
      "fuzzinit: error: nowhere: no such folder; expected a folder of scenario"
      " files; fix: run from the project root or name the folder"),
-], ids=["zero-examples", "missing-model", "missing-folder"])
+    (["models", "pinned.toml"],
+     "fuzzinit: error: pinned.toml: is a file; expected a folder of scenario"
+     " files; fix: name its folder, e.g. 'fuzzinit models .'"),
+], ids=["zero-examples", "missing-model", "missing-folder", "file-not-folder"])
 def test_bad_input_exits_2(tmp_path: Path, argv: list[str],
                            expected: str) -> None:
     write(tmp_path, "pinned.toml", PINNED)
     assert one_error_line(fz(tmp_path, *argv)) == expected
 
 
-@pytest.mark.xfail(strict=True, reason="an unwritable --reports/--corpus"
-                   " folder ends in a FileExistsError/NotADirectoryError"
-                   " traceback with exit 1 (looks like 'failure found')"
-                   " instead of one error line and exit 2")
 @pytest.mark.parametrize("flag", ["--reports", "--corpus"])
 def test_unwritable_output_folder_exits_2(tmp_path: Path, flag: str) -> None:
     write(tmp_path, "pinned.toml", PINNED)

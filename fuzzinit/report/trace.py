@@ -60,6 +60,10 @@ def read(path: str | Path) -> dict[str, Any]:
 
 def events_of(sc: Scenario, doc: dict[str, Any], path: str) -> list[Event]:
     """Map a trace's events onto the scenario's programs and triggers."""
+    if not doc["events"]:
+        raise TraceError(f"{path}: the trace has no events; expected at"
+                         " least one; fix: replay a trace written by"
+                         " fuzzinit run")
     out: list[Event] = []
     next_slot = [0] * sc.ncpu
     for i, raw in enumerate(doc["events"]):

@@ -266,19 +266,22 @@ def build(doc: dict[str, Any], ctx: _Ctx, sha256: str) -> Scenario:
     entry_cr4 = _cr4_mask(_strlist(kern, "entry_cr4", "kernel", ctx,
                                    DEFAULT_ENTRY_CR4), "kernel.entry_cr4", ctx)
     if entry_cr4 >> 32:
-        raise ctx.error("kernel.entry_cr4", "has a bit above 31",
+        high = [n for n, b in CR4_BITS.items() if b > 31 and entry_cr4 >> b & 1]
+        raise ctx.error("kernel.entry_cr4",
+                        f"has {', '.join(high)} (CR4 bit above 31)",
                         "CR4 bits 0-31: the trampoline passes CR4 as a u32",
                         "remove it; set it from the CPU's program instead",
                         needle="entry_cr4")
 
     routines_raw = _table(doc, "routines", ctx)
+    routines_line = ctx.line_of("[routines]") or 0
     routines: dict[str, list[str]] = {}
     for rname, body in routines_raw.items():
         if not isinstance(body, list) or not all(isinstance(x, str)
                                                  for x in body):
             raise ctx.error(f"routines.{rname}", "is not a list of op strings",
                             '["op", "op", ...]', "quote every op",
-                            needle=rname)
+                            needle=f"{rname} =", start=routines_line)
         routines[rname] = [canonical(x) for x in body]
 
     cpus = doc.get("cpu")
@@ -316,13 +319,14 @@ def build(doc: dict[str, Any], ctx: _Ctx, sha256: str) -> Scenario:
             if text in routines:
                 if text in stack:
                     cycle = " -> ".join(stack + [text])
-                    raise ctx.error(f"routines.{text}",
+                    raise ctx.error(f"routines.{stack[0]}",
                                     f"routine calls itself: {cycle}",
                                     "routines that end",
-                                    "remove the recursive call", needle=text)
-                expand(routines[text], f"routines.{text}",
-                       ctx.line_of("[routines]") or 0, stack + [text], out,
-                       labels)
+                                    "remove the recursive call",
+                                    needle=f"{stack[0]} =",
+                                    start=routines_line)
+                expand(routines[text], f"routines.{text}", routines_line,
+                       stack + [text], out, labels)
             else:
                 out.append(op_id(text, f"{where}[{i}]", start))
                 labels.append("/".join(stack))
@@ -386,15 +390,26 @@ def _check_sync(programs: list[list[int]], kinds: list[int], arg_a: list[int],
         for op in program:
             if kinds[op] == mc.START:
                 target = arg_a[op]
-                if target == 0 or target in started_by:
-                    raise ctx.error(f"cpu[{c}].program",
-                                    f"'start {target}' starts cpu {target}"
-                                    " a second time" if target else
-                                    "'start 0': cpu 0 is the boot CPU and"
-                                    " runs from reset",
+                where = f"cpu[{c}].program"
+                start = ctx.cpu_line(c)
+                if target == 0:
+                    raise ctx.error(where, "'start 0': cpu 0 is the boot CPU"
+                                    " and runs from the start",
+                                    "start N for an application processor,"
+                                    " N >= 1", "remove 'start 0'",
+                                    needle="start 0", start=start)
+                if target in started_by:
+                    raise ctx.error(where, f"'start {target}' starts cpu"
+                                    f" {target} a second time",
                                     "one start per application processor",
                                     "remove the extra start",
-                                    needle=f"start {target}")
+                                    needle=f"start {target}", start=start)
+                if target == c:
+                    raise ctx.error(where, f"cpu {c} starts itself",
+                                    f"'start {c}' in another CPU's program",
+                                    f"move 'start {c}' to the CPU that"
+                                    " brings it up (usually cpu 0)",
+                                    needle=f"start {c}", start=start)
                 started_by[target] = c
             if kinds[op] == mc.WAIT_ONLINE:
                 target = arg_a[op]
@@ -472,7 +487,9 @@ def _triggers(orderings: dict[str, Any], programs: list[list[int]],
         count = spec.get("count", 1)
         if not isinstance(count, int) or isinstance(count, bool) or \
                 not 0 <= count <= 16:
-            raise ctx.error(where, f"count {count!r} for {kind}",
+            shown = str(count).lower() if isinstance(count, bool) else \
+                repr(count)
+            raise ctx.error(where, f"count {shown} for {kind}",
                             "an integer from 0 to 16",
                             "write e.g. nmi = 1", needle=kind.split()[0])
         cpus = spec.get("cpus", list(range(ncpu)))
@@ -626,7 +643,8 @@ def _check_acyclic(programs: list[list[int]], kinds: list[int],
     while node not in path:
         path.append(node)
         node = min(m for m in stuck if node in succ[m])
-    cycle = path[path.index(node):][::-1] + [node]
+    ring = path[path.index(node):][::-1]
+    cycle = ring + [ring[0]]
     shown = " -> ".join(f"cpu{c}: {texts[programs[c][s]]}" for c, s in cycle)
     raise ctx.error("orderings", f"ordering constraints form a cycle: {shown}",
                     "constraints that some ordering satisfies",
