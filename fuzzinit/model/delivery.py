@@ -182,7 +182,11 @@ def _double_fault(m: Machine, st: list[int], base: int,
                      " (triple fault)")
         return TRIPLE_FAULT
     via = VIA_FRED if st[base + F_CR4] & CR4_FRED else st[base + F_IDT]
-    outcome, _ = handle(m, st, base, DF, via, 0, True, chain)
+    outcome, follow = handle(m, st, base, DF, via, 0, True, chain)
+    if follow >= 0:
+        # A fault in the #DF handler's entry (#UD in paranoid_entry) is a new
+        # event once delivery is done (BX exception.cc) [derived].
+        return raise_event(m, st, base, follow, False, 0, chain)
     return outcome
 
 

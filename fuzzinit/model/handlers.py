@@ -30,7 +30,7 @@ from .machine import (
     VIA_FRED,
     Machine,
 )
-from .outcome import GUEST_TERMINATED, OK, UNHANDLED
+from .outcome import GUEST_TERMINATED, HANG, OK, UNHANDLED
 
 # Runtime IDT entries that run paranoid_entry from kernel mode (LX
 # arch/x86/entry/entry_64.S: idtentry_mce_db, idtentry_df, idtentry_vc,
@@ -95,6 +95,15 @@ def handle(m: Machine, st: list[int], base: int, vector: int, via: int,
     return UNHANDLED, -1
 
 
+def _terminate(m: Machine, chain: list[str]) -> tuple[int, int]:
+    """sev_es_terminate(): a GHCB TERM request; if the hypervisor returns,
+    the guest HLTs forever (LX arch/x86/boot/startup/sev-shared.c)."""
+    if m.terminated == HANG:
+        chain.append("the hypervisor ignores the termination request:"
+                     " sev_es_terminate() HLTs forever")
+    return m.terminated, -1
+
+
 def _vmm_communication(m: Machine, st: list[int], base: int, via: int,
                        reason: int, chain: list[str]) -> tuple[int, int]:
     g = st[m.glob + G_FLAGS]
@@ -105,7 +114,7 @@ def _vmm_communication(m: Machine, st: list[int], base: int, via: int,
             return OK, -1
         chain.append(f"#VC ({REASON_NAMES[reason]}) reaches vc_no_ghcb,"
                      " which serves CPUID only: sev_es_terminate()")
-        return GUEST_TERMINATED, -1
+        return _terminate(m, chain)
     boot_handler = via == IDT_EARLY or (via == IDT_BRINGUP
                                         and not g & GHCBS_ALLOCATED)
     if boot_handler:
@@ -115,7 +124,7 @@ def _vmm_communication(m: Machine, st: list[int], base: int, via: int,
             return OK, -1
         chain.append("#VC reaches handle_vc_boot_ghcb() before setup_ghcb()"
                      " set up the boot GHCB: sev_es_terminate()")
-        return GUEST_TERMINATED, -1
+        return _terminate(m, chain)
     # kernel_exc_vmm_communication -> __sev_get_ghcb() (LX coco/sev/core.c).
     if not g & GHCBS_ALLOCATED:
         if m.boot_ghcb_fallback:
@@ -124,7 +133,7 @@ def _vmm_communication(m: Machine, st: list[int], base: int, via: int,
                 return OK, -1
             chain.append("#VC falls back to the boot GHCB, which is not set"
                          " up: sev_es_terminate()")
-            return GUEST_TERMINATED, -1
+            return _terminate(m, chain)
         chain.append("kernel #VC handler runs before sev_es_init_vc_handling()"
                      " allocated the per-CPU GHCBs: __sev_get_ghcb()"
                      " dereferences unallocated runtime_data (before"

@@ -7,6 +7,9 @@ never allocates rich objects per step.
 
 from typing import Final
 
+from .outcome import GUEST_TERMINATED as TERMINATED_OUTCOME
+from .outcome import HANG as HANG_OUTCOME
+
 # --- per-CPU fields ------------------------------------------------------------
 F_CR0: Final = 0
 F_CR3: Final = 1          # CR3[11:0] only: the PCID/flags bits
@@ -110,7 +113,7 @@ class Machine:
                  features: int, pinned_mask: int, pin_gate: int,
                  fred_vc_dispatch: bool, boot_ghcb_fallback: bool,
                  console_port_io: bool, console_anytime: bool,
-                 console_at_boot: bool,
+                 console_at_boot: bool, terminate_hangs: bool,
                  entry_cr4: int, intercepted_msrs: list[int],
                  op_kind: list[int], op_a: list[int], op_b: list[int],
                  op_text: list[str]) -> None:
@@ -125,6 +128,9 @@ class Machine:
         self.console_port_io = console_port_io
         self.console_anytime = console_anytime
         self.console_at_boot = console_at_boot
+        # GHCB TERM: the hypervisor ends the guest, or ignores the request
+        # and sev_es_terminate() HLTs forever (LX boot/startup/sev-shared.c).
+        self.terminated = HANG_OUTCOME if terminate_hangs else TERMINATED_OUTCOME
         self.entry_cr4 = entry_cr4
         self.intercepted_msrs = intercepted_msrs
         self.op_kind = op_kind

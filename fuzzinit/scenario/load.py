@@ -219,8 +219,16 @@ def build(doc: dict[str, Any], ctx: _Ctx, sha256: str) -> Scenario:
                             needle="fail_on")
 
     plat = _table(doc, "platform", ctx)
-    _check_keys(plat, ("guest", "features", "intercepted_msrs", "console"),
-                "platform", ctx)
+    _check_keys(plat, ("guest", "features", "intercepted_msrs", "console",
+                       "terminate"), "platform", ctx)
+    terminate = _str(plat, "terminate", "platform", ctx, "exits")
+    if terminate not in ("exits", "hangs"):
+        raise ctx.error("platform.terminate",
+                        f"unknown terminate behaviour {terminate!r}",
+                        "exits (the hypervisor ends the guest) or hangs"
+                        " (it returns and the guest HLTs forever)",
+                        'use "exits" unless your VMM ignores GHCB TERM',
+                        needle="terminate")
     guest = _str(plat, "guest", "platform", ctx, "bare")
     if guest not in mc.PLATFORMS:
         raise ctx.error("platform.guest", f"unknown platform {guest!r}",
@@ -372,7 +380,7 @@ def build(doc: dict[str, Any], ctx: _Ctx, sha256: str) -> Scenario:
         console_anytime=CONSOLES[console][1],
         console_at_boot=mc.CONSOLE_INIT not in (
             kinds[op] for program in programs for op in program),
-        entry_cr4=entry_cr4,
+        terminate_hangs=terminate == "hangs", entry_cr4=entry_cr4,
         intercepted_msrs=[MSRS[x.upper()] for x in msrs],
         op_kind=kinds, op_a=arg_a, op_b=arg_b, op_text=texts)
     return Scenario(
