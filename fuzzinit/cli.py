@@ -133,6 +133,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                   f" ({report.elapsed_s:.2f} s, seed {args.seed})")
         return 130 if report.interrupted else 0
     result = finding.result
+    if report.interrupted:
+        sys.stderr.write("fuzzinit: interrupted while shrinking; reporting"
+                         " the smallest failing ordering seen so far\n")
     try:
         sig, trace_path, md = _write_finding(
             sc, finding.core, finding.shrunk, result, args.seed,

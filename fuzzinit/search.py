@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import random
+import signal
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from hypothesis import HealthCheck, Phase, find, settings
@@ -58,6 +61,30 @@ class _Progress:
             sys.stderr.flush()
 
 
+@contextmanager
+def _stop_requests(stop: list[bool]) -> Iterator[None]:
+    """SIGINT/SIGTERM set a flag that the search checks between orderings,
+    so the interrupt lands at a known point (not inside Hypothesis's own
+    callbacks, which swallow it); a second signal interrupts at once."""
+
+    def handler(signum: int, frame: object) -> None:
+        if stop[0]:
+            raise KeyboardInterrupt
+        stop[0] = True
+
+    saved = []
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            saved.append((sig, signal.signal(sig, handler)))
+    except ValueError:  # not the main thread: leave signals alone
+        pass
+    try:
+        yield
+    finally:
+        for sig, old in saved:
+            signal.signal(sig, old)
+
+
 def search(sc: Scenario, examples: int = 1000, seed: int = 0,
            progress: bool = False) -> SearchReport:
     """Generate up to `examples` orderings; on a failure, shrink it with
@@ -65,15 +92,21 @@ def search(sc: Scenario, examples: int = 1000, seed: int = 0,
     start = time.monotonic()
     count = 0
     first: float | None = None
+    smallest: Ordering | None = None  # kept in case shrinking is interrupted
     bar = _Progress(progress)
+    stop = [False]
 
     def failing(ordering: Ordering) -> bool:
-        nonlocal count, first
+        nonlocal count, first, smallest
+        if stop[0]:
+            raise KeyboardInterrupt
         count += 1
         result = evaluate(sc, ordering, ordering.complete)
         bad = fails(sc, result)
         if bad and first is None:
             first = time.monotonic() - start
+        if bad and (smallest is None or len(ordering) < len(smallest)):
+            smallest = ordering
         bar.show(f"{sc.name}: {count} orderings"
                  + (", shrinking a failure" if first is not None else ""))
         return bad
@@ -83,15 +116,17 @@ def search(sc: Scenario, examples: int = 1000, seed: int = 0,
                       suppress_health_check=list(HealthCheck))
     interrupted = False
     shrunk: Ordering | None = None
-    try:
-        shrunk = find(orderings(sc), failing, settings=config,
-                      random=random.Random(seed))
-    except NoSuchExample:
-        shrunk = None
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        bar.done()
+    with _stop_requests(stop):
+        try:
+            shrunk = find(orderings(sc), failing, settings=config,
+                          random=random.Random(seed))
+        except NoSuchExample:
+            shrunk = None
+        except KeyboardInterrupt:
+            interrupted = True
+            shrunk = smallest  # report the best failure seen so far
+        finally:
+            bar.done()
     finding = None
     if shrunk is not None:
         result = evaluate(sc, shrunk, shrunk.complete)

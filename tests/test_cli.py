@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -375,3 +378,41 @@ def test_report_prints_markdown(tmp_path: Path,
     assert "\n## Chain\n" in md
     assert "- cpu1: printk\n" in md
     assert f"fuzzinit replay {finding['trace']}" in md
+
+
+BIG = """
+[scenario]
+name = "big"
+[platform]
+guest = "bare"
+[[cpu]]
+program = ["start 1", "start 2", "wait_online 1", "wait_online 2", "printk"]
+[[cpu]]
+program = ["cr4_init", "printk", "cpuid", "printk", "online"]
+[[cpu]]
+program = ["cr4_init", "cpuid", "printk", "cpuid", "online"]
+[orderings]
+triggers = { printk = 8, cpuid = 8 }
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_ends_a_long_run_with_a_summary(tmp_path: Path,
+                                               signum: int) -> None:
+    """Ctrl-C (or SIGTERM) mid-search: a summary line, exit 130, no
+    traceback, within a second."""
+    write(tmp_path, "big.toml", BIG)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fuzzinit", "run", "big.toml", "--examples",
+         "1000000"], cwd=tmp_path, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    time.sleep(1.5)
+    proc.send_signal(signum)
+    sent = time.monotonic()
+    out, err = proc.communicate(timeout=10)
+    assert time.monotonic() - sent < 1.0
+    assert proc.returncode == 130
+    assert re.fullmatch(r"big: interrupted after \d+ orderings"
+                        r" \(\d+\.\d\d s, seed 0\)\n", out)
+    assert err == ""

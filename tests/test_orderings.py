@@ -4,6 +4,7 @@ constraints and trigger windows; the minimiser's cores are 1-minimal."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -150,3 +151,26 @@ def test_minimiser_drops_everything_after_the_failing_event() -> None:
     result = evaluate(SEED, order)
     core = causal_core(SEED, order + [Event(0, order[0].op, 0)], result)
     assert len(core) == 5
+
+
+def test_interrupt_while_shrinking_reports_the_smallest_failure(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing found is lost on Ctrl-C: the smallest failing ordering seen
+    so far is reduced to its core and reported."""
+    import fuzzinit.search as search_module
+
+    def interrupted_find(strategy: object, condition: Any,
+                         **kwargs: object) -> None:
+        order = program_order(SEED)
+        longer = Ordering(order + [Event(1, SEED.op_index["nmi"], -1, 1)])
+        assert condition(longer)
+        assert condition(Ordering(order))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(search_module, "find", interrupted_find)
+    report = search_module.search(SEED, examples=10, seed=0)
+    assert report.interrupted
+    assert report.finding is not None
+    assert report.finding.shrunk == program_order(SEED)
+    assert [SEED.op_text(e.op) for e in report.finding.core] == [
+        "cr4_set fred", "setup_cr_pinning", "start 1", "cr4_init", "printk"]
