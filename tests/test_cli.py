@@ -28,6 +28,7 @@ features = ["fred", "smep", "fsgsbase", "pcid"]
 [kernel]
 pinned_cr4 = ["smep", "fsgsbase", "fred"]
 [routines]
+early_setup_idt = ["setup_ghcb", "lidt bringup_ghcb"]
 cpu_init_fred_exceptions = ["printk", "wrmsr FRED_CONFIG entry", \
 "wrmsr FRED_STKLVLS 0", "wrmsr FRED_RSP0 stack", "cr4_set FRED", "lidt null"]
 [[cpu]]
@@ -230,7 +231,7 @@ def test_malformed_scenario_exits_2(tmp_path: Path) -> None:
     write(tmp_path, "bad.toml", PINNED.replace('"cr4_init"', '"cr4_inti"'))
     proc = fz(tmp_path, "run", "bad.toml")
     line = one_error_line(proc)
-    assert line.startswith("fuzzinit: error: bad.toml:14: cpu[1].program[1]:"
+    assert line.startswith("fuzzinit: error: bad.toml:15: cpu[1].program[1]:"
                            " unknown op 'cr4_inti'; expected ")
     assert line.endswith("; fix: did you mean 'cr4_init'?")
     assert proc.stdout == ""

@@ -116,7 +116,7 @@ def test_well_formed_names_the_first_bad_event() -> None:
     order = program_order(SEED)
     swapped = [order[1], order[0]] + order[2:]
     assert well_formed(SEED, swapped) == \
-        "event 0 (cpu0: early_setup_idt) is not allowed at that point"
+        "event 0 (cpu0: setup_ghcb) is not allowed at that point"
 
 
 def test_same_seed_gives_the_same_finding() -> None:

@@ -304,10 +304,11 @@ def test_idt_bringup_only_vector_29(tmp_path: Path) -> None:
 def test_idt_bringup_vc_handler_follows_initial_vc_handler(
         tmp_path: Path) -> None:
     """LX head_64.S early_setup_idt: vc_boot_ghcb -> *initial_vc_handler."""
-    events: list[Ev] = [(0, "early_setup_idt"), (0, "start 1"),
-                        (1, "early_setup_idt"), (1, "port_io")]
+    events: list[Ev] = [(0, "setup_ghcb"), (0, "lidt bringup_ghcb"),
+                        (0, "start 1"), (1, "setup_ghcb"),
+                        (1, "lidt bringup_ghcb"), (1, "port_io")]
     assert go(tmp_path, events, guest="sev-snp").name == "ok"
-    late = events[:3] + [(0, "sev_es_init_vc_handling"), (1, "port_io")]
+    late = events[:5] + [(0, "sev_es_init_vc_handling"), (1, "port_io")]
     tr = go(tmp_path, late, guest="sev-snp")
     assert tr.name == "guest_terminated"
     assert tr.result.chain[-1] == (
@@ -751,7 +752,8 @@ def test_online_gated_pinning_is_bypassed_offline(tmp_path: Path) -> None:
 @pytest.mark.parametrize("guest", ["sev-es", "sev-snp"])
 def test_vc_sources_on_sev_es_and_snp(tmp_path: Path, guest: str) -> None:
     """LX vc_handle_exitcode: port I/O, MMIO, CPUID, MSRs, console #VC."""
-    tr = go(tmp_path, [(0, "early_setup_idt"), (0, "port_io"), (0, "mmio"),
+    tr = go(tmp_path, [(0, "setup_ghcb"), (0, "lidt bringup_ghcb"),
+                       (0, "port_io"), (0, "mmio"),
                        (0, "cpuid"), (0, "rdmsr APIC_BASE"),
                        (0, "wrmsr APIC_BASE 0"), (0, "printk")], guest=guest)
     assert tr.name == "ok"
@@ -807,7 +809,7 @@ def test_snp_unregistered_ghcb_terminates_even_if_terminate_hangs(
 
 def test_boot_ghcb_handles_all_before_trap_init(tmp_path: Path) -> None:
     """LX coco/sev handle_vc_boot_ghcb: every #VC once setup_ghcb() ran."""
-    tr = go(tmp_path, [(0, "early_setup_idt"), (0, "lidt early"),
+    tr = go(tmp_path, [(0, "setup_ghcb"), (0, "lidt bringup_ghcb"), (0, "lidt early"),
                        (0, "port_io"), (0, "mmio"), (0, "cpuid")],
             guest="sev-es")
     assert tr.name == "ok"
@@ -821,7 +823,8 @@ def test_boot_ghcb_handles_all_before_trap_init(tmp_path: Path) -> None:
 def test_snp_unregistered_per_cpu_ghcb_is_guest_terminated(
         tmp_path: Path) -> None:
     """LX coco/sev/core.c setup_ghcb, snp_register_per_cpu_ghcb."""
-    base: list[Ev] = [(0, "early_setup_idt"), (0, "sev_es_init_vc_handling"),
+    base: list[Ev] = [(0, "setup_ghcb"), (0, "lidt bringup_ghcb"),
+                      (0, "sev_es_init_vc_handling"),
                       (0, "start 1"), (1, "ltr"), (1, "tss_setup_ist"),
                       (1, "lidt full")]
     tr = go(tmp_path, [*base, (1, "port_io")], guest="sev-snp")
@@ -838,7 +841,8 @@ def test_snp_unregistered_per_cpu_ghcb_is_guest_terminated(
 
 def test_fred_vc_before_3645eb7e3915_is_unhandled(tmp_path: Path) -> None:
     """LX entry_fred.c fred_hwexc: no #VC case before 3645eb7e3915."""
-    events: list[Ev] = [(0, "early_setup_idt"), (0, "wrmsr FRED_CONFIG entry"),
+    events: list[Ev] = [(0, "setup_ghcb"), (0, "lidt bringup_ghcb"),
+                        (0, "wrmsr FRED_CONFIG entry"),
                         (0, "cr4_set fred"), (0, "cpuid")]
     tr = go(tmp_path, events, guest="sev-es", features=["fred"],
             fred_vc_dispatch=False)
@@ -852,7 +856,8 @@ def test_fred_vc_before_3645eb7e3915_is_unhandled(tmp_path: Path) -> None:
 
 def test_boot_ghcb_fallback(tmp_path: Path) -> None:
     """LX 3645eb7e3915 __sev_get_ghcb: boot_ghcb until GHCBs exist."""
-    events: list[Ev] = [(0, "early_setup_idt"), *FULL_IDT, (0, "port_io")]
+    events: list[Ev] = [(0, "setup_ghcb"), (0, "lidt bringup_ghcb"),
+                        *FULL_IDT, (0, "port_io")]
     assert go(tmp_path, events, guest="sev-es").name == "ok"
     old = go(tmp_path, events, guest="sev-es", boot_ghcb_fallback=False)
     assert old.name == "unhandled"

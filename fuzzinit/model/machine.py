@@ -85,7 +85,6 @@ RDMSR: Final = 10
 LIDT: Final = 11
 LTR: Final = 12
 TSS_SETUP_IST: Final = 13
-EARLY_SETUP_IDT: Final = 14
 SETUP_GHCB: Final = 15
 SEV_ES_INIT_VC_HANDLING: Final = 16
 PRINTK: Final = 17

@@ -35,7 +35,6 @@ from .machine import (
     CR4_CLEAR,
     CR4_INIT,
     CR4_SET,
-    EARLY_SETUP_IDT,
     F_CR0,
     F_CR3,
     F_CR4,
@@ -49,7 +48,6 @@ from .machine import (
     FEATURE_FRED,
     G_FLAGS,
     GHCBS_ALLOCATED,
-    IDT_BRINGUP,
     LIDT,
     LTR,
     MMIO,
@@ -152,15 +150,11 @@ def step(m: Machine, st: list[int], cpu: int, op: int, chain: list[str],
     if kind == RDMSR:
         return _rdmsr(m, st, base, a, chain)
     if kind == LIDT:
+        # `lidt bringup_ghcb`: the bringup IDT once early_setup_idt() has
+        # pointed #VC at vc_boot_ghcb (LX head64.c).
         st[base + F_IDT] = a
-        st[base + F_FLAGS] = flags & ~VC_BOOT_GATE
-        return OK
-    if kind == EARLY_SETUP_IDT:
-        # head64.c early_setup_idt(): setup_ghcb(), then the bringup IDT with
-        # #VC -> vc_boot_ghcb in SEV-ES guests.
-        setup_ghcb(m, st, base)
-        st[base + F_IDT] = IDT_BRINGUP
-        st[base + F_FLAGS] = flags | VC_BOOT_GATE
+        st[base + F_FLAGS] = (flags & ~VC_BOOT_GATE) | \
+            (VC_BOOT_GATE if m.op_b[op] else 0)
         return OK
     if kind == SETUP_GHCB:
         setup_ghcb(m, st, base)

@@ -20,12 +20,13 @@ MSR_VALUE_SYMBOLS: Final[dict[str, int]] = {
 CR0_BITS: Final[dict[str, int]] = {"pe": CR0_PE, "wp": CR0_WP, "pg": CR0_PG}
 IDT_KINDS: Final[dict[str, int]] = {
     name: i for i, name in enumerate(mc.IDT_NAMES)}
+IDT_KINDS["bringup_ghcb"] = mc.IDT_BRINGUP  # with #VC -> vc_boot_ghcb
 
 # name -> (kind, argument shape)
 NO_ARG: Final[dict[str, int]] = {
     "cr4_init": mc.CR4_INIT, "setup_cr_pinning": mc.SETUP_CR_PINNING,
     "ltr": mc.LTR, "tss_setup_ist": mc.TSS_SETUP_IST,
-    "early_setup_idt": mc.EARLY_SETUP_IDT, "setup_ghcb": mc.SETUP_GHCB,
+    "setup_ghcb": mc.SETUP_GHCB,
     "sev_es_init_vc_handling": mc.SEV_ES_INIT_VC_HANDLING,
     "cpuid": mc.CPUID, "port_io": mc.PORT_IO, "mmio": mc.MMIO,
     "rdgsbase": mc.RDGSBASE, "nmi": mc.NMI_EVENT, "pf": mc.PF_EVENT,
@@ -36,7 +37,7 @@ NO_ARG: Final[dict[str, int]] = {
 OP_HELP: Final = (
     "cr4_set BIT.., cr4_clear BIT.., cr0_set BIT.., cr0_clear BIT.., "
     "mov_cr4 +BIT/-BIT.., mov_cr0 +BIT/-BIT.., mov_cr3 N, wrmsr MSR VALUE, "
-    "rdmsr MSR, lidt none|bringup|early|full|null, printk [TEXT], "
+    "rdmsr MSR, lidt none|bringup|bringup_ghcb|early|full|null, printk [TEXT], "
     "start N, wait_online N, nop [TEXT], or one of " + ", ".join(sorted(NO_ARG)))
 OP_NAMES: Final = tuple(sorted(set(NO_ARG) | {
     "cr4_set", "cr4_clear", "cr0_set", "cr0_clear", "mov_cr4", "mov_cr0",
@@ -158,9 +159,10 @@ def parse_op(text: str, ncpu: int) -> tuple[int, int, int]:
     if name == "lidt":
         if len(args) != 1 or args[0].lower() not in IDT_KINDS:
             raise OpSyntaxError("lidt needs an IDT kind",
-                                "lidt none|bringup|early|full|null",
+                                "lidt none|bringup|bringup_ghcb|early|full|null",
                                 "e.g. 'lidt full' for load_current_idt()")
-        return mc.LIDT, IDT_KINDS[args[0].lower()], 0
+        idt = args[0].lower()
+        return mc.LIDT, IDT_KINDS[idt], int(idt == "bringup_ghcb")
     raise OpSyntaxError(f"unknown op {words[0]!r}", OP_HELP,
                         _suggest(name, OP_NAMES))
 
