@@ -200,9 +200,9 @@ def test_replay_of_a_vanished_op_exits_2(tmp_path: Path,
     line = one_error_line(proc)
     assert line == (
         f"fuzzinit: error: {finding['trace']}: event 3: cpu1 op 'cr4_init'"
-        " is not in pinned.toml (neither next in cpu1's program nor one of"
-        " its triggers); fix: replay against the scenario the trace was"
-        " made from")
+        " is not in pinned.toml (neither an unused op of cpu1's program nor"
+        " one of its triggers); fix: replay against the scenario the trace"
+        " was made from")
     assert proc.stdout == ""
 
 

@@ -147,10 +147,10 @@ CASES: list[tuple[str, str, int | None, str]] = [
      "kernel.entry_cr4: has fred (CR4 bit above 31); expected CR4 bits 0-31: the"
      " trampoline passes CR4 as a u32; fix: remove it; set it from the"
      " CPU's program instead"),
-    ("mode_permute", BASE + '[orderings]\nmode = "permute"\n', 11,
-     "orderings.mode: mode 'permute' is not supported; expected"
-     ' "interleave"; fix: permutation mode is planned (issue 3); use'
-     ' mode = "interleave"'),
+    ("mode_unknown", BASE + '[orderings]\nmode = "shuffle"\n', 11,
+     "orderings.mode: unknown mode 'shuffle'; expected \"interleave\" or"
+     ' "permute"; fix: interleave keeps each CPU\'s program order, permute'
+     " also reorders ops between sync points"),
     ("unknown_expect",
      BASE.replace('name = "t"', 'name = "t"\nexpect = "tripple_fault"'), 3,
      f"scenario.expect: unknown outcome 'tripple_fault'; expected one of"

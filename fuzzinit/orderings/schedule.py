@@ -1,6 +1,7 @@
-"""Which events may come next: program order, start/online synchronisation,
-`before` constraints and trigger windows. Every generator (hypothesis,
-atheris, the explorer) asks a Schedule and none of them knows x86."""
+"""Which events may come next: program order (or, in permutation mode, any
+order between sync points), start/online synchronisation, `before`
+constraints and trigger windows. Every generator (hypothesis, atheris, the
+explorer) asks a Schedule and none of them knows x86."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from typing import NamedTuple
 
 from fuzzinit.model import machine as mc
 from fuzzinit.scenario.load import Scenario
+
+# Ops that are synchronisation points: nothing moves across them.
+SYNC_KINDS = frozenset((mc.START, mc.ONLINE_OP, mc.WAIT_ONLINE))
 
 
 class Event(NamedTuple):
@@ -21,12 +25,20 @@ class Event(NamedTuple):
 
 
 class Schedule:
-    """The progress of one ordering being built."""
+    """The progress of one ordering being built.
 
-    def __init__(self, sc: Scenario) -> None:
+    `permute` (default: the scenario's mode) lets a CPU run any not-yet-done
+    op of its current segment - the ops between two sync points - instead of
+    only the next one.
+    """
+
+    def __init__(self, sc: Scenario, permute: bool | None = None) -> None:
         self.sc = sc
+        self.permute = sc.mode == "permute" if permute is None else permute
         n = sc.ncpu
-        self.pc = [0] * n
+        self.done = [[False] * len(p) for p in sc.programs]
+        self.first = [0] * n          # first slot not done, per CPU
+        self.ndone = [0] * n
         self.started = [c == 0 for c in range(n)]
         self.online = [c == 0 for c in range(n)]
         self.left = [t.count for t in sc.triggers]
@@ -34,30 +46,57 @@ class Schedule:
         self.needs: dict[tuple[int, int], list[tuple[int, int]]] = {}
         for a, b in sc.before:
             self.needs.setdefault(b, []).append(a)
+        m = sc.machine
+        # Per CPU: the end of the segment each slot belongs to.
+        self.segment_end: list[list[int]] = []
+        for program in sc.programs:
+            ends = [0] * len(program)
+            end = len(program)
+            for s in range(len(program) - 1, -1, -1):
+                if m.op_kind[program[s]] in SYNC_KINDS:
+                    end = s
+                ends[s] = end
+            self.segment_end.append(ends)
 
-    def _program_ready(self, cpu: int) -> bool:
-        slot = self.pc[cpu]
-        program = self.sc.programs[cpu]
-        if not self.started[cpu] or slot >= len(program):
-            return False
-        op = program[slot]
+    def _ready(self, cpu: int, slot: int) -> bool:
+        op = self.sc.programs[cpu][slot]
         m = self.sc.machine
         if m.op_kind[op] == mc.WAIT_ONLINE and not self.online[m.op_a[op]]:
             return False
         for c, s in self.needs.get((cpu, slot), ()):
-            if self.pc[c] <= s:
+            if not self.done[c][s]:
                 return False
         return True
 
     def program_candidates(self) -> list[Event]:
-        return [Event(c, self.sc.programs[c][self.pc[c]], self.pc[c])
-                for c in range(self.sc.ncpu) if self._program_ready(c)]
+        """Program ops that may run next: each CPU's next op first (in CPU
+        order), then ops displaced forward, nearest first."""
+        head: list[Event] = []
+        displaced: list[tuple[int, int, Event]] = []
+        programs = self.sc.programs
+        for c in range(self.sc.ncpu):
+            slot = self.first[c]
+            if not self.started[c] or slot >= len(programs[c]):
+                continue
+            if self._ready(c, slot):
+                head.append(Event(c, programs[c][slot], slot))
+            if not self.permute:
+                continue
+            done = self.done[c]
+            for s in range(slot + 1, self.segment_end[c][slot]):
+                if not done[s] and self._ready(c, s):
+                    displaced.append((s - slot, c, Event(c, programs[c][s], s)))
+        displaced.sort()
+        return head + [e for _, _, e in displaced]
 
     def trigger_candidates(self) -> list[Event]:
         out = []
         for i, t in enumerate(self.sc.triggers):
-            if self.left[i] and self.started[t.cpu] and \
-                    t.lo <= self.pc[t.cpu] <= t.hi:
+            if not self.left[i] or not self.started[t.cpu]:
+                continue
+            done = self.done[t.cpu]
+            if all(done[s] for s in t.after) and \
+                    not any(done[s] for s in t.before):
                 out.append(Event(t.cpu, t.op, -1, i))
         return out
 
@@ -65,22 +104,28 @@ class Schedule:
         if ev.trigger >= 0:
             self.left[ev.trigger] -= 1
             return
-        self.pc[ev.cpu] += 1
+        c = ev.cpu
+        done = self.done[c]
+        done[ev.slot] = True
+        self.ndone[c] += 1
+        while self.first[c] < len(done) and done[self.first[c]]:
+            self.first[c] += 1
         m = self.sc.machine
         kind = m.op_kind[ev.op]
         if kind == mc.START:
             self.started[m.op_a[ev.op]] = True
         elif kind == mc.ONLINE_OP:
-            self.online[ev.cpu] = True
+            self.online[c] = True
 
     def finished(self) -> bool:
-        return all(self.pc[c] == len(p) for c, p in enumerate(self.sc.programs))
+        return all(self.ndone[c] == len(p)
+                   for c, p in enumerate(self.sc.programs))
 
 
 def program_order(sc: Scenario) -> list[Event]:
-    """The ordering that always runs the lowest ready CPU: the programs as
-    written, with no trigger."""
-    sched = Schedule(sc)
+    """The ordering that always runs the lowest ready CPU's next op: the
+    programs as written, with no trigger."""
+    sched = Schedule(sc, permute=False)
     out: list[Event] = []
     while True:
         ready = sched.program_candidates()

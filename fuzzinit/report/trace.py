@@ -65,7 +65,7 @@ def events_of(sc: Scenario, doc: dict[str, Any], path: str) -> list[Event]:
                          " least one; fix: replay a trace written by"
                          " fuzzinit run")
     out: list[Event] = []
-    next_slot = [0] * sc.ncpu
+    used = [[False] * len(p) for p in sc.programs]
     for i, raw in enumerate(doc["events"]):
         if not isinstance(raw, dict) or not isinstance(raw.get("cpu"), int) \
                 or not isinstance(raw.get("op"), str):
@@ -77,10 +77,15 @@ def events_of(sc: Scenario, doc: dict[str, Any], path: str) -> list[Event]:
         op = sc.op_index.get(text)
         program = sc.programs[cpu]
         if "trigger" not in raw and op is not None:
-            slot = next((s for s in range(next_slot[cpu], len(program))
-                         if program[s] == op), -1)
+            # The recorded slot if it still holds this op, else the first
+            # unused slot that does (permutation mode runs ops out of order).
+            hint = raw.get("slot")
+            slot = hint if isinstance(hint, int) and 0 <= hint < len(program) \
+                and program[hint] == op and not used[cpu][hint] else \
+                next((s for s in range(len(program))
+                      if program[s] == op and not used[cpu][s]), -1)
             if slot >= 0:
-                next_slot[cpu] = slot + 1
+                used[cpu][slot] = True
                 out.append(Event(cpu, op, slot))
                 continue
         trig = next((t for t, spec in enumerate(sc.triggers)
@@ -88,9 +93,9 @@ def events_of(sc: Scenario, doc: dict[str, Any], path: str) -> list[Event]:
         if op is None or trig < 0:
             raise TraceError(
                 f"{path}: event {i}: cpu{cpu} op {text!r} is not in"
-                f" {sc.path} (neither next in cpu{cpu}'s program nor one of"
-                " its triggers); fix: replay against the scenario the trace"
-                " was made from")
+                f" {sc.path} (neither an unused op of cpu{cpu}'s program nor"
+                " one of its triggers); fix: replay against the scenario the"
+                " trace was made from")
         out.append(Event(cpu, op, -1, trig))
     return out
 

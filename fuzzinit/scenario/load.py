@@ -38,14 +38,14 @@ DEFAULT_ENTRY_CR4 = ["pae", "pse", "pge"]
 
 @dataclass(frozen=True)
 class Trigger:
-    """Up to `count` events `op` on `cpu`, each after `lo`..`hi` of that
-    CPU's program ops have run (inclusive)."""
+    """Up to `count` events `op` on `cpu`, each once every program slot in
+    `after` is done and while no slot in `before` is done."""
     kind: str
     op: int
     cpu: int
     count: int
-    lo: int
-    hi: int
+    after: tuple[int, ...]
+    before: tuple[int, ...]
 
 
 @dataclass
@@ -359,11 +359,12 @@ def build(doc: dict[str, Any], ctx: _Ctx, sha256: str) -> Scenario:
     _check_keys(orderings, ("mode", "triggers", "trigger", "before"),
                 "orderings", ctx)
     mode = _str(orderings, "mode", "orderings", ctx, "interleave")
-    if mode != "interleave":
-        raise ctx.error("orderings.mode", f"mode {mode!r} is not supported",
-                        '"interleave"',
-                        "permutation mode is planned (issue 3); use"
-                        ' mode = "interleave"', needle="mode")
+    if mode not in ("interleave", "permute"):
+        raise ctx.error("orderings.mode", f"unknown mode {mode!r}",
+                        '"interleave" or "permute"',
+                        "interleave keeps each CPU's program order, permute"
+                        " also reorders ops between sync points",
+                        needle="mode")
     triggers = _triggers(orderings, programs, routine_of, kinds, texts, ncpu,
                          ctx, op_id)
     before = _before(orderings, programs, routine_of, texts, ctx)
@@ -509,14 +510,13 @@ def _triggers(orderings: dict[str, Any], programs: list[list[int]],
         op = op_id(canonical(kind), where, 0)
         explicit = "after" in spec or "before" in spec or "cpus" in spec
         for cpu in cpus:
-            n = len(programs[cpu])
             default_after = "online" if kind == "nmi" else "start"
             after = spec.get("after", default_after)
             before = spec.get("before", "end")
-            lo = _bound(after, True, cpu, programs, routine_of, kinds, texts,
-                        where, ctx)
-            hi = _bound(before, False, cpu, programs, routine_of, kinds,
-                        texts, where, ctx)
+            lo, after_slots = _bound(after, True, cpu, programs, routine_of,
+                                     kinds, texts, where, ctx)
+            hi, before_slots = _bound(before, False, cpu, programs,
+                                      routine_of, kinds, texts, where, ctx)
             if lo < 0 or hi < 0 or lo > hi:
                 if explicit and "cpus" in spec:
                     raise ctx.error(where, f"the window of {kind} on cpu"
@@ -528,43 +528,47 @@ def _triggers(orderings: dict[str, Any], programs: list[list[int]],
                                     needle=kind)
                 continue  # e.g. default NMI window of an AP with no online
             if count:
-                out.append(Trigger(canonical(kind), op, cpu, count, lo,
-                                   min(hi, n)))
+                out.append(Trigger(canonical(kind), op, cpu, count,
+                                   after_slots, before_slots))
     return out
 
 
 def _bound(point: Any, is_after: bool, cpu: int, programs: list[list[int]],
            routine_of: list[list[str]], kinds: list[int], texts: list[str],
-           where: str, ctx: _Ctx) -> int:
-    """A window bound as a count of the CPU's program ops done (-1: none)."""
+           where: str, ctx: _Ctx) -> tuple[int, tuple[int, ...]]:
+    """A window bound: its position in program order (-1: no such point,
+    the window is empty) and the program slots that make it (all done for
+    an `after` point; none done yet for a `before` point)."""
     n = len(programs[cpu])
     if not isinstance(point, str):
         raise ctx.error(where, f"window point {point!r} is not a string",
                         '"start", "end", "online" or an op or routine',
                         "quote it")
     if point == "start":
-        return 0 if is_after else -1
+        return (0 if is_after else -1), ()
     if point == "end":
-        return n if not is_after else -1
+        return (n if not is_after else -1), ()
     if point == "online":
-        if cpu == 0:
-            return 0 if is_after else -1  # the boot CPU is online from boot
+        if cpu == 0:  # the boot CPU is online from boot
+            return (0 if is_after else -1), ()
         slots = [s for s, op in enumerate(programs[cpu])
                  if kinds[op] == mc.ONLINE_OP]
         if not slots:
-            return -1
-        return slots[0] + 1 if is_after else slots[0]
+            return -1, ()
+        return (slots[0] + 1 if is_after else slots[0]), (slots[0],)
     first, last = _point(canonical(point), cpu, programs, routine_of, texts)
     if first < 0:
         raise ctx.error(where, f"window point {point!r} is not in cpu {cpu}'s"
                         " program", "an op or routine of that CPU's program,"
                         " or start/end/online", "copy the op text exactly",
                         needle=point)
-    return last + 1 if is_after else first
+    return (last + 1 if is_after else first), tuple(range(first, last + 1))
 
 
 def _resolve(ref: Any, programs: list[list[int]], routine_of: list[list[str]],
-             texts: list[str], ctx: _Ctx, first: bool) -> tuple[int, int]:
+             texts: list[str], ctx: _Ctx) -> tuple[int, range]:
+    """A `before` program point: its CPU and its slots (every op of a
+    routine's first call)."""
     if not isinstance(ref, str) or ":" not in ref or \
             not ref.split(":", 1)[0].strip().startswith("cpu"):
         raise ctx.error("orderings.before", f"{ref!r} names no program point",
@@ -584,7 +588,7 @@ def _resolve(ref: Any, programs: list[list[int]], routine_of: list[list[str]],
         raise ctx.error("orderings.before", f"{ref!r}: not in cpu {cpu}'s"
                         " program", "an op or routine of that CPU",
                         "copy the op text exactly", needle=ref)
-    return cpu, (lo if first else hi)
+    return cpu, range(lo, hi + 1)
 
 
 def _before(orderings: dict[str, Any], programs: list[list[int]],
@@ -601,10 +605,10 @@ def _before(orderings: dict[str, Any], programs: list[list[int]],
                             '["cpuA: op", "cpuB: op"]',
                             "write each constraint as a two-element list",
                             needle="before")
-        # "A before B": A's last slot completes before B's first slot.
-        a = _resolve(pair[0], programs, routine_of, texts, ctx, first=False)
-        b = _resolve(pair[1], programs, routine_of, texts, ctx, first=True)
-        out.append((a, b))
+        # "A before B": every op of A completes before any op of B starts.
+        a_cpu, a_slots = _resolve(pair[0], programs, routine_of, texts, ctx)
+        b_cpu, b_slots = _resolve(pair[1], programs, routine_of, texts, ctx)
+        out += [((a_cpu, a), (b_cpu, b)) for a in a_slots for b in b_slots]
     return out
 
 
