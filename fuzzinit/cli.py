@@ -77,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except BrokenPipeError:
         return 0
+    except KeyboardInterrupt:
+        sys.stderr.write("fuzzinit: interrupted\n")
+        return 130
 
 
 def _events_json(sc: Scenario, events: list[Event]) -> list[dict[str, Any]]:
@@ -194,9 +197,14 @@ def cmd_trace(args: argparse.Namespace) -> int:
                          f" {sc.path}: {result.chain[-1]}")
     if args.command == "report":
         sig = signature(result)
-        sys.stdout.write(render(sc, events, result,
-                                len(doc.get("shrunk_events", events)),
-                                doc.get("seed"), sig, args.trace))
+        shrunk = doc.get("shrunk_events")
+        # A trace lists the shrunk ordering; a JSON report counts it.
+        shrunk_len = len(shrunk) if isinstance(shrunk, list) else \
+            shrunk if isinstance(shrunk, int) else len(events)
+        seed = doc.get("seed")
+        sys.stdout.write(render(sc, events, result, shrunk_len,
+                                seed if isinstance(seed, int) else None, sig,
+                                args.trace))
         return 1 if fails(sc, result) else 0
     if args.command == "minimize" and fails(sc, result):
         events = causal_core(sc, events, result)

@@ -381,6 +381,26 @@ def test_report_prints_markdown(tmp_path: Path,
     assert f"fuzzinit replay {finding['trace']}" in md
 
 
+def test_report_of_a_json_report_file(tmp_path: Path,
+                                      finding: dict[str, Any]) -> None:
+    """The JSON report `run` writes replays as a trace too."""
+    report = finding["report"].replace(".md", ".json")
+    shrunk = json.loads((tmp_path / report).read_text())["shrunk_events"]
+    assert shrunk > 5
+    proc = fz(tmp_path, "report", report)
+    assert proc.returncode == 1, proc.stderr
+    text = " ".join(proc.stdout.split())
+    assert "The causal core below has 5 events (of" \
+        f" {shrunk} in the shrunk ordering)" in text
+
+
+def test_replay_of_a_non_utf8_file_exits_2(tmp_path: Path) -> None:
+    (tmp_path / "t.json").write_bytes(b"\xff\xfe")
+    assert one_error_line(fz(tmp_path, "replay", "t.json")) == (
+        "fuzzinit: error: t.json: not UTF-8 text (byte 0); fix: pass a trace"
+        " written by fuzzinit run")
+
+
 BIG = """
 [scenario]
 name = "big"

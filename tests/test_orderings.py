@@ -3,6 +3,7 @@ constraints and trigger windows; the minimiser's cores are 1-minimal."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fuzzinit.minimise.core import causal_core
+from fuzzinit.model import machine as mc
 from fuzzinit.orderings.schedule import Event, program_order, well_formed
 from fuzzinit.orderings.strategies import Ordering, orderings
 from fuzzinit.scenario.load import Scenario, load
@@ -58,12 +60,38 @@ def two_aps(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
 
 
 def _check_ordering(sc: Scenario, ordering: Ordering) -> None:
+    """Checks written apart from Schedule, so that they can catch it."""
     assert ordering.complete
     assert well_formed(sc, list(ordering)) == ""
-    # Every program op appears once, in program order.
+    m = sc.machine
+    # Every program op appears once, in program order (interleave mode).
     for cpu, program in enumerate(sc.programs):
         slots = [e.slot for e in ordering if e.cpu == cpu and e.slot >= 0]
         assert slots == list(range(len(program)))
+    done: set[tuple[int, int]] = set()
+    for ev in ordering:
+        text = sc.op_text(ev.op)
+        # A CPU runs only after another CPU's `start N` for it.
+        if ev.cpu:
+            assert any(sc.op_text(sc.programs[c][s]) == f"start {ev.cpu}"
+                       for c, s in done), (ev, "before its start")
+        if m.op_kind[ev.op] == mc.WAIT_ONLINE:
+            target = m.op_a[ev.op]
+            assert target == 0 or any(
+                c == target and sc.op_text(sc.programs[c][s]) == "online"
+                for c, s in done), (ev, "waits past an offline CPU")
+        if ev.slot < 0:
+            t = sc.triggers[ev.trigger]
+            assert t.kind == text and t.cpu == ev.cpu
+            assert all((ev.cpu, s) in done for s in t.after), ev
+            assert not any((ev.cpu, s) in done for s in t.before), ev
+        else:
+            for a, b in sc.before:
+                if b == (ev.cpu, ev.slot):
+                    assert a in done, (ev, "before constraint")
+            done.add((ev.cpu, ev.slot))
+    for i, t in enumerate(sc.triggers):
+        assert sum(e.trigger == i for e in ordering) <= t.count
 
 
 @settings(max_examples=200, suppress_health_check=list(HealthCheck),
@@ -174,3 +202,65 @@ def test_interrupt_while_shrinking_reports_the_smallest_failure(
     assert report.finding.shrunk == program_order(SEED)
     assert [SEED.op_text(e.op) for e in report.finding.core] == [
         "cr4_set fred", "setup_cr_pinning", "start 1", "cr4_init", "printk"]
+
+
+WARNS = """
+[scenario]
+name = "warns"
+fail_on = ["warn"]
+[platform]
+features = ["smep"]
+[[cpu]]
+program = ["cr4_set smep", "setup_cr_pinning", "nop a", "cr4_clear smep",
+  "nop b", "cr0_clear wp", "nop c"]
+"""
+
+
+def test_core_of_a_warn_keeps_every_warning(tmp_path: Path) -> None:
+    """The warn verdict's chain lists every WARN, so the core must keep the
+    event of each - and nothing else."""
+    path = tmp_path / "warns.toml"
+    path.write_text(WARNS)
+    sc = load(path)
+    report = search(sc, examples=50, seed=0)
+    assert report.finding is not None
+    assert [sc.op_text(e.op) for e in report.finding.core] == [
+        "cr4_set smep", "setup_cr_pinning", "cr4_clear smep", "cr0_clear wp"]
+    assert report.finding.result.chain == [
+        "WARN: pinned CR4 bits changed: 0x100000!?",
+        "WARN: CR0 WP bit went missing!?"]
+
+
+PERMUTED = dataclasses.replace(FIX, mode="permute")
+
+
+@settings(max_examples=150, suppress_health_check=list(HealthCheck),
+          deadline=None, database=None)
+@given(orderings(PERMUTED))
+def test_permuted_orderings_move_ops_only_between_sync_points(
+        ordering: Ordering) -> None:
+    sc = PERMUTED
+    m = sc.machine
+    assert ordering.complete
+    assert well_formed(sc, list(ordering)) == ""
+    for cpu, program in enumerate(sc.programs):
+        slots = [e.slot for e in ordering if e.cpu == cpu and e.slot >= 0]
+        assert sorted(slots) == list(range(len(program)))
+        # Sync ops stay in place: every op before a sync op in the program
+        # runs before it, every op after it runs after it.
+        position = {s: i for i, s in enumerate(slots)}
+        for s, op in enumerate(program):
+            if m.op_kind[op] in (mc.START, mc.ONLINE_OP, mc.WAIT_ONLINE):
+                assert all(position[x] < position[s] for x in range(s))
+                assert all(position[x] > position[s]
+                           for x in range(s + 1, len(program)))
+
+
+def test_permutation_mode_finds_the_fred_config_order_bug() -> None:
+    """Moving CR4.FRED before FRED_CONFIG on the boot CPU is found; the
+    core is the two reordered events."""
+    report = search(PERMUTED, examples=2000, seed=1)
+    assert report.finding is not None
+    assert [(e.cpu, PERMUTED.op_text(e.op)) for e in report.finding.core] \
+        == [(0, "cr4_set fred"), (0, "printk")]
+    assert report.finding.result.name == "triple_fault"

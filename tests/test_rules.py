@@ -308,7 +308,8 @@ def test_idt_bringup_vc_handler_follows_initial_vc_handler(
                         (0, "start 1"), (1, "setup_ghcb"),
                         (1, "lidt bringup_ghcb"), (1, "port_io")]
     assert go(tmp_path, events, guest="sev-snp").name == "ok"
-    late = events[:5] + [(0, "sev_es_init_vc_handling"), (1, "port_io")]
+    late = events[:5] + [(0, "sev_es_init_vc_handling"), (0, "setup_ghcb"),
+                         (1, "port_io")]
     tr = go(tmp_path, late, guest="sev-snp")
     assert tr.name == "guest_terminated"
     assert tr.result.chain[-1] == (
@@ -686,6 +687,21 @@ def test_native_write_cr4_warns_once(tmp_path: Path) -> None:
     assert tr.result.warnings == ["pinned CR4 bits changed: 0x100000!?"]
 
 
+def test_cr4_helpers_skip_unchanged_writes(tmp_path: Path) -> None:
+    """LX arch/x86/mm/tlb.c cr4_update_irqsoff: no change, no write - so no
+    pinning fix-up and no WARN for a bit that is already as asked."""
+    events: list[Ev] = [(0, "cr4_set smep"), (0, "setup_cr_pinning"),
+                        (0, "mov_cr4 -smep"), (0, "cr4_clear vme")]
+    tr = go(tmp_path, events, features=["smep"])
+    assert tr.name == "ok"
+    assert tr.result.warnings == []
+    assert not tr.cpu(0, mc.F_CR4) & (1 << CR4_BITS["smep"])
+    # A write that does change CR4 gets the fix-up and the WARN.
+    tr = go(tmp_path, events[:3] + [(0, "cr4_set vme")], features=["smep"])
+    assert tr.name == "warn"
+    assert tr.result.warnings == ["pinned CR4 bits changed: 0x100000!?"]
+
+
 def test_native_write_cr4_warn_prints_to_console(tmp_path: Path) -> None:
     """LX common.c WARN_ONCE -> printk: on SEV-ES the console #VCs."""
     tr = go(tmp_path, [(0, "cr4_set smep"), (0, "setup_cr_pinning"),
@@ -800,7 +816,8 @@ def test_snp_unregistered_ghcb_terminates_even_if_terminate_hangs(
     """The SNP hypervisor ends the guest itself (LX coco/sev/core.c)."""
     events: list[Ev] = [(0, "sev_es_init_vc_handling"), *FULL_IDT,
                         (0, "port_io")]
-    sc = scenario(tmp_path, [[t for _, t in events]], guest="sev-snp")
+    sc = scenario(tmp_path, [[t for _, t in events]], guest="sev-snp",
+                  boot_ghcb_fallback=False)
     path = Path(sc.path)
     path.write_text(path.read_text().replace(
         'console = "8250"', 'console = "8250"\nterminate = "hangs"'))
@@ -824,7 +841,7 @@ def test_snp_unregistered_per_cpu_ghcb_is_guest_terminated(
         tmp_path: Path) -> None:
     """LX coco/sev/core.c setup_ghcb, snp_register_per_cpu_ghcb."""
     base: list[Ev] = [(0, "setup_ghcb"), (0, "lidt bringup_ghcb"),
-                      (0, "sev_es_init_vc_handling"),
+                      (0, "sev_es_init_vc_handling"), (0, "setup_ghcb"),
                       (0, "start 1"), (1, "ltr"), (1, "tss_setup_ist"),
                       (1, "lidt full")]
     tr = go(tmp_path, [*base, (1, "port_io")], guest="sev-snp")
@@ -837,6 +854,17 @@ def test_snp_unregistered_per_cpu_ghcb_is_guest_terminated(
     registered = go(tmp_path, [*base, (1, "setup_ghcb"), (1, "port_io")],
                     guest="sev-snp")
     assert registered.name == "ok"
+
+
+def test_boot_ghcb_fallback_until_ghcbs_initialized(tmp_path: Path) -> None:
+    """LX 3645eb7e3915: __sev_get_ghcb uses boot_ghcb until a setup_ghcb()
+    after sev_es_init_vc_handling() sets sev_cfg.ghcbs_initialized."""
+    window: list[Ev] = [(0, "setup_ghcb"), (0, "lidt bringup_ghcb"),
+                        (0, "sev_es_init_vc_handling"), *FULL_IDT,
+                        (0, "port_io")]
+    assert go(tmp_path, window, guest="sev-snp").name == "ok"
+    old = go(tmp_path, window, guest="sev-snp", boot_ghcb_fallback=False)
+    assert old.name == "guest_terminated"
 
 
 def test_fred_vc_before_3645eb7e3915_is_unhandled(tmp_path: Path) -> None:

@@ -257,3 +257,37 @@ def test_cpu_that_starts_itself(tmp_path: Path) -> None:
     text = message.removeprefix(path)
     assert text.startswith(":9: "), "it names the line of 'start 1'"
     assert "itself" in text or "never started" in text
+
+
+@pytest.mark.parametrize(("text", "line", "rest"), [
+    (BASE.replace('name = "t"', 'name = "../../escape"'), 2,
+     "scenario.name: '../../escape' cannot name report and trace files;"
+     " expected letters, digits, '.', '_' and '-', not starting with '.';"
+     ' fix: e.g. name = "fred-pinned-sev-es-ap"'),
+    (BASE.replace('name = "t"', 'name = "a\\u0000b"'), 2,
+     "scenario.name: 'a\\x00b' cannot name report and trace files;"
+     " expected letters, digits, '.', '_' and '-', not starting with '.';"
+     ' fix: e.g. name = "fred-pinned-sev-es-ap"'),
+    (BASE + '[orderings]\ntriggers = { "" = 1 }\n', 11,
+     "orderings.triggers: unknown trigger kind ''; expected one of nmi,"
+     ' printk, cpuid, mmio, port_io, pf, or "rdmsr MSR"; fix: see the'
+     " README's trigger table"),
+    (BASE.replace(CPU1, '["printk", "cr4_init", "printk", "online"]')
+     + '[[orderings.trigger]]\nkind = "nmi"\ncpus = [1]\nafter = "printk"\n',
+     13, "orderings.trigger: 'printk' occurs 2 times in cpu 1's program;"
+     " expected a point that names one place; fix: name the routine around"
+     " the one you mean instead"),
+    (BASE + '[routines]\nunused = ["frobnicate 7"]\n', 11,
+     "routines.unused[0]: unknown op 'frobnicate'; expected " + OP_HELP
+     + "; fix: see the README's tables"),
+    (BASE + '[[orderings.trigger]]\nkind = "nmi"\nafter = "online"\n'
+     'before = "cr4_init"\n', 11,
+     "orderings.trigger: the window of nmi (after 'online', before"
+     " 'cr4_init') is empty on every CPU; expected an 'after' point before"
+     " the 'before' point in some CPU's program; fix: fix after/before"),
+], ids=["name-escapes", "name-nul", "empty-trigger-kind", "ambiguous-point",
+        "unused-routine", "empty-window-everywhere"])
+def test_more_rejections(tmp_path: Path, text: str, line: int,
+                         rest: str) -> None:
+    message, path = _error(tmp_path, text)
+    assert message == f"{path}:{line}: {rest}"

@@ -18,6 +18,7 @@ from .machine import (
     G_FLAGS,
     GHCB_PERCPU,
     GHCBS_ALLOCATED,
+    GHCBS_INITIALIZED,
     IDT_BRINGUP,
     IDT_EARLY,
     IDT_FULL,
@@ -126,14 +127,15 @@ def _vmm_communication(m: Machine, st: list[int], base: int, via: int,
                      " set up the boot GHCB: sev_es_terminate()")
         return _terminate(m, chain)
     # kernel_exc_vmm_communication -> __sev_get_ghcb() (LX coco/sev/core.c).
+    if m.boot_ghcb_fallback and not g & GHCBS_INITIALIZED:
+        # 3645eb7e3915: `if (!sev_cfg.ghcbs_initialized) return boot_ghcb;`
+        # - set by the first setup_ghcb() once the per-CPU GHCBs exist.
+        if g & BOOT_GHCB:
+            return OK, -1
+        chain.append("#VC falls back to the boot GHCB, which is not set"
+                     " up: sev_es_terminate()")
+        return _terminate(m, chain)
     if not g & GHCBS_ALLOCATED:
-        if m.boot_ghcb_fallback:
-            # 3645eb7e3915: `if (!sev_cfg.ghcbs_initialized) return boot_ghcb;`
-            if g & BOOT_GHCB:
-                return OK, -1
-            chain.append("#VC falls back to the boot GHCB, which is not set"
-                         " up: sev_es_terminate()")
-            return _terminate(m, chain)
         chain.append("kernel #VC handler runs before sev_es_init_vc_handling()"
                      " allocated the per-CPU GHCBs: __sev_get_ghcb()"
                      " dereferences unallocated runtime_data (before"

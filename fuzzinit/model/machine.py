@@ -58,6 +58,8 @@ BOOT_GHCB: Final = 1 << 2      # boot_ghcb set up by setup_ghcb() on the BSP
 WARNED_CR4: Final = 1 << 3     # WARN_ONCE in native_write_cr4 fired
 WARNED_CR0: Final = 1 << 4     # WARN_ONCE in native_write_cr0 fired
 CONSOLE_ON: Final = 1 << 5     # a console is registered (console_init)
+GHCBS_INITIALIZED: Final = 1 << 6  # sev_cfg.ghcbs_initialized: a setup_ghcb()
+#                                    ran after the per-CPU GHCBs existed
 
 # --- platforms --------------------------------------------------------------------
 BARE: Final = 0

@@ -12,6 +12,7 @@ from .machine import (
     GHCB_BOOT,
     GHCB_PERCPU,
     GHCBS_ALLOCATED,
+    GHCBS_INITIALIZED,
     ONLINE,
     PLATFORMS,
     R_CPUID,
@@ -75,6 +76,7 @@ def setup_ghcb(m: Machine, st: list[int], base: int) -> None:
     g = st[m.glob + G_FLAGS]
     if g & GHCBS_ALLOCATED:
         st[base + F_GHCB] = GHCB_PERCPU
+        st[m.glob + G_FLAGS] = g | GHCBS_INITIALIZED
     else:
         st[m.glob + G_FLAGS] = g | BOOT_GHCB
         st[base + F_GHCB] = GHCB_BOOT

@@ -137,12 +137,14 @@ def step(m: Machine, st: list[int], cpu: int, op: int, chain: list[str],
     a = m.op_a[op]
     if kind == PRINTK:
         return printk(m, st, base, "console output", chain)
-    if kind == CR4_SET:
-        return native_write_cr4(m, st, base, st[base + F_CR4] | a, chain,
-                                warnings)
-    if kind == CR4_CLEAR:
-        return native_write_cr4(m, st, base, st[base + F_CR4] & ~a, chain,
-                                warnings)
+    if kind == CR4_SET or kind == CR4_CLEAR:
+        # cr4_update_irqsoff() writes only when the value changes (LX
+        # arch/x86/mm/tlb.c): no write, no pinning fix-up, no WARN.
+        cr4 = st[base + F_CR4]
+        new = cr4 | a if kind == CR4_SET else cr4 & ~a
+        if new == cr4:
+            return OK
+        return native_write_cr4(m, st, base, new, chain, warnings)
     if kind == CR4_INIT:
         return cr4_init(m, st, base, chain, warnings)
     if kind == WRMSR:
@@ -302,8 +304,8 @@ def run(m: Machine, ev_cpu: list[int], ev_op: list[int]) -> Result:
         if outcome != OK:
             return Result(outcome, i, [f"cpu{cpu}: {m.op_text[op]}"] + chain,
                           warnings)
-        if len(warnings) != nwarn and warn_at < 0:
-            warn_at = i
+        if len(warnings) != nwarn:
+            warn_at = i  # the last WARN: the core must keep every one
         if chain:
             chain.clear()
     if warnings:

@@ -48,6 +48,9 @@ def read(path: str | Path) -> dict[str, Any]:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise TraceError(f"{path}: cannot read: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise TraceError(f"{path}: not UTF-8 text (byte {exc.start}); fix:"
+                         " pass a trace written by fuzzinit run") from exc
     except json.JSONDecodeError as exc:
         raise TraceError(f"{path}:{exc.lineno}: not JSON: {exc.msg}; fix:"
                          " pass a trace written by fuzzinit run") from exc

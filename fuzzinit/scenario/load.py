@@ -7,6 +7,7 @@ it can be found), what was expected and how to fix it - never a traceback.
 from __future__ import annotations
 
 import hashlib
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from fuzzinit.model.arch import (
 from fuzzinit.model.outcome import NAMES as OUTCOMES
 from fuzzinit.scenario.ops import OpSyntaxError, canonical, parse_op
 
+NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
 TABLES = ("scenario", "platform", "kernel", "routines", "cpu", "orderings")
 FAILABLE = ("triple_fault", "guest_terminated", "hang", "warn", "unhandled",
             "never_online")
@@ -201,6 +203,11 @@ def build(doc: dict[str, Any], ctx: _Ctx, sha256: str) -> Scenario:
     _check_keys(meta, ("name", "title", "source", "expect", "fail_on",
                        "notes"), "scenario", ctx)
     name = _str(meta, "name", "scenario", ctx)
+    if not NAME_RE.fullmatch(name):
+        raise ctx.error("scenario.name", f"{name!r} cannot name report and"
+                        " trace files", "letters, digits, '.', '_' and '-',"
+                        " not starting with '.'",
+                        'e.g. name = "fred-pinned-sev-es-ap"', needle="name")
     title = _str(meta, "title", "scenario", ctx, name)
     sources = _strlist(meta, "source", "scenario", ctx, [])
     notes = _str(meta, "notes", "scenario", ctx, "")
@@ -353,6 +360,10 @@ def build(doc: dict[str, Any], ctx: _Ctx, sha256: str) -> Scenario:
         programs.append(out)
         routine_of.append(labels)
 
+    # Routines no program calls are checked too: a typo there is still one.
+    for rname in routines:
+        expand([rname], "routines", routines_line, [], [], [])
+
     _check_sync(programs, kinds, arg_a, texts, ctx)
 
     orderings = _table(doc, "orderings", ctx)
@@ -439,23 +450,34 @@ def _check_sync(programs: list[list[int]], kinds: list[int], arg_a: list[int],
 
 
 def _point(text: str, cpu: int, programs: list[list[int]],
-           routine_of: list[list[str]], texts: list[str]) -> tuple[int, int]:
-    """First and last program slot of an op text or routine on `cpu`,
-    or (-1, -1)."""
+           routine_of: list[list[str]], texts: list[str],
+           where: str, ctx: _Ctx) -> tuple[int, int]:
+    """First and last program slot of an op text or routine call on `cpu`,
+    or (-1, -1); a point that names two places is an error."""
     program = programs[cpu]
-    first = last = -1
-    for slot, op in enumerate(program):
+    slots = [s for s, op in enumerate(program) if texts[op] == text]
+    calls: list[list[int]] = []
+    inside = False
+    for slot in range(len(program)):
         parts = routine_of[cpu][slot].split("/") if routine_of[cpu][slot] \
             else []
-        if texts[op] == text and first < 0:
-            return slot, slot
         if text in parts:
-            if first < 0:
-                first = slot
-            last = slot
-        elif first >= 0:
-            break
-    return first, last
+            if not inside:
+                calls.append([])
+            calls[-1].append(slot)
+        inside = text in parts
+    places = len(slots) if slots else len(calls)
+    if places > 1:
+        raise ctx.error(where, f"{text!r} occurs {places} times in cpu {cpu}'s"
+                        " program", "a point that names one place",
+                        "name the routine around the one you mean instead",
+                        needle=f'"{text}"',
+                        start=ctx.line_of("[orderings") or 0)
+    if slots:
+        return slots[0], slots[0]
+    if calls:
+        return calls[0][0], calls[0][-1]
+    return -1, -1
 
 
 def _triggers(orderings: dict[str, Any], programs: list[list[int]],
@@ -485,7 +507,10 @@ def _triggers(orderings: dict[str, Any], programs: list[list[int]],
         kind = spec.get("kind")
         where = "orderings.triggers" if spec.get("_short") else \
             "orderings.trigger"
-        if not isinstance(kind, str) or kind.split()[0] not in TRIGGER_KINDS \
+        if isinstance(kind, str):
+            kind = canonical(kind)
+        if not isinstance(kind, str) or not kind \
+                or kind.split()[0] not in TRIGGER_KINDS \
                 or (kind.split()[0] == "rdmsr") != (len(kind.split()) == 2) \
                 or len(kind.split()) > 2:
             raise ctx.error(where, f"unknown trigger kind {kind!r}",
@@ -508,17 +533,21 @@ def _triggers(orderings: dict[str, Any], programs: list[list[int]],
                             f"a list of CPU numbers from 0 to {ncpu - 1}",
                             "e.g. cpus = [1]", needle="cpus")
         op = op_id(canonical(kind), where, 0)
-        explicit = "after" in spec or "before" in spec or "cpus" in spec
+        named_cpus = "cpus" in spec
+        default_after = "online" if kind == "nmi" else "start"
+        after = spec.get("after", default_after)
+        before = spec.get("before", "end")
+        windows = 0
         for cpu in cpus:
-            default_after = "online" if kind == "nmi" else "start"
-            after = spec.get("after", default_after)
-            before = spec.get("before", "end")
+            # With the CPUs named, every point must be in each program;
+            # otherwise a CPU whose program lacks the point has no window.
             lo, after_slots = _bound(after, True, cpu, programs, routine_of,
-                                     kinds, texts, where, ctx)
+                                     kinds, texts, where, ctx, named_cpus)
             hi, before_slots = _bound(before, False, cpu, programs,
-                                      routine_of, kinds, texts, where, ctx)
+                                      routine_of, kinds, texts, where, ctx,
+                                      named_cpus)
             if lo < 0 or hi < 0 or lo > hi:
-                if explicit and "cpus" in spec:
+                if named_cpus:
                     raise ctx.error(where, f"the window of {kind} on cpu"
                                     f" {cpu} is empty (after {after!r},"
                                     f" before {before!r})",
@@ -527,15 +556,23 @@ def _triggers(orderings: dict[str, Any], programs: list[list[int]],
                                     "fix after/before or drop the cpu",
                                     needle=kind)
                 continue  # e.g. default NMI window of an AP with no online
+            windows += 1
             if count:
-                out.append(Trigger(canonical(kind), op, cpu, count,
-                                   after_slots, before_slots))
+                out.append(Trigger(kind, op, cpu, count, after_slots,
+                                   before_slots))
+        if not windows and ("after" in spec or "before" in spec):
+            raise ctx.error(where, f"the window of {kind} (after {after!r},"
+                            f" before {before!r}) is empty on every CPU",
+                            "an 'after' point before the 'before' point in"
+                            " some CPU's program", "fix after/before",
+                            needle=kind)
     return out
 
 
 def _bound(point: Any, is_after: bool, cpu: int, programs: list[list[int]],
            routine_of: list[list[str]], kinds: list[int], texts: list[str],
-           where: str, ctx: _Ctx) -> tuple[int, tuple[int, ...]]:
+           where: str, ctx: _Ctx, strict: bool
+           ) -> tuple[int, tuple[int, ...]]:
     """A window bound: its position in program order (-1: no such point,
     the window is empty) and the program slots that make it (all done for
     an `after` point; none done yet for a `before` point)."""
@@ -556,7 +593,10 @@ def _bound(point: Any, is_after: bool, cpu: int, programs: list[list[int]],
         if not slots:
             return -1, ()
         return (slots[0] + 1 if is_after else slots[0]), (slots[0],)
-    first, last = _point(canonical(point), cpu, programs, routine_of, texts)
+    first, last = _point(canonical(point), cpu, programs, routine_of, texts,
+                         where, ctx)
+    if first < 0 and not strict:
+        return -1, ()
     if first < 0:
         raise ctx.error(where, f"window point {point!r} is not in cpu {cpu}'s"
                         " program", "an op or routine of that CPU's program,"
@@ -583,7 +623,8 @@ def _resolve(ref: Any, programs: list[list[int]], routine_of: list[list[str]],
         raise ctx.error("orderings.before", f"{ref!r}: no such cpu",
                         f"cpu0 to cpu{len(programs) - 1}", "fix the number",
                         needle=ref)
-    lo, hi = _point(canonical(text), cpu, programs, routine_of, texts)
+    lo, hi = _point(canonical(text), cpu, programs, routine_of, texts,
+                    "orderings.before", ctx)
     if lo < 0:
         raise ctx.error("orderings.before", f"{ref!r}: not in cpu {cpu}'s"
                         " program", "an op or routine of that CPU",
