@@ -58,6 +58,14 @@ def _parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="print a trace's Markdown report")
     rep.add_argument("trace")
     rep.add_argument("--scenario")
+    cons = sub.add_parser("constraints", help="mine the happens-before rules"
+                          " safe orderings obey (permutation mode)")
+    cons.add_argument("model")
+    cons.add_argument("--examples", type=int, default=2000,
+                      help="permuted orderings to mine (default 2000)")
+    cons.add_argument("--seed", type=int, default=0)
+    cons.add_argument("--json", action="store_true")
+    cons.add_argument("--corpus", default="corpus", help="trace folder")
     models = sub.add_parser("models", help="list scenarios and expectations")
     models.add_argument("folder", nargs="?", default="models")
     models.add_argument("--json", action="store_true")
@@ -71,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(args)
         if args.command in ("replay", "minimize", "report"):
             return cmd_trace(args)
+        if args.command == "constraints":
+            return cmd_constraints(args)
         return cmd_models(args)
     except FuzzinitError as exc:
         sys.stderr.write(f"fuzzinit: error: {exc}\n")
@@ -230,6 +240,93 @@ def cmd_trace(args: argparse.Namespace) -> int:
         for link in result.chain:
             print(f"  {link}")
     return 1 if fails(sc, result) else 0
+
+
+def cmd_constraints(args: argparse.Namespace) -> int:
+    from fuzzinit.constraints import mine
+
+    if args.examples < 1:
+        raise FuzzinitError(f"--examples {args.examples}: expected a positive"
+                            " number of orderings")
+    start = time.monotonic()
+    sc = load(args.model)
+    tty = not args.json and sys.stderr.isatty()
+
+    def progress(text: str) -> None:
+        if tty:
+            sys.stderr.write(f"\r{text}\x1b[K")
+            sys.stderr.flush()
+
+    mined = mine(sc, args.examples, args.seed, on_progress=progress)
+    if tty:
+        sys.stderr.write("\r\x1b[K")
+    psc = mined.scenario
+    elapsed = round(time.monotonic() - start, 3)
+    if mined.reference_failure is not None:
+        ref = mined.reference_failure
+        if args.json:
+            print(json.dumps({"scenario": sc.path, "name": sc.name,
+                              "reference_fails": True, "verdict": ref.name,
+                              "chain": ref.chain, "rules": [],
+                              "elapsed_s": elapsed}))
+        else:
+            print(f"{sc.name}: the programs as written already fail"
+                  f" ({ref.name}); rules are mined against a safe order:"
+                  f" fix that first (fuzzinit run {sc.path} shows how)")
+            for link in ref.chain:
+                print(f"  {link}")
+        return 1
+    rules_json = []
+    folder = Path(args.corpus) / sc.name / "constraints"
+    for rule in mined.rules:
+        sig = signature(rule.result) + f"-{rule.a.slot}-{rule.b.slot}"
+        path = folder / f"{sig}.json"
+        doc = tracefile.to_json(psc, rule.counterexample, args.seed, {
+            "verdict": rule.result.name, "chain": rule.result.chain,
+            "rule": rule.text(psc)})
+        try:
+            write_atomic(path, tracefile.dumps(doc))
+        except OSError as exc:
+            raise FuzzinitError(f"cannot write {exc.filename}:"
+                                f" {exc.strerror}; fix: point --corpus at a"
+                                " writable folder") from exc
+        rules_json.append({
+            "rule": rule.text(psc), "why": rule.why(psc),
+            "before": tracefile.event_json(psc, rule.a),
+            "after": tracefile.event_json(psc, rule.b),
+            "verdict": rule.result.name,
+            "counterexample": _events_json(psc, rule.counterexample),
+            "trace": str(path)})
+    out: dict[str, Any] = {
+        "scenario": sc.path, "name": sc.name, "mode": "permute",
+        "seed": args.seed, "examples": mined.examples,
+        "failures": mined.failures, "rules": rules_json,
+        "sufficient": mined.sufficient,
+        "sufficiency_examples": mined.sufficiency_examples,
+        "insufficient_counterexample": None if mined.insufficient_core is None
+        else _events_json(psc, mined.insufficient_core),
+        "elapsed_s": elapsed}
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"{sc.name}: {len(mined.rules)} rules from {mined.failures}"
+              f" distinct failing permutations ({mined.examples} tried,"
+              f" {elapsed:.1f} s, seed {args.seed})")
+        for i, (rule, row) in enumerate(zip(mined.rules, rules_json,
+                                            strict=True), 1):
+            print(f"{i:3d}. {row['rule']}")
+            print(f"     else {row['why']}")
+            print(f"     counterexample: {row['trace']}"
+                  f" ({len(rule.counterexample)} events)")
+        if mined.sufficient:
+            print(f"sufficient so far: no ordering that obeys every rule fails"
+                  f" in {mined.sufficiency_examples} examples (not exhaustive)")
+        elif mined.insufficient_core is not None:
+            shown = ", ".join(f"cpu{e.cpu} {psc.op_text(e.op)}"
+                              for e in mined.insufficient_core)
+            print("not sufficient: an ordering that obeys every rule still"
+                  f" fails; its core: {shown}")
+    return 1 if mined.failures or mined.rules else 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:

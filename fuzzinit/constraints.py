@@ -6,7 +6,8 @@ must obey, mined from permutation-mode failures.
 2. Candidates: permutation-mode search (seeded random orderings) collects
    failures; for each event B in a failure's causal core, every op A of the
    same CPU segment that precedes B in the program but had not run before B
-   suggests the rule "A before B".
+   suggests the rule "A before B". So does every op before the point where
+   a trigger's window opens (events can start to arrive there).
 3. Check: a rule is reported when both minimal ways of breaking it, starting
    from the reference order - B moved to just before A, and A moved to just
    after B - can fail (with at most one trigger). The first failing variant,
@@ -24,7 +25,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from fuzzinit.minimise.core import causal_core
-from fuzzinit.model.machine import PLATFORMS
 from fuzzinit.model.outcome import Result
 from fuzzinit.orderings.random_walk import random_ordering
 from fuzzinit.orderings.schedule import Event, Schedule, program_order, well_formed
@@ -48,14 +48,12 @@ class Rule:
         """What goes wrong without the rule, from the counterexample."""
         chain = self.result.chain
         trigger = next((e for e in self.counterexample if e.slot < 0), None)
-        cause = chain[-1]
         if trigger is not None:
-            where = (f"a {sc.op_text(trigger.op)} on cpu{trigger.cpu} between"
-                     " them")
+            head = f"a {sc.op_text(trigger.op)} on cpu{trigger.cpu} between them"
         else:
-            where = f"{chain[0]} between them"
-        return (f"else {where} ({cause}, {PLATFORMS[sc.machine.platform]})"
-                f" ends in {self.result.name}")
+            head = f"{chain[0].replace(':', '', 1)} out of order"
+        steps = chain[1:2] + chain[-1:] if len(chain) > 2 else chain[1:]
+        return f"{head}: " + "; ".join(steps) + f" -> {self.result.name}"
 
 
 @dataclass
@@ -109,20 +107,16 @@ def check_rule(sc: Scenario, reference: list[Event], a: Event,
                     _move(reference, a, b, before=False)):
         if well_formed(sc, variant):
             return None  # cannot be broken that way (sync, constraints)
-        failed = False
-        for v in with_trigger_variants(sc, variant):
-            result = evaluate(sc, v)
-            if not fails(sc, result):
-                continue
-            failed = True
-            fixed = _move(v, a, b, before=True)
-            if not well_formed(sc, fixed) and \
-                    not fails(sc, evaluate(sc, fixed)):
-                if evidence is None or len(v) < len(evidence[0]):
-                    evidence = (v, result)
-                break
-        if not failed:
+        # The earliest failure of this variant (no trigger, then one
+        # trigger at the earliest point it breaks) is the one judged.
+        failing = first_failure(sc, variant)
+        if failing is None:
             return None
+        v, result = failing
+        fixed = _move(v, a, b, before=True)
+        if not well_formed(sc, fixed) and not fails(sc, evaluate(sc, fixed)):
+            if evidence is None or len(v) < len(evidence[0]):
+                evidence = (v, result)
     if evidence is None:
         return None
     core = causal_core(sc, evidence[0], evidence[1])
@@ -169,6 +163,22 @@ def candidates(sc: Scenario, ordering: list[Event], core: list[Event]
             a = Event(b.cpu, program[s], s)
             if position.get(a, len(ordering)) > at:
                 pairs.add((a, b))
+    return pairs
+
+
+def window_candidates(sc: Scenario) -> set[tuple[Event, Event]]:
+    """(A, W) for every op A of the segment before W, the op after which a
+    trigger's window opens."""
+    sched = Schedule(sc, permute=True)
+    pairs: set[tuple[Event, Event]] = set()
+    for t in sc.triggers:
+        if not t.after:
+            continue
+        w = max(t.after)
+        program = sc.programs[t.cpu]
+        b = Event(t.cpu, program[w], w)
+        for s in range(_segment_start(sched, t.cpu, w), w):
+            pairs.add((Event(t.cpu, program[s], s), b))
     return pairs
 
 
@@ -240,6 +250,10 @@ def mine(sc: Scenario, examples: int = 2000, seed: int = 0,
     for ordering, core in failing:
         pairs |= candidates(sc, ordering, core)
     check_all(pairs)
+    # Where a trigger's window opens, events can start to arrive: what must
+    # be set up by then (a GHCB, an IDT) is a rule of the form "A before the
+    # op that opens the window".
+    check_all(window_candidates(sc))
     # Counterexample-guided rounds: a failure that obeys every rule so far
     # suggests the pairs it runs out of order.
     sufficient: bool | None = None
