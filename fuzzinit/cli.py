@@ -8,12 +8,15 @@ line on stderr), 130 interrupted by Ctrl-C (after a summary).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
 from pathlib import Path
 from typing import Any, NoReturn
 
+from fuzzinit.database import DEFAULT as DEFAULT_DB
+from fuzzinit.database import open_database
 from fuzzinit.errors import FuzzinitError, TraceError
 from fuzzinit.minimise.core import causal_core
 from fuzzinit.model.outcome import Result
@@ -46,6 +49,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="one JSON object")
     run.add_argument("--reports", default="reports", help="report folder")
     run.add_argument("--corpus", default="corpus", help="trace folder")
+    run.add_argument("--mode", choices=("interleave", "permute"),
+                     help="override the scenario's [orderings] mode")
+    run.add_argument("--no-swarm", action="store_true",
+                     help="enable every trigger kind in every example")
+    run.add_argument("--db", default=DEFAULT_DB,
+                     help="example database: none, a folder, or"
+                     f" redis://HOST:PORT (default {DEFAULT_DB})")
     replay = sub.add_parser("replay", help="replay a trace file")
     replay.add_argument("trace")
     replay.add_argument("--scenario", help="scenario to replay against"
@@ -125,14 +135,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise FuzzinitError(f"--examples {args.examples}: expected a positive"
                             " number of orderings")
     sc = load(args.model)
+    if args.mode:
+        sc = dataclasses.replace(sc, mode=args.mode)
     report = search(sc, args.examples, args.seed,
-                    progress=not args.json and sys.stderr.isatty())
+                    progress=not args.json and sys.stderr.isatty(),
+                    swarm=not args.no_swarm, database=open_database(args.db))
     out: dict[str, Any] = {
         "scenario": sc.path, "name": sc.name, "seed": args.seed,
         "examples": report.examples, "elapsed_s": round(report.elapsed_s, 4),
         "first_failure_s": None if report.first_failure_s is None
         else round(report.first_failure_s, 4),
         "expect": sc.expect, "interrupted": report.interrupted,
+        "mode": sc.mode, "from_database": report.from_database,
     }
     finding = report.finding
     if finding is None:

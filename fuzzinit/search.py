@@ -8,9 +8,10 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from hypothesis import HealthCheck, Phase, find, settings
+from hypothesis.database import ExampleDatabase
 from hypothesis.errors import NoSuchExample
 
 from fuzzinit.minimise.core import causal_core
@@ -38,7 +39,7 @@ class SearchReport:
     finding: Finding | None
     first_failure_s: float | None  # time to the first failing ordering
     interrupted: bool = False
-    reached_online: list[bool] = field(default_factory=list)
+    from_database: bool = False    # the database held an example for it
 
 
 class _Progress:
@@ -85,10 +86,19 @@ def _stop_requests(stop: list[bool]) -> Iterator[None]:
             signal.signal(sig, old)
 
 
+def database_key(sc: Scenario, swarm: bool) -> bytes:
+    """Where a scenario's failing example lives in an example database: the
+    same file, mode and generator share it across runs and machines."""
+    return f"fuzzinit:{sc.name}:{sc.sha256}:{sc.mode}:swarm={swarm}".encode()
+
+
 def search(sc: Scenario, examples: int = 1000, seed: int = 0,
-           progress: bool = False) -> SearchReport:
+           progress: bool = False, swarm: bool = True,
+           database: ExampleDatabase | None = None) -> SearchReport:
     """Generate up to `examples` orderings; on a failure, shrink it with
-    Hypothesis and reduce it to its causal core. Deterministic per seed."""
+    Hypothesis and reduce it to its causal core. Deterministic per seed when
+    `database` is None; with a database, a failure saved by an earlier run
+    (on any machine sharing it) is replayed first."""
     start = time.monotonic()
     count = 0
     first: float | None = None
@@ -111,15 +121,22 @@ def search(sc: Scenario, examples: int = 1000, seed: int = 0,
                  + (", shrinking a failure" if first is not None else ""))
         return bad
 
-    config = settings(max_examples=examples, database=None, deadline=None,
-                      phases=[Phase.generate, Phase.shrink],
+    key = database_key(sc, swarm)
+    from_database = database is not None and \
+        next(iter(database.fetch(key)), None) is not None
+    phases = [Phase.generate, Phase.shrink]
+    if database is not None:
+        phases.insert(0, Phase.reuse)
+    config = settings(max_examples=examples, database=database,
+                      deadline=None, phases=phases,
                       suppress_health_check=list(HealthCheck))
     interrupted = False
     shrunk: Ordering | None = None
     with _stop_requests(stop):
         try:
-            shrunk = find(orderings(sc), failing, settings=config,
-                          random=random.Random(seed))
+            shrunk = find(orderings(sc, swarm), failing, settings=config,
+                          random=random.Random(seed),
+                          database_key=key if database is not None else None)
         except NoSuchExample:
             shrunk = None
         except KeyboardInterrupt:
@@ -135,4 +152,4 @@ def search(sc: Scenario, examples: int = 1000, seed: int = 0,
         finding = Finding(list(shrunk), core, evaluate(sc, core)
                           if shrunk.complete else result)
     return SearchReport(sc, seed, count, time.monotonic() - start, finding,
-                        first, interrupted)
+                        first, interrupted, from_database)

@@ -1,0 +1,33 @@
+"""pytest plugin (entry point pytest11): --fuzzinit-profile and a header
+line naming the active profile. See fuzzinit.testing."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from fuzzinit import testing
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("fuzzinit")
+    group.addoption("--fuzzinit-profile", choices=sorted(testing.PROFILES),
+                    default=None, help="budget of fuzzinit searches: dev"
+                    " (default), ci (deterministic) or nightly; also"
+                    " FUZZINIT_PROFILE")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    name = config.getoption("--fuzzinit-profile")
+    if name:
+        testing.set_profile(name)
+    env = os.environ.get("FUZZINIT_PROFILE")
+    if env and env not in testing.PROFILES:
+        raise pytest.UsageError(
+            f"FUZZINIT_PROFILE={env!r}: unknown profile; expected one of"
+            f" {', '.join(testing.PROFILES)}")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"fuzzinit profile: {testing.active_profile()}"

@@ -1,0 +1,164 @@
+"""fuzzinit inside your own test suite.
+
+The three-line test:
+
+    from fuzzinit.testing import assert_no_failing_ordering
+    def test_ap_bringup():
+        assert_no_failing_ordering("models/upstream-fix-sev-es.toml")
+
+It searches the scenario with the active profile's budget and, on a
+failure, saves the causal core as a trace and fails with the core, the
+chain and the replay command. For a hand-written Hypothesis test, combine
+`orderings(scenario)` with `check_ordering(scenario, ordering)`.
+
+Profiles (`--fuzzinit-profile` or FUZZINIT_PROFILE; default dev):
+
+    dev      300 examples, random seed, database .hypothesis/fuzzinit
+    ci       2000 examples, seed 0, no database: the same result every run
+    nightly  50000 examples, random seed, database .hypothesis/fuzzinit
+
+They are also registered as Hypothesis profiles fuzzinit-dev, fuzzinit-ci
+and fuzzinit-nightly for @given tests over `orderings(...)`.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
+from fuzzinit.database import DEFAULT as DEFAULT_DB
+from fuzzinit.database import open_database
+from fuzzinit.minimise.core import causal_core
+from fuzzinit.model.outcome import Result
+from fuzzinit.orderings.schedule import Event
+from fuzzinit.orderings.strategies import Ordering
+from fuzzinit.orderings.strategies import orderings as _orderings
+from fuzzinit.report import trace as tracefile
+from fuzzinit.report.files import write_atomic
+from fuzzinit.scenario.load import Scenario, load
+from fuzzinit.search import search
+from fuzzinit.verdict import evaluate, fails, signature
+
+__all__ = ["PROFILES", "FailingOrdering", "active_profile",
+           "assert_no_failing_ordering", "check_ordering", "load_scenario",
+           "orderings", "set_profile"]
+
+
+@dataclass(frozen=True)
+class Profile:
+    examples: int
+    seed: int | None          # None: a fresh random seed each run
+    database: str             # "none" or a folder
+
+
+PROFILES: dict[str, Profile] = {
+    "dev": Profile(300, None, DEFAULT_DB),
+    "ci": Profile(2000, 0, "none"),
+    "nightly": Profile(50_000, None, DEFAULT_DB),
+}
+for _name, _p in PROFILES.items():
+    hypothesis_settings.register_profile(
+        f"fuzzinit-{_name}", max_examples=_p.examples, deadline=None,
+        derandomize=_p.seed is not None,
+        suppress_health_check=list(HealthCheck),
+        database=open_database(_p.database))
+
+_selected: str | None = None
+
+
+def set_profile(name: str) -> None:
+    """Select a profile (the pytest plugin calls this for
+    --fuzzinit-profile)."""
+    global _selected
+    if name not in PROFILES:
+        raise ValueError(f"unknown fuzzinit profile {name!r}; expected one"
+                         f" of {', '.join(PROFILES)}")
+    _selected = name
+
+
+def active_profile() -> str:
+    """--fuzzinit-profile, else FUZZINIT_PROFILE, else dev."""
+    name = _selected or os.environ.get("FUZZINIT_PROFILE") or "dev"
+    if name not in PROFILES:
+        raise ValueError(f"FUZZINIT_PROFILE={name!r}: unknown profile;"
+                         f" expected one of {', '.join(PROFILES)}")
+    return name
+
+
+def load_scenario(scenario: Scenario | str | Path) -> Scenario:
+    return scenario if isinstance(scenario, Scenario) else load(scenario)
+
+
+def orderings(scenario: Scenario | str | Path,
+              swarm: bool = True) -> st.SearchStrategy[Ordering]:
+    """The Hypothesis strategy of the scenario's orderings."""
+    return _orderings(load_scenario(scenario), swarm)
+
+
+class FailingOrdering(AssertionError):
+    """A scenario has an ordering that fails; the message has its causal
+    core, its chain and the command that replays it."""
+
+
+def _failure_message(sc: Scenario, core: list[Event], result: Result,
+                     trace_path: Path, seed: int | None) -> str:
+    lines = [f"{sc.name}: {result.name} - causal core ({len(core)} events):"]
+    lines += [f"  {i:2d}. cpu{e.cpu} {sc.op_text(e.op)}"
+              + ("  (trigger)" if e.slot < 0 else "")
+              for i, e in enumerate(core, 1)]
+    lines.append("chain:")
+    lines += [f"  {link}" for link in result.chain]
+    lines.append(f"replay: fuzzinit replay {trace_path}")
+    if seed is not None:
+        lines.append(f"search: fuzzinit run {sc.path} --seed {seed}")
+    return "\n".join(lines)
+
+
+def _save(sc: Scenario, core: list[Event], result: Result,
+          seed: int | None, corpus: str | Path) -> Path:
+    path = Path(corpus) / sc.name / f"{signature(result)}.json"
+    write_atomic(path, tracefile.dumps(tracefile.to_json(
+        sc, core, seed, {"verdict": result.name, "chain": result.chain})))
+    return path
+
+
+def assert_no_failing_ordering(scenario: Scenario | str | Path, *,
+                               examples: int | None = None,
+                               seed: int | None = None,
+                               corpus: str | Path = "corpus") -> None:
+    """Search `scenario`; raise FailingOrdering if an ordering fails."""
+    sc = load_scenario(scenario)
+    profile = PROFILES[active_profile()]
+    if seed is None:
+        seed = profile.seed if profile.seed is not None else \
+            random.SystemRandom().randrange(2**32)
+    report = search(sc, examples or profile.examples, seed,
+                    database=open_database(profile.database))
+    if report.finding is None:
+        return
+    finding = report.finding
+    path = _save(sc, finding.core, finding.result, seed, corpus)
+    raise FailingOrdering(_failure_message(sc, finding.core, finding.result,
+                                           path, seed))
+
+
+def check_ordering(scenario: Scenario | str | Path, ordering: list[Event],
+                   corpus: str | Path = "corpus") -> None:
+    """For @given tests over `orderings(...)`: raise FailingOrdering with
+    the ordering's causal core if it fails."""
+    sc = load_scenario(scenario)
+    complete = getattr(ordering, "complete", True)
+    result = evaluate(sc, ordering, complete)
+    if not fails(sc, result):
+        return
+    core = causal_core(sc, list(ordering), result) if complete else \
+        list(ordering)
+    final = evaluate(sc, core) if complete else result
+    path = _save(sc, core, final, None, corpus)
+    raise FailingOrdering(_failure_message(sc, core, final, path, None))
