@@ -146,6 +146,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "first_failure_s": None if report.first_failure_s is None
         else round(report.first_failure_s, 4),
         "expect": sc.expect, "interrupted": report.interrupted,
+        "first_failure_example": report.first_failure_example,
         "mode": sc.mode, "from_database": report.from_database,
     }
     finding = report.finding

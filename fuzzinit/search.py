@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 import sys
@@ -14,10 +15,12 @@ from hypothesis import HealthCheck, Phase, find, settings
 from hypothesis.database import ExampleDatabase
 from hypothesis.errors import NoSuchExample
 
+from fuzzinit.errors import FuzzinitError
 from fuzzinit.minimise.core import causal_core
 from fuzzinit.model.outcome import Result
 from fuzzinit.orderings.schedule import Event
 from fuzzinit.orderings.strategies import Ordering, orderings
+from fuzzinit.report import trace as tracefile
 from fuzzinit.scenario.load import Scenario
 from fuzzinit.verdict import evaluate, fails
 
@@ -38,6 +41,7 @@ class SearchReport:
     elapsed_s: float
     finding: Finding | None
     first_failure_s: float | None  # time to the first failing ordering
+    first_failure_example: int | None  # and how many orderings that took
     interrupted: bool = False
     from_database: bool = False    # the database held an example for it
 
@@ -102,12 +106,13 @@ def search(sc: Scenario, examples: int = 1000, seed: int = 0,
     start = time.monotonic()
     count = 0
     first: float | None = None
+    first_example: int | None = None
     smallest: Ordering | None = None  # kept in case shrinking is interrupted
     bar = _Progress(progress)
     stop = [False]
 
     def failing(ordering: Ordering) -> bool:
-        nonlocal count, first, smallest
+        nonlocal count, first, first_example, smallest
         if stop[0]:
             raise KeyboardInterrupt
         count += 1
@@ -115,6 +120,7 @@ def search(sc: Scenario, examples: int = 1000, seed: int = 0,
         bad = fails(sc, result)
         if bad and first is None:
             first = time.monotonic() - start
+            first_example = count
         if bad and (smallest is None or len(ordering) < len(smallest)):
             smallest = ordering
         bar.show(f"{sc.name}: {count} orderings"
@@ -122,21 +128,25 @@ def search(sc: Scenario, examples: int = 1000, seed: int = 0,
         return bad
 
     key = database_key(sc, swarm)
-    from_database = database is not None and \
-        next(iter(database.fetch(key)), None) is not None
-    phases = [Phase.generate, Phase.shrink]
     if database is not None:
-        phases.insert(0, Phase.reuse)
-    config = settings(max_examples=examples, database=database,
-                      deadline=None, phases=phases,
+        saved = _replay_saved(sc, database, key)
+        if saved is not None:
+            core = causal_core(sc, saved, evaluate(sc, saved))
+            return SearchReport(sc, seed, 1, time.monotonic() - start,
+                                Finding(saved, core, evaluate(sc, core)),
+                                time.monotonic() - start, 1, False, True)
+    # Hypothesis's own database is off: a seeded find() ignores it, and
+    # fuzzinit stores the shrunk ordering itself (below), in a format that
+    # outlives Hypothesis versions.
+    config = settings(max_examples=examples, database=None, deadline=None,
+                      phases=[Phase.generate, Phase.shrink],
                       suppress_health_check=list(HealthCheck))
     interrupted = False
     shrunk: Ordering | None = None
     with _stop_requests(stop):
         try:
             shrunk = find(orderings(sc, swarm), failing, settings=config,
-                          random=random.Random(seed),
-                          database_key=key if database is not None else None)
+                          random=random.Random(seed))
         except NoSuchExample:
             shrunk = None
         except KeyboardInterrupt:
@@ -145,6 +155,9 @@ def search(sc: Scenario, examples: int = 1000, seed: int = 0,
         finally:
             bar.done()
     finding = None
+    if shrunk is not None and database is not None and shrunk.complete:
+        database.save(key, json.dumps(
+            [tracefile.event_json(sc, e) for e in shrunk]).encode())
     if shrunk is not None:
         result = evaluate(sc, shrunk, shrunk.complete)
         core = causal_core(sc, list(shrunk), result) if shrunk.complete \
@@ -152,4 +165,21 @@ def search(sc: Scenario, examples: int = 1000, seed: int = 0,
         finding = Finding(list(shrunk), core, evaluate(sc, core)
                           if shrunk.complete else result)
     return SearchReport(sc, seed, count, time.monotonic() - start, finding,
-                        first, interrupted, from_database)
+                        first, first_example, interrupted)
+
+
+def _replay_saved(sc: Scenario, database: ExampleDatabase,
+                  key: bytes) -> list[Event] | None:
+    """The first saved ordering that still fails; ones that no longer do
+    (the model or scenario changed) are dropped."""
+    for value in sorted(database.fetch(key), key=lambda v: (len(v), v)):
+        try:
+            raw = json.loads(value)
+            events = tracefile.events_of(sc, {"events": raw}, "database")
+        except (ValueError, TypeError, FuzzinitError):
+            database.delete(key, value)
+            continue
+        if fails(sc, evaluate(sc, events)):
+            return events
+        database.delete(key, value)
+    return None

@@ -155,12 +155,24 @@ def test_run_json_object(finding: dict[str, Any]) -> None:
 
 def test_run_same_seed_same_result(tmp_path: Path) -> None:
     write(tmp_path, "trig.toml", TRIGGERS)
-    first = run_json(tmp_path, "trig.toml", "--seed", "3")
-    second = run_json(tmp_path, "trig.toml", "--seed", "3")
+    first = run_json(tmp_path, "trig.toml", "--seed", "3", "--db", "none")
+    second = run_json(tmp_path, "trig.toml", "--seed", "3", "--db", "none")
     for doc in (first, second):
         del doc["elapsed_s"], doc["first_failure_s"]
     assert first == second
     assert pairs(first["events"]) == CORE
+
+
+def test_run_replays_a_saved_failure_from_the_default_database(
+        tmp_path: Path) -> None:
+    write(tmp_path, "trig.toml", TRIGGERS)
+    first = run_json(tmp_path, "trig.toml", "--seed", "3")
+    assert first["from_database"] is False
+    assert list((tmp_path / ".hypothesis" / "fuzzinit").iterdir())
+    again = run_json(tmp_path, "trig.toml", "--seed", "4")
+    assert again["from_database"] is True
+    assert again["examples"] == 1
+    assert again["events"] == first["events"]
 
 
 def test_replay_gives_the_same_verdict(tmp_path: Path,
