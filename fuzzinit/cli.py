@@ -51,8 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--corpus", default="corpus", help="trace folder")
     run.add_argument("--mode", choices=("interleave", "permute"),
                      help="override the scenario's [orderings] mode")
-    run.add_argument("--no-swarm", action="store_true",
-                     help="enable every trigger kind in every example")
+    run.add_argument("--swarm", action="store_true",
+                     help="swarm testing: switch trigger kinds on per example")
     run.add_argument("--db", default=DEFAULT_DB,
                      help="example database: none, a folder, or"
                      f" redis://HOST:PORT (default {DEFAULT_DB})")
@@ -139,7 +139,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         sc = dataclasses.replace(sc, mode=args.mode)
     report = search(sc, args.examples, args.seed,
                     progress=not args.json and sys.stderr.isatty(),
-                    swarm=not args.no_swarm, database=open_database(args.db))
+                    swarm=args.swarm, database=open_database(args.db))
     out: dict[str, Any] = {
         "scenario": sc.path, "name": sc.name, "seed": args.seed,
         "examples": report.examples, "elapsed_s": round(report.elapsed_s, 4),

@@ -17,6 +17,7 @@ from hypothesis.errors import NoSuchExample
 
 from fuzzinit.errors import FuzzinitError
 from fuzzinit.minimise.core import causal_core
+from fuzzinit.minimise.displacement import move_home
 from fuzzinit.model.outcome import Result
 from fuzzinit.orderings.schedule import Event
 from fuzzinit.orderings.strategies import Ordering, orderings
@@ -97,7 +98,7 @@ def database_key(sc: Scenario, swarm: bool) -> bytes:
 
 
 def search(sc: Scenario, examples: int = 1000, seed: int = 0,
-           progress: bool = False, swarm: bool = True,
+           progress: bool = False, swarm: bool = False,
            database: ExampleDatabase | None = None) -> SearchReport:
     """Generate up to `examples` orderings; on a failure, shrink it with
     Hypothesis and reduce it to its causal core. Deterministic per seed when
@@ -158,6 +159,10 @@ def search(sc: Scenario, examples: int = 1000, seed: int = 0,
     if shrunk is not None and database is not None and shrunk.complete:
         database.save(key, json.dumps(
             [tracefile.event_json(sc, e) for e in shrunk]).encode())
+    if shrunk is not None and sc.mode == "permute" and shrunk.complete:
+        moved = Ordering(move_home(sc, list(shrunk),
+                                   evaluate(sc, shrunk, shrunk.complete)))
+        shrunk = moved
     if shrunk is not None:
         result = evaluate(sc, shrunk, shrunk.complete)
         core = causal_core(sc, list(shrunk), result) if shrunk.complete \

@@ -96,7 +96,7 @@ def load_scenario(scenario: Scenario | str | Path) -> Scenario:
 
 
 def orderings(scenario: Scenario | str | Path,
-              swarm: bool = True) -> st.SearchStrategy[Ordering]:
+              swarm: bool = False) -> st.SearchStrategy[Ordering]:
     """The Hypothesis strategy of the scenario's orderings."""
     return _orderings(load_scenario(scenario), swarm)
 

@@ -89,16 +89,19 @@ class Schedule:
         displaced.sort()
         return head + [e for _, _, e in displaced]
 
+    def window_open(self, i: int) -> bool:
+        """Whether trigger i may fire now (budget aside)."""
+        t = self.sc.triggers[i]
+        if not self.started[t.cpu]:
+            return False
+        done = self.done[t.cpu]
+        return all(done[s] for s in t.after) and \
+            not any(done[s] for s in t.before)
+
     def trigger_candidates(self) -> list[Event]:
-        out = []
-        for i, t in enumerate(self.sc.triggers):
-            if not self.left[i] or not self.started[t.cpu]:
-                continue
-            done = self.done[t.cpu]
-            if all(done[s] for s in t.after) and \
-                    not any(done[s] for s in t.before):
-                out.append(Event(t.cpu, t.op, -1, i))
-        return out
+        t = self.sc.triggers
+        return [Event(t[i].cpu, t[i].op, -1, i) for i in range(len(t))
+                if self.left[i] and self.window_open(i)]
 
     def take(self, ev: Event) -> None:
         if ev.trigger >= 0:
