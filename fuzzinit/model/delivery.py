@@ -35,6 +35,7 @@ from .machine import (
     IDT_EARLY,
     IDT_NONE,
     IDT_NULL,
+    R_NONE,
     SEV_ES,
     SEV_SNP,
     TDX,
@@ -182,11 +183,11 @@ def _double_fault(m: Machine, st: list[int], base: int,
                      " (triple fault)")
         return TRIPLE_FAULT
     via = VIA_FRED if st[base + F_CR4] & CR4_FRED else st[base + F_IDT]
-    outcome, follow = handle(m, st, base, DF, via, 0, True, chain)
+    outcome, follow = handle(m, st, base, DF, via, R_NONE, True, chain)
     if follow >= 0:
         # A fault in the #DF handler's entry (#UD in paranoid_entry) is a new
         # event once delivery is done (BX exception.cc) [derived].
-        return raise_event(m, st, base, follow, False, 0, chain)
+        return raise_event(m, st, base, follow, False, R_NONE, chain)
     return outcome
 
 

@@ -103,7 +103,6 @@ WAIT_ONLINE: Final = 27
 PATCH_ALTERNATIVES: Final = 28
 CONSOLE_INIT: Final = 29
 NOP: Final = 30
-N_KINDS: Final = 31
 
 
 class Machine:

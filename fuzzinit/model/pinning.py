@@ -15,6 +15,7 @@ from .machine import (
     G_PINNED_BITS,
     ONLINE,
     PIN_ONLINE,
+    R_NONE,
     WARNED_CR0,
     WARNED_CR4,
     Machine,
@@ -31,7 +32,7 @@ def mov_cr4(m: Machine, st: list[int], base: int, value: int,
                            st[base + F_EFER])
     if why:
         chain.append(f"MOV to CR4 {why} -> #GP(0)")
-        return raise_event(m, st, base, GP, False, 0, chain)
+        return raise_event(m, st, base, GP, False, R_NONE, chain)
     st[base + F_CR4] = value
     return OK
 
@@ -43,7 +44,7 @@ def mov_cr0(m: Machine, st: list[int], base: int, value: int,
                            st[base + F_EFER])
     if why:
         chain.append(f"MOV to CR0 {why} -> #GP(0)")
-        return raise_event(m, st, base, GP, False, 0, chain)
+        return raise_event(m, st, base, GP, False, R_NONE, chain)
     st[base + F_CR0] = value
     return OK
 

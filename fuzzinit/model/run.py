@@ -68,6 +68,7 @@ from .machine import (
     R_CPUID,
     R_MMIO,
     R_MSR,
+    R_NONE,
     R_PORT_IO,
     RDGSBASE,
     RDMSR,
@@ -189,7 +190,7 @@ def step(m: Machine, st: list[int], cpu: int, op: int, chain: list[str],
         return outcome
     if kind == PF_EVENT:
         chain.append("#PF raised")
-        return raise_event(m, st, base, PF, False, 0, chain)
+        return raise_event(m, st, base, PF, False, R_NONE, chain)
     if kind == CPUID:
         return intercepted(m, st, base, R_CPUID, "CPUID", chain)
     if kind == PORT_IO:
@@ -201,7 +202,7 @@ def step(m: Machine, st: list[int], cpu: int, op: int, chain: list[str],
             return OK
         # RDGSBASE with CR4.FSGSBASE = 0 is #UD (SDM Vol. 2 RDFSBASE/RDGSBASE).
         chain.append("RDGSBASE with CR4.FSGSBASE = 0 -> #UD")
-        return raise_event(m, st, base, UD, False, 0, chain)
+        return raise_event(m, st, base, UD, False, R_NONE, chain)
     if kind == VE_INFO:
         # TDG.VP.VEINFO.GET clears VE_INFO.valid (TDX module
         # tdg_vp_veinfo_get.c).
@@ -259,7 +260,7 @@ def _wrmsr(m: Machine, st: list[int], base: int, msr: int, value: int,
         if why:
             # WRMSR to a missing MSR or with a bad value: #GP (BX msr.cc).
             chain.append(f"WRMSR 0x{msr:x}: {why} -> #GP")
-            return raise_event(m, st, base, GP, False, 0, chain)
+            return raise_event(m, st, base, GP, False, R_NONE, chain)
         if msr == MSR_FRED_CONFIG:
             st[base + F_FRED_CONFIG] = value
         elif msr == MSR_FRED_STKLVLS:
@@ -273,7 +274,7 @@ def _wrmsr(m: Machine, st: list[int], base: int, msr: int, value: int,
         if (old ^ new) & EFER_LME and st[base + F_CR0] & CR0_PG:
             # Changing LME with paging on: #GP (SDM Vol. 3A 10.8.5; BX msr.cc).
             chain.append("WRMSR EFER changes LME with paging on -> #GP")
-            return raise_event(m, st, base, GP, False, 0, chain)
+            return raise_event(m, st, base, GP, False, R_NONE, chain)
         st[base + F_EFER] = new
     return OK
 
@@ -286,7 +287,7 @@ def _rdmsr(m: Machine, st: list[int], base: int, msr: int,
             return outcome
     if is_fred_msr(msr) and not m.features & FEATURE_FRED:
         chain.append(f"RDMSR 0x{msr:x}: FRED is not enumerated -> #GP")
-        return raise_event(m, st, base, GP, False, 0, chain)
+        return raise_event(m, st, base, GP, False, R_NONE, chain)
     return OK
 
 
