@@ -22,9 +22,14 @@ from fuzzinit.minimise.core import causal_core
 from fuzzinit.model.outcome import Result
 from fuzzinit.orderings.schedule import Event
 from fuzzinit.report import trace as tracefile
+from fuzzinit.report.document import Report
+from fuzzinit.report.document import build as build_report
+from fuzzinit.report.document import to_json as report_to_json
 from fuzzinit.report.files import write_atomic
-from fuzzinit.report.markdown import event_label, render
-from fuzzinit.report.timeline import states_after
+from fuzzinit.report.html import render as render_html
+from fuzzinit.report.index import record as record_finding
+from fuzzinit.report.markdown import render as render_markdown
+from fuzzinit.report.regression import regression_test
 from fuzzinit.scenario.load import Scenario, load
 from fuzzinit.search import search
 from fuzzinit.verdict import evaluate, fails, signature
@@ -65,9 +70,14 @@ def _parser() -> argparse.ArgumentParser:
     mini.add_argument("trace")
     mini.add_argument("--scenario")
     mini.add_argument("--json", action="store_true")
-    rep = sub.add_parser("report", help="print a trace's Markdown report")
+    rep = sub.add_parser("report", help="print a trace's report, or write a"
+                         " regression test for it")
     rep.add_argument("trace")
     rep.add_argument("--scenario")
+    rep.add_argument("--format", choices=("md", "json", "html"), default="md")
+    rep.add_argument("--pytest", nargs="?", const="", default=None,
+                     metavar="FILE", help="write a pytest file that replays"
+                     " the trace and asserts it does not fail")
     cons = sub.add_parser("constraints", help="mine the happens-before rules"
                           " safe orderings obey (permutation mode)")
     cons.add_argument("model")
@@ -106,28 +116,35 @@ def _events_json(sc: Scenario, events: list[Event]) -> list[dict[str, Any]]:
     return [tracefile.event_json(sc, e) for e in events]
 
 
+def event_label(sc: Scenario, ev: Event) -> str:
+    where = sc.routine_of[ev.cpu][ev.slot] if ev.slot >= 0 else "trigger"
+    text = f"cpu{ev.cpu} {sc.op_text(ev.op)}"
+    return f"{text}  ({where})" if where else text
+
+
 def _write_finding(sc: Scenario, core: list[Event], shrunk: list[Event],
                    result: Result, seed: int | None, reports: Path,
-                   corpus: Path, extra: dict[str, Any]) -> tuple[str, str, str]:
+                   corpus: Path) -> tuple[str, str, str]:
     sig = signature(result)
     trace_path = corpus / sc.name / f"{sig}.json"
     doc = tracefile.to_json(sc, core, seed, {
         "verdict": result.name, "chain": result.chain, "signature": sig,
         "shrunk_events": _events_json(sc, shrunk)})
     write_atomic(trace_path, tracefile.dumps(doc))
+    report = build_report(sc, core, shrunk, result, seed, str(trace_path))
     base = reports / f"{sc.name}-{sig}"
-    write_atomic(base.with_suffix(".md"),
-                 render(sc, core, result, len(shrunk), seed, sig,
-                        str(trace_path)))
-    report = {
-        "scenario": sc.path, "name": sc.name, "verdict": result.name,
-        "signature": sig, "events": _events_json(sc, core),
-        "states": states_after(sc, core), "chain": result.chain,
-        "warnings": result.warnings, "seed": seed,
-        "shrunk_events": len(shrunk), "trace": str(trace_path), **extra}
-    write_atomic(base.with_suffix(".json"),
-                 json.dumps(report, indent=2) + "\n")
+    write_atomic(base.with_suffix(".md"), render_markdown(report))
+    write_atomic(base.with_suffix(".json"), _report_json(report))
+    write_atomic(base.with_suffix(".html"), render_html(report))
+    record_finding(reports, {
+        "signature": sig, "scenario": sc.path, "name": sc.name,
+        "verdict": result.name, "report": str(base.with_suffix(".md")),
+        "trace": str(trace_path)})
     return sig, str(trace_path), str(base.with_suffix(".md"))
+
+
+def _report_json(report: Report) -> str:
+    return json.dumps(report_to_json(report), indent=2) + "\n"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -167,8 +184,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         sig, trace_path, md = _write_finding(
             sc, finding.core, finding.shrunk, result, args.seed,
-            Path(args.reports), Path(args.corpus),
-            {"examples": report.examples, "elapsed_s": out["elapsed_s"]})
+            Path(args.reports), Path(args.corpus))
     except OSError as exc:
         raise FuzzinitError(
             f"cannot write the report or trace: {exc.strerror}:"
@@ -221,16 +237,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
         raise TraceError(f"{args.trace}: the ordering cannot happen in"
                          f" {sc.path}: {result.chain[-1]}")
     if args.command == "report":
-        sig = signature(result)
-        shrunk = doc.get("shrunk_events")
-        # A trace lists the shrunk ordering; a JSON report counts it.
-        shrunk_len = len(shrunk) if isinstance(shrunk, list) else \
-            shrunk if isinstance(shrunk, int) else len(events)
-        seed = doc.get("seed")
-        sys.stdout.write(render(sc, events, result, shrunk_len,
-                                seed if isinstance(seed, int) else None, sig,
-                                args.trace))
-        return 1 if fails(sc, result) else 0
+        return _cmd_report(args, sc, events, doc, result)
     if args.command == "minimize" and fails(sc, result):
         events = causal_core(sc, events, result)
         result = evaluate(sc, events)
@@ -342,6 +349,36 @@ def cmd_constraints(args: argparse.Namespace) -> int:
             print("not sufficient: an ordering that obeys every rule still"
                   f" fails; its core: {shown}")
     return 1 if mined.failures or mined.rules else 0
+
+
+def _cmd_report(args: argparse.Namespace, sc: Scenario, events: list[Event],
+                doc: dict[str, Any], result: Result) -> int:
+    raw = doc.get("shrunk_events")
+    shrunk = events
+    if isinstance(raw, list) and raw:
+        shrunk = tracefile.events_of(sc, {"events": raw}, args.trace)
+    seed = doc.get("seed")
+    seed = seed if isinstance(seed, int) else None
+    if args.pytest is not None:
+        if not fails(sc, evaluate(sc, shrunk)):
+            raise TraceError(f"{args.trace}: this ordering does not fail in"
+                             f" {sc.path}; a regression test needs a failing"
+                             " trace")
+        path = Path(args.pytest or
+                    f"test_fuzzinit_{sc.name.replace('-', '_')}_"
+                    f"{signature(result)}.py")
+        write_atomic(path, regression_test(sc, shrunk, result, args.trace))
+        print(f"wrote {path}: replays {len(shrunk)} events and asserts"
+              " they do not fail")
+        return 0
+    report = build_report(sc, events, shrunk, result, seed, args.trace)
+    if args.format == "json":
+        sys.stdout.write(_report_json(report))
+    elif args.format == "html":
+        sys.stdout.write(render_html(report))
+    else:
+        sys.stdout.write(render_markdown(report))
+    return 1 if fails(sc, result) else 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:

@@ -46,8 +46,8 @@ from fuzzinit.search import search
 from fuzzinit.verdict import evaluate, fails, signature
 
 __all__ = ["PROFILES", "FailingOrdering", "active_profile",
-           "assert_no_failing_ordering", "check_ordering", "load_scenario",
-           "orderings", "set_profile"]
+           "assert_no_failing_ordering", "assert_replay_passes",
+           "check_ordering", "load_scenario", "orderings", "set_profile"]
 
 
 @dataclass(frozen=True)
@@ -162,3 +162,16 @@ def check_ordering(scenario: Scenario | str | Path, ordering: list[Event],
     final = evaluate(sc, core) if complete else result
     path = _save(sc, core, final, None, corpus)
     raise FailingOrdering(_failure_message(sc, core, final, path, None))
+
+
+def assert_replay_passes(scenario: Scenario | str | Path,
+                         events: list[dict[str, object]]) -> None:
+    """Replay trace events ({"cpu", "op"} dicts) against `scenario`; raise
+    FailingOrdering with the chain if the ordering fails there."""
+    sc = load_scenario(scenario)
+    ordering = tracefile.events_of(sc, {"events": events}, "regression test")
+    result = evaluate(sc, ordering)
+    if fails(sc, result):
+        chain = "\n".join(f"  {link}" for link in result.chain)
+        raise FailingOrdering(f"{sc.name}: the replayed ordering still ends"
+                              f" in {result.name}:\n{chain}")

@@ -1,14 +1,12 @@
-"""A failure as plain Markdown that pastes into a commit message (72 cols)."""
+"""A report as plain Markdown that pastes into a commit message or a
+mailing-list reply: 72 columns, ASCII, no tables."""
 
 from __future__ import annotations
 
 import textwrap
 
-from fuzzinit.model.machine import PLATFORMS
-from fuzzinit.model.outcome import Result
-from fuzzinit.orderings.schedule import Event
-from fuzzinit.report.timeline import states_after
-from fuzzinit.scenario.load import Scenario
+from fuzzinit.report.document import Report
+from fuzzinit.report.timeline import describe
 
 WIDTH = 72
 
@@ -19,41 +17,51 @@ def _wrap(text: str, indent: str = "", first: str | None = None) -> str:
                          break_long_words=False)
 
 
-def event_label(sc: Scenario, ev: Event) -> str:
-    where = sc.routine_of[ev.cpu][ev.slot] if ev.slot >= 0 else "trigger"
-    text = f"cpu{ev.cpu} {sc.op_text(ev.op)}"
-    return f"{text}  ({where})" if where else text
-
-
-def render(sc: Scenario, core: list[Event], result: Result, shrunk_len: int,
-           seed: int | None, signature: str, trace_path: str) -> str:
-    failing = core[result.at] if 0 <= result.at < len(core) else None
-    who = f"cpu{failing.cpu}" if failing else "the machine"
-    lines = [f"# {sc.name}: {result.name}", ""]
-    lines.append(_wrap(sc.title))
-    lines.append("")
-    summary = (f"On a {PLATFORMS[sc.machine.platform]} platform {who} ends in"
-               f" {result.name}. The causal core below has {len(core)}"
-               f" events (of {shrunk_len} in the shrunk ordering): removing"
-               " any one of them changes the verdict.")
-    lines += [_wrap(summary), "", "## Problem: the causal core", ""]
-    states = states_after(sc, core)
-    for i, (ev, state) in enumerate(zip(core, states, strict=True), 1):
-        lines.append(_wrap(event_label(sc, ev), "    ", f"{i:2d}. "))
-        lines.append(_wrap(state, "        ", "    -> "))
-    lines += ["", "## Chain", ""]
-    for link in result.chain:
-        lines.append(_wrap(link, "  ", "- "))
-    if result.warnings:
-        lines += ["", "## Warnings", ""]
-        lines += [_wrap(w, "  ", "- ") for w in result.warnings]
-    lines += ["", "## Reproduce", "",
-              f"    fuzzinit replay {trace_path}"]
-    if seed is not None:
-        lines.append(f"    fuzzinit run {sc.path} --seed {seed}")
-    lines += ["", _wrap(f"Scenario {sc.path}, sha256 {sc.sha256[:16]},"
-                        f" signature {signature}.")]
+def render(report: Report) -> str:
+    sc, r = report.sc, report.result
+    out = [f"# {sc.name}: {r.name}", "", _wrap(sc.title), "",
+           _wrap(report.summary())]
+    if report.background:
+        out += ["", "## Background"]
+        for topic in report.background:
+            out += ["", f"### {topic.title}", ""]
+            for para in topic.paragraphs:
+                out += [_wrap(para), ""]
+            out.append("Sources:")
+            out += [_wrap(s, "  ", "- ") for s in topic.sources]
+    out += ["", "## Problem", "",
+            _wrap("The causal core, in order, with the acting CPU's state"
+                  " after each step ([window]: inside the fault window):"),
+            ""]
+    for step in report.steps:
+        mark = "  [window]" if step.in_window else ""
+        where = "trigger" if step.event.slot < 0 else step.routine
+        head = f"cpu{step.event.cpu} {step.op}" + \
+            (f"  ({where})" if where else "") + mark
+        out.append(_wrap(head, "    ", f"{step.n:2d}. "))
+        out.append(_wrap(describe(step.state), "        ", "    -> "))
+    out += ["", "Escalation:", ""]
+    out += [_wrap(link, "  ", "- ") for link in r.chain]
+    if r.warnings:
+        out += ["", "Warnings:", ""]
+        out += [_wrap(w, "  ", "- ") for w in r.warnings]
+    out += ["", "## Fix", ""]
+    if report.fixes:
+        out.append(_wrap("Changes the model confirms remove this failure:"))
+        out.append("")
+        for fix in report.fixes:
+            out.append(_wrap(f"{fix.text}.", "  ", "- "))
+            out.append(_wrap(f"checked: {fix.checked}.", "    ", "    "))
+    else:
+        out.append(_wrap("The model found no single reordering or kernel"
+                         " change that removes this failure."))
+    out += ["", "## Reproduce", "", f"    {report.replay_command()}"]
+    run = report.run_command()
+    if run:
+        out.append(f"    {run}")
+    out += ["", _wrap(f"Scenario {sc.path}, sha256 {sc.sha256}, seed"
+                      f" {report.seed}, signature {report.signature}.")]
     if sc.sources:
-        lines += ["", "Sources:", ""]
-        lines += [_wrap(s, "  ", "- ") for s in sc.sources]
-    return "\n".join(lines) + "\n"
+        out += ["", "Sources:", ""]
+        out += [_wrap(s, "  ", "- ") for s in sc.sources]
+    return "\n".join(out) + "\n"

@@ -3,46 +3,86 @@
 from __future__ import annotations
 
 from fuzzinit.model import machine as mc
-from fuzzinit.model.arch import CR4_BITS, CR4_FRED, CR4_PCIDE
+from fuzzinit.model.arch import CR4_BITS, CR4_FRED
 from fuzzinit.model.run import initial_state, step
 from fuzzinit.orderings.schedule import Event
 from fuzzinit.scenario.load import Scenario
 
+# CR4 bits a report shows besides FRED: the ones bring-up bugs involve.
+SHOWN_CR4 = ("pcide", "fsgsbase", "smep", "smap", "umip", "cet", "lass")
 
-def describe(sc: Scenario, st: list[int], cpu: int) -> str:
-    """The state that matters for FRED/pinning/#VC bugs, on one CPU."""
+
+def state_of(sc: Scenario, st: list[int], cpu: int) -> dict[str, object]:
+    """The state that matters for FRED / pinning / #VC bugs, on one CPU."""
     m = sc.machine
     base = cpu * mc.NF
     cr4 = st[base + mc.F_CR4]
-    shown = m.pinned_mask | CR4_FRED | CR4_PCIDE
-    bits = [name for name, bit in CR4_BITS.items()
-            if (1 << bit) & shown and cr4 >> bit & 1]
     g = st[m.glob + mc.G_FLAGS]
-    parts = [
-        "CR4=" + ("|".join(bits) if bits else "-"),
-        f"FRED_CONFIG={'set' if st[base + mc.F_FRED_CONFIG] else '0'}",
-        f"IDT={mc.IDT_NAMES[st[base + mc.F_IDT]]}",
-    ]
-    if m.sev:
-        parts.append(f"GHCB={mc.GHCB_NAMES[st[base + mc.F_GHCB]]}")
-        parts.append("per-cpu-GHCBs=" + ("yes" if g & mc.GHCBS_ALLOCATED
-                                         else "no"))
     pinned = st[m.glob + mc.G_PINNED_BITS]
-    pinned_names = [n for n, b in CR4_BITS.items() if pinned >> b & 1]
-    parts.append("pinning=" + (("on:" + "|".join(pinned_names))
-                               if st[m.glob + mc.G_KEY] else "off"))
-    flags = st[base + mc.F_FLAGS]
-    parts.append("online" if flags & mc.ONLINE else "offline")
+    out: dict[str, object] = {
+        "cpu": cpu,
+        "cr4_fred": 1 if cr4 & CR4_FRED else 0,
+        "fred_config": st[base + mc.F_FRED_CONFIG],
+        "fred_stklvls": st[base + mc.F_FRED_STKLVLS],
+        "fred_rsp": [st[base + mc.F_FRED_RSP0 + i] for i in range(4)],
+        "cr4": [n for n in SHOWN_CR4 if cr4 >> CR4_BITS[n] & 1],
+        "idt": mc.IDT_NAMES[st[base + mc.F_IDT]],
+        "pinning": bool(st[m.glob + mc.G_KEY]),
+        "pinned": [n for n, b in CR4_BITS.items() if pinned >> b & 1],
+        "online": bool(st[base + mc.F_FLAGS] & mc.ONLINE),
+    }
+    if m.sev:
+        out["ghcb"] = mc.GHCB_NAMES[st[base + mc.F_GHCB]]
+        out["percpu_ghcbs"] = bool(g & mc.GHCBS_ALLOCATED)
+    return out
+
+
+def describe(state: dict[str, object]) -> str:
+    """One line of a state: CR4.FRED and FRED_CONFIG first."""
+    config = state["fred_config"]
+    parts = [f"CR4.FRED={state['cr4_fred']}",
+             "FRED_CONFIG=" + (f"{config:#x}" if config else "0")]
+    cr4 = state["cr4"]
+    assert isinstance(cr4, list)
+    parts.append("CR4:" + ("|".join(cr4) if cr4 else "-"))
+    parts.append(f"IDT={state['idt']}")
+    if "ghcb" in state:
+        parts.append(f"GHCB={state['ghcb']}")
+    pinned = state["pinned"]
+    assert isinstance(pinned, list)
+    parts.append("pinning=" + ("on:" + "|".join(pinned)
+                               if state["pinning"] else "off"))
+    parts.append("online" if state["online"] else "offline")
     return " ".join(parts)
 
 
-def states_after(sc: Scenario, events: list[Event]) -> list[str]:
-    """describe() of the acting CPU after each event."""
+def positions(ordering: list[Event], core: list[Event]) -> list[int]:
+    """Where each event of `core` (a subsequence) stands in `ordering`."""
+    out: list[int] = []
+    i = -1
+    for ev in core:
+        i = ordering.index(ev, i + 1)
+        out.append(i)
+    return out
+
+
+def states_after(sc: Scenario, events: list[Event],
+                 within: list[Event] | None = None) -> list[dict[str, object]]:
+    """state_of() the acting CPU after each of `events`. With `within` (an
+    ordering `events` is a subsequence of - the shrunk ordering of a causal
+    core), the states are those of running `within`: what the machine
+    really held at each core event, not what the core alone would build."""
+    ordering = events if within is None else within
+    wanted = set(positions(ordering, events)) if within is not None \
+        else set(range(len(events)))
     st = initial_state(sc.machine)
-    out: list[str] = []
-    for ev in events:
+    out: list[dict[str, object]] = []
+    for i, ev in enumerate(ordering):
         chain: list[str] = []
         warnings: list[str] = []
         step(sc.machine, st, ev.cpu, ev.op, chain, warnings)
-        out.append(describe(sc, st, ev.cpu))
+        if i in wanted:
+            out.append(state_of(sc, st, ev.cpu))
+        if len(out) == len(events):
+            break
     return out

@@ -54,11 +54,28 @@ def read(path: str | Path) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise TraceError(f"{path}:{exc.lineno}: not JSON: {exc.msg}; fix:"
                          " pass a trace written by fuzzinit run") from exc
+    if isinstance(doc, dict) and doc.get("fuzzinit_report") is not None:
+        doc = _from_report(doc)
     if not isinstance(doc, dict) or not isinstance(doc.get("events"), list) \
             or not isinstance(doc.get("scenario"), str):
         raise TraceError(f"{path}: not a fuzzinit trace; expected an object"
                          " with 'scenario' and 'events'")
     return doc
+
+
+def _from_report(doc: dict[str, Any]) -> Any:
+    """A JSON report (fuzzinit_report) read as a trace of its core."""
+    scenario = doc.get("scenario")
+    steps = doc.get("steps")
+    if not isinstance(scenario, dict) or not isinstance(steps, list):
+        return None
+    keys = ("cpu", "op", "slot", "trigger")
+    return {"scenario": scenario.get("path"),
+            "scenario_sha256": scenario.get("sha256"),
+            "seed": doc.get("seed"), "verdict": doc.get("verdict"),
+            "shrunk_events": doc.get("shrunk_events"),
+            "events": [{k: s[k] for k in keys if k in s} for s in steps
+                       if isinstance(s, dict)]}
 
 
 def events_of(sc: Scenario, doc: dict[str, Any], path: str) -> list[Event]:

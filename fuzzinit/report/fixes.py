@@ -1,0 +1,178 @@
+"""What the model can say about repairs: changes that make the failing
+ordering pass, each checked against the model.
+
+Two kinds:
+- reorder: move one op of the failing CPU's program - the failing event
+  itself later, or a set-up op that had not run yet earlier - next to a
+  core event. Checked twice: the shrunk ordering with the move passes, and
+  a bounded search of the scenario with its program so changed finds no
+  failing ordering.
+- kernel: drop a pinned CR4 bit the failing CPU had, or turn on
+  fred_vc_dispatch / boot_ghcb_fallback (the halves of 3645eb7e3915), and
+  re-run the same ordering and a bounded search under that kernel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from fuzzinit.model import machine as mc
+from fuzzinit.model.arch import CR4_BITS
+from fuzzinit.model.outcome import Result
+from fuzzinit.orderings.schedule import Event
+from fuzzinit.report.timeline import positions
+from fuzzinit.scenario.load import Scenario
+from fuzzinit.search import search
+from fuzzinit.verdict import evaluate, fails
+
+SEARCH_BUDGET = 300
+MAX_REORDERS = 3
+
+
+@dataclass(frozen=True)
+class Fix:
+    kind: str            # "reorder" or "kernel"
+    text: str
+    checked: str         # what the model confirmed
+
+
+def _remap(slots: tuple[int, ...], order: list[int]) -> tuple[int, ...]:
+    where = {old: new for new, old in enumerate(order)}
+    return tuple(sorted(where[s] for s in slots))
+
+
+def with_program_move(sc: Scenario, cpu: int, slot: int,
+                      before_slot: int | None) -> Scenario:
+    """`sc` with op `slot` of `cpu` moved to just before `before_slot`
+    (None: to the end of the program)."""
+    order = [s for s in range(len(sc.programs[cpu])) if s != slot]
+    order.insert(len(order) if before_slot is None
+                 else order.index(before_slot), slot)
+    programs = [list(p) for p in sc.programs]
+    routine_of = [list(r) for r in sc.routine_of]
+    programs[cpu] = [sc.programs[cpu][s] for s in order]
+    routine_of[cpu] = [sc.routine_of[cpu][s] for s in order]
+    where = {old: new for new, old in enumerate(order)}
+
+    def move(point: tuple[int, int]) -> tuple[int, int]:
+        c, s = point
+        return (c, where[s]) if c == cpu else (c, s)
+
+    triggers = [dataclasses.replace(t, after=_remap(t.after, order),
+                                    before=_remap(t.before, order))
+                if t.cpu == cpu else t for t in sc.triggers]
+    before = [(move(a), move(b)) for a, b in sc.before]
+    return dataclasses.replace(sc, programs=programs, routine_of=routine_of,
+                               triggers=triggers, before=before)
+
+
+def with_kernel(sc: Scenario, **change: object) -> Scenario:
+    args = dict(sc.machine_args, **change)
+    return dataclasses.replace(sc, machine=mc.Machine(**args),
+                               machine_args=args)
+
+
+def _passes_search(sc: Scenario) -> str:
+    report = search(sc, SEARCH_BUDGET, 0)
+    if report.finding is None:
+        return f"no failing ordering in {report.examples} examples"
+    return ""
+
+
+def _reorders(sc: Scenario, shrunk: list[Event], core: list[Event],
+              k: int) -> list[Fix]:
+    failing = shrunk[k]
+    cpu = failing.cpu
+    program = sc.programs[cpu]
+    ran = {e.slot for e in shrunk[:k] if e.cpu == cpu and e.slot >= 0}
+    core_slots = [e.slot for e in core if e.cpu == cpu and e.slot >= 0]
+    candidates: list[tuple[int, str, list[Event], int, int | None]] = []
+    # Set-up that had not run yet, moved to just before a core event.
+    for target in core_slots:
+        t_event = next(e for e in shrunk if e.cpu == cpu and e.slot == target)
+        for slot in range(len(program)):
+            if slot in ran or slot == target or slot in core_slots:
+                continue
+            x = next((e for e in shrunk if e.cpu == cpu and e.slot == slot),
+                     None)
+            if x is None:
+                continue
+            moved = [e for e in shrunk if e != x]
+            moved.insert(moved.index(t_event), x)
+            text = (f"run cpu{cpu} `{sc.op_text(x.op)}` before"
+                    f" `{sc.op_text(t_event.op)}`")
+            candidates.append((abs(slot - target), text, moved, slot,
+                               target))
+    # The failing op itself, later: after an op that had not run yet.
+    if failing.slot >= 0:
+        for slot in range(failing.slot + 1, len(program)):
+            x = next((e for e in shrunk if e.cpu == cpu and e.slot == slot),
+                     None)
+            if x is None:
+                continue
+            moved = [e for e in shrunk if e != failing]
+            moved.insert(moved.index(x) + 1, failing)
+            text = (f"run cpu{cpu} `{sc.op_text(failing.op)}` after"
+                    f" `{sc.op_text(x.op)}`")
+            nxt = slot + 1
+            candidates.append((slot - failing.slot, text, moved,
+                               failing.slot, nxt if nxt < len(program)
+                               else None))
+    out: list[Fix] = []
+    for _, text, moved, slot, before_slot in sorted(candidates,
+                                                    key=lambda c: (c[0], c[1])):
+        if len(out) == MAX_REORDERS:
+            break
+        if fails(sc, evaluate(sc, moved)):
+            continue
+        changed = with_program_move(sc, cpu, slot, before_slot)
+        verdict = _passes_search(changed)
+        if not verdict:
+            continue  # the move alone leaves another failing ordering
+        out.append(Fix("reorder", text, "the shrunk ordering with this move"
+                       f" passes; with the program so changed, {verdict}"))
+    return out
+
+
+def _kernel_fixes(sc: Scenario, shrunk: list[Event],
+                  state_cr4: list[str]) -> list[Fix]:
+    out: list[Fix] = []
+    mask = sc.machine.pinned_mask
+    for name in state_cr4:
+        bit = 1 << CR4_BITS[name]
+        if not mask & bit:
+            continue
+        changed = with_kernel(sc, pinned_mask=mask & ~bit)
+        if fails(changed, evaluate(changed, shrunk)):
+            continue
+        verdict = _passes_search(changed)
+        if verdict:
+            out.append(Fix("kernel", f"take {name} out of the pinned CR4"
+                           " mask (kernel.pinned_cr4): cr4_init() then no"
+                           f" longer applies it", "the shrunk ordering"
+                           f" passes; {verdict}"))
+    for flag, what in (("fred_vc_dispatch",
+                        "give fred_hwexc() a #VC case (3645eb7e3915)"),
+                       ("boot_ghcb_fallback",
+                        "let __sev_get_ghcb() fall back to the boot GHCB"
+                        " (3645eb7e3915)")):
+        if sc.machine_args[flag]:
+            continue
+        changed = with_kernel(sc, **{flag: True})
+        if fails(changed, evaluate(changed, shrunk)):
+            continue
+        verdict = _passes_search(changed)
+        if verdict:
+            out.append(Fix("kernel", what,
+                           f"the shrunk ordering passes; {verdict}"))
+    return out
+
+
+def suggest(sc: Scenario, shrunk: list[Event], core: list[Event],
+            result: Result, failing_cr4: list[str]) -> list[Fix]:
+    """Model-checked repairs of the failure `result` of `shrunk`."""
+    del result
+    k = positions(shrunk, core)[-1]
+    return _reorders(sc, shrunk, core, k) + _kernel_fixes(sc, shrunk,
+                                                          failing_cr4)
