@@ -76,7 +76,8 @@ def with_kernel(sc: Scenario, **change: object) -> Scenario:
 def _passes_search(sc: Scenario) -> str:
     report = search(sc, SEARCH_BUDGET, 0)
     if report.finding is None:
-        return f"no failing ordering in {report.examples} examples"
+        n = report.examples
+        return f"no failing ordering in {n} example{'s' if n != 1 else ''}"
     return ""
 
 
@@ -152,14 +153,18 @@ def _kernel_fixes(sc: Scenario, shrunk: list[Event],
                            " mask (kernel.pinned_cr4): cr4_init() then no"
                            f" longer applies it", "the shrunk ordering"
                            f" passes; {verdict}"))
-    for flag, what in (("fred_vc_dispatch",
-                        "give fred_hwexc() a #VC case (3645eb7e3915)"),
-                       ("boot_ghcb_fallback",
-                        "let __sev_get_ghcb() fall back to the boot GHCB"
-                        " (3645eb7e3915)")):
-        if sc.machine_args[flag]:
+    both = ("fred_vc_dispatch", "boot_ghcb_fallback")
+    for flags, what in ((both[:1], "give fred_hwexc() a #VC case"
+                         " (half of 3645eb7e3915)"),
+                        (both[1:], "let __sev_get_ghcb() fall back to the"
+                         " boot GHCB (half of 3645eb7e3915)"),
+                        (both, "apply 3645eb7e3915: a #VC case in"
+                         " fred_hwexc() and the boot-GHCB fallback")):
+        if any(sc.machine_args[f] for f in flags) or \
+                (len(flags) == 2 and out and out[-1].kind == "kernel"
+                 and "half of 3645eb7e3915" in out[-1].text):
             continue
-        changed = with_kernel(sc, **{flag: True})
+        changed = with_kernel(sc, **{f: True for f in flags})
         if fails(changed, evaluate(changed, shrunk)):
             continue
         verdict = _passes_search(changed)
