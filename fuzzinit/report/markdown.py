@@ -17,6 +17,21 @@ def _wrap(text: str, indent: str = "", first: str | None = None) -> str:
                          break_long_words=False)
 
 
+def _command(text: str) -> list[str]:
+    """A shell command as indented lines of at most WIDTH columns, split
+    with backslash continuations so that it still pastes into a shell."""
+    lines: list[str] = []
+    current = "    "
+    for word in text.split():
+        if current.strip() and len(current) + 1 + len(word) + 2 > WIDTH:
+            lines.append(current + " \\")
+            current = "        " + word
+        else:
+            current = current + (" " if current.strip() else "") + word
+    lines.append(current)
+    return lines
+
+
 def render(report: Report) -> str:
     sc, r = report.sc, report.result
     out = [f"# {sc.name}: {r.name}", "", _wrap(sc.title), "",
@@ -55,10 +70,10 @@ def render(report: Report) -> str:
     else:
         out.append(_wrap("The model found no single reordering or kernel"
                          " change that removes this failure."))
-    out += ["", "## Reproduce", "", f"    {report.replay_command()}"]
+    out += ["", "## Reproduce", ""] + _command(report.replay_command())
     run = report.run_command()
     if run:
-        out.append(f"    {run}")
+        out += _command(run)
     out += ["", _wrap(f"Scenario {sc.path}, sha256 {sc.sha256}, seed"
                       f" {report.seed}, signature {report.signature}.")]
     if sc.sources:
