@@ -86,6 +86,24 @@ def _parser() -> argparse.ArgumentParser:
     cons.add_argument("--seed", type=int, default=0)
     cons.add_argument("--json", action="store_true")
     cons.add_argument("--corpus", default="corpus", help="trace folder")
+    fuzz = sub.add_parser("fuzz", help="long coverage-guided campaign"
+                          " (atheris/libFuzzer)")
+    fuzz.add_argument("model")
+    fuzz.add_argument("--time", type=int, default=None, metavar="SECONDS",
+                      help="stop after this long (default: until Ctrl-C"
+                      " unless --runs)")
+    fuzz.add_argument("--runs", type=int, default=None,
+                      help="stop after this many inputs")
+    fuzz.add_argument("--jobs", type=int, default=1,
+                      help="parallel workers (libFuzzer fork mode)")
+    fuzz.add_argument("--corpus", default="corpus", help="corpus folder")
+    fuzz.add_argument("--reports", default="reports", help="report folder")
+    fuzz.add_argument("--seed", type=int, default=None)
+    fuzz.add_argument("--coverage", choices=("state", "lines"),
+                      default="state", help="what counts as new: model"
+                      " state (default) or Python lines of the model")
+    fuzz.add_argument("--stop-on-failure", action="store_true")
+    fuzz.add_argument("--json", action="store_true")
     models = sub.add_parser("models", help="list scenarios and expectations")
     models.add_argument("folder", nargs="?", default="models")
     models.add_argument("--json", action="store_true")
@@ -101,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_trace(args)
         if args.command == "constraints":
             return cmd_constraints(args)
+        if args.command == "fuzz":
+            return cmd_fuzz(args)
         return cmd_models(args)
     except FuzzinitError as exc:
         sys.stderr.write(f"fuzzinit: error: {exc}\n")
@@ -379,6 +399,62 @@ def _cmd_report(args: argparse.Namespace, sc: Scenario, events: list[Event],
     else:
         sys.stdout.write(render_markdown(report))
     return 1 if fails(sc, result) else 0
+
+
+def cmd_fuzz(args: argparse.Namespace) -> int:
+    try:
+        import atheris  # noqa: F401
+    except ImportError as exc:
+        raise FuzzinitError("fuzz needs atheris; fix: pip install"
+                            " 'fuzzinit[fuzz]' (atheris 3.0.0 on Python"
+                            " 3.11)") from exc
+    from fuzzinit.fuzz.campaign import run_campaign
+
+    for flag in ("time", "runs"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise FuzzinitError(f"--{flag} {value}: expected a positive"
+                                " number")
+    if args.jobs < 1:
+        raise FuzzinitError(f"--jobs {args.jobs}: expected 1 or more")
+    sc = load(args.model)
+    summary = run_campaign(
+        sc, Path(args.corpus), Path(args.reports), args.time, args.runs,
+        args.jobs, args.seed, args.coverage, args.stop_on_failure,
+        show=not args.json and sys.stderr.isatty())
+    failing = summary.distinct_failures > 0
+    out = {"scenario": sc.path, "name": sc.name, "execs": summary.execs,
+           "exec_per_s": round(summary.exec_per_s, 1),
+           "corpus": summary.corpus, "features": summary.features,
+           "new_failures": [{"signature": s, "verdict": v, "core_events": n}
+                            for s, v, n in summary.new_failures],
+           "distinct_failures": summary.distinct_failures,
+           "first_failure_s": None if summary.first_failure_s is None
+           else round(summary.first_failure_s, 3),
+           "elapsed_s": round(summary.elapsed_s, 3),
+           "interrupted": summary.interrupted,
+           "crashes": summary.crashes_dir, "coverage": args.coverage,
+           "jobs": args.jobs}
+    if args.json:
+        print(json.dumps(out))
+    else:
+        state = "interrupted" if summary.interrupted else "done"
+        print(f"{sc.name}: campaign {state} after {summary.elapsed_s:.1f} s")
+        rows = [("execs", f"{summary.execs}"),
+                ("exec/s", f"{summary.exec_per_s:,.0f}"),
+                ("corpus inputs", f"{summary.corpus}"),
+                ("coverage features", f"{summary.features}"),
+                ("distinct failures", f"{summary.distinct_failures}"
+                 f" ({len(summary.new_failures)} new)"),
+                ("findings", summary.crashes_dir)]
+        for name, value in rows:
+            print(f"  {name:<18} {value}")
+        for sig, verdict, n in summary.new_failures:
+            print(f"  new: {verdict} {sig} ({n} events):"
+                  f" fuzzinit replay {summary.crashes_dir}/{sig}.json")
+    if summary.interrupted and not failing:
+        return 130
+    return 1 if failing else 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:

@@ -1,0 +1,2 @@
+"""Long atheris campaigns: byte decoder, model-state coverage, harness,
+campaign driver."""

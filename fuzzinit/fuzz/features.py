@@ -1,0 +1,50 @@
+"""Model-state coverage: what counts as new for the fuzzer.
+
+Each executed event yields a feature: the event's op kind and whether it
+ran on the boot CPU, with the acting CPU's abstract state after it (IDT
+state, CR4.FRED/FSGSBASE/PCIDE, FRED_CONFIG set, GHCB state, online) and
+the global flags (pinning key, per-CPU GHCBs, alternatives patched); the
+run's outcome is one more. Features are hashed into libFuzzer counters, so
+an input that reaches a new (state, event) combination is new coverage -
+not an input that merely runs new Python lines in the model.
+"""
+
+from __future__ import annotations
+
+from fuzzinit.model import machine as mc
+from fuzzinit.model.arch import CR4_FRED, CR4_FSGSBASE, CR4_PCIDE
+from fuzzinit.model.outcome import INVALID, OK
+from fuzzinit.model.run import initial_state, step
+from fuzzinit.orderings.schedule import Event
+from fuzzinit.scenario.load import Scenario
+
+CR4_SEEN = CR4_FRED | CR4_FSGSBASE | CR4_PCIDE
+
+
+def run_with_features(sc: Scenario, events: list[Event]
+                      ) -> tuple[int, list[int]]:
+    """Run the model and return (outcome, feature hashes)."""
+    m = sc.machine
+    st = initial_state(m)
+    features: list[int] = []
+    chain: list[str] = []
+    warnings: list[str] = []
+    outcome = OK
+    g = m.glob
+    for ev in events:
+        outcome = step(m, st, ev.cpu, ev.op, chain, warnings)
+        base = ev.cpu * mc.NF
+        features.append(hash((
+            m.op_kind[ev.op], ev.cpu == 0, st[base + mc.F_IDT],
+            st[base + mc.F_CR4] & CR4_SEEN, st[base + mc.F_FRED_CONFIG] != 0,
+            st[base + mc.F_GHCB], st[base + mc.F_FLAGS] & mc.ONLINE,
+            st[g + mc.G_KEY], st[g + mc.G_FLAGS] & (
+                mc.GHCBS_ALLOCATED | mc.ALT_PATCHED), outcome)))
+        if outcome != OK:
+            break
+        if chain:
+            chain.clear()
+    if outcome == INVALID:
+        return INVALID, features
+    features.append(hash(("outcome", outcome, len(warnings) > 0)))
+    return outcome, features

@@ -1,0 +1,72 @@
+"""The atheris harness: one process of a campaign (or one fork-mode
+worker). Configured through the environment so fork-mode children, which
+libFuzzer starts with the same command line, inherit it:
+
+    FUZZINIT_SCENARIO  scenario file
+    FUZZINIT_OUT       corpus/<scenario> (inputs/, crashes/ below it)
+    FUZZINIT_REPORTS   report folder
+    FUZZINIT_COVERAGE  "state" (model-state features, default) or "lines"
+                       (atheris line/branch coverage of fuzzinit/model only)
+    FUZZINIT_STOP      "1": stop at the first failure
+
+Every failing input is reduced to its causal core, deduplicated by
+signature (outcome + chain) against crashes/ on disk, and written
+atomically as a replayable trace plus a report; a line
+"fuzzinit-finding SIG VERDICT" on stderr tells the campaign.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+COUNTERS = 4096
+
+
+def main() -> None:
+    import atheris
+
+    coverage = os.environ.get("FUZZINIT_COVERAGE", "state")
+    if coverage == "lines":
+        # Line coverage of the model only: instrumenting Hypothesis or the
+        # rest costs seconds of start-up per process.
+        with atheris.instrument_imports(include=["fuzzinit.model"]):
+            import fuzzinit.model.run  # noqa: F401
+    from fuzzinit.fuzz.decode import decode
+    from fuzzinit.fuzz.features import run_with_features
+    from fuzzinit.fuzz.triage import Triage
+    from fuzzinit.model.outcome import INVALID, NAMES
+    from fuzzinit.scenario.load import load
+
+    sc = load(os.environ["FUZZINIT_SCENARIO"])
+    triage = Triage(sc, Path(os.environ["FUZZINIT_OUT"]),
+                    Path(os.environ.get("FUZZINIT_REPORTS", "reports")))
+    stop = os.environ.get("FUZZINIT_STOP") == "1"
+    counters = [atheris._reserve_counter() for _ in range(COUNTERS)] \
+        if coverage == "state" else []
+    fail_names = sc.fail_on
+
+    def test_one_input(data: bytes) -> None:
+        events, complete = decode(sc, data)
+        outcome, features = run_with_features(sc, events)
+        if counters:
+            # Looked up per call: Setup() swaps in libFuzzer's version.
+            trace_branch = atheris._trace_branch
+            for f in features:
+                trace_branch(counters[f % COUNTERS])
+        if outcome == INVALID:
+            return
+        name = NAMES[outcome] if complete or outcome != 0 else "never_online"
+        if name in fail_names:
+            new = triage.record(events, complete)
+            if new and stop:
+                sys.stderr.flush()
+                os._exit(1)
+
+    atheris.Setup(sys.argv, test_one_input)
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main()
