@@ -96,7 +96,8 @@ def run_campaign(sc: Scenario, corpus: Path, reports: Path,
         child = subprocess.Popen(args, stdin=subprocess.DEVNULL,
                                  stdout=subprocess.DEVNULL,
                                  stderr=subprocess.PIPE, text=True, env=env,
-                                 start_new_session=True)
+                                 start_new_session=True,
+                                 preexec_fn=_die_with_parent)
         progress = Progress()
         first: list[float] = []
         reader = threading.Thread(target=_read, daemon=True,
@@ -136,6 +137,15 @@ def run_campaign(sc: Scenario, corpus: Path, reports: Path,
         [f for f in progress.findings if f[0] not in before],
         len(after), elapsed, stop[0], first[0] if first else None,
         str(crashes))
+
+
+def _die_with_parent() -> None:
+    """Linux PR_SET_PDEATHSIG: if the campaign process is killed (SIGKILL
+    included), the harness gets SIGKILL too instead of fuzzing on."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL)
 
 
 def _stop(child: subprocess.Popen[str]) -> None:

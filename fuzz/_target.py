@@ -1,0 +1,60 @@
+"""Shared body of the OSS-Fuzz / ClusterFuzzLite targets in this folder.
+
+A target decodes the input into an ordering of its scenario (the same
+decoder as `fuzzinit fuzz`), runs the reference model and raises
+FailingOrdering - a crash, to libFuzzer and ClusterFuzz - when the
+ordering fails. Coverage comes from the model state, as in `fuzzinit fuzz`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+
+def models_folder() -> Path:
+    """models/ beside the source tree, inside a PyInstaller bundle
+    (compile_python_fuzzer), or FUZZINIT_MODELS."""
+    if os.environ.get("FUZZINIT_MODELS"):
+        return Path(os.environ["FUZZINIT_MODELS"])
+    bundle = getattr(sys, "_MEIPASS", None)
+    if bundle:
+        return Path(bundle) / "models"
+    return Path(__file__).resolve().parent.parent / "models"
+
+
+def make_target(scenario_file: str) -> Callable[[bytes], None]:
+    import atheris
+
+    from fuzzinit.fuzz.decode import decode
+    from fuzzinit.fuzz.features import run_with_features
+    from fuzzinit.model.outcome import NAMES
+    from fuzzinit.scenario.load import load
+    from fuzzinit.testing import FailingOrdering
+    from fuzzinit.verdict import evaluate
+
+    sc = load(models_folder() / scenario_file)
+    counters = [atheris._reserve_counter() for _ in range(4096)]
+
+    def test_one_input(data: bytes) -> None:
+        events, complete = decode(sc, data)
+        outcome, features = run_with_features(sc, events)
+        trace_branch = atheris._trace_branch
+        for f in features:
+            trace_branch(counters[f % 4096])
+        name = NAMES[outcome] if complete or outcome else "never_online"
+        if name in sc.fail_on:
+            result = evaluate(sc, events, complete)
+            raise FailingOrdering(f"{sc.name}: {result.name}: "
+                                  + " | ".join(result.chain))
+
+    return test_one_input
+
+
+def run(scenario_file: str) -> None:
+    import atheris
+
+    atheris.Setup(sys.argv, make_target(scenario_file))
+    atheris.Fuzz()
