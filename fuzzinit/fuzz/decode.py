@@ -11,6 +11,7 @@ next op, displaced ops). Mutating a byte changes one decision.
 
 from __future__ import annotations
 
+from fuzzinit.model import machine as mc
 from fuzzinit.orderings.schedule import Event, Schedule
 from fuzzinit.scenario.load import Scenario
 
@@ -30,8 +31,11 @@ class Bytes:
         return b
 
 
-def decode(sc: Scenario, data: bytes) -> tuple[list[Event], bool]:
-    """The ordering `data` encodes, and whether every program finished."""
+def decode(sc: Scenario, data: bytes,
+           fast: bool = True) -> tuple[list[Event], bool]:
+    """The ordering `data` encodes, and whether every program finished.
+    `fast` uses the interleave-mode shortcut where it applies; both paths
+    give the same ordering (tests/test_fuzz_decode.py)."""
     src = Bytes(data)
     planned: list[tuple[int, int]] = []
     for i, t in enumerate(sc.triggers):
@@ -42,6 +46,8 @@ def decode(sc: Scenario, data: bytes) -> tuple[list[Event], bool]:
             if fires:
                 planned.append((point, i))
     planned.sort()
+    if fast and sc.mode == "interleave" and not sc.before:
+        return _interleave(sc, src, planned)
     sched = Schedule(sc)
     out: list[Event] = []
     triggers = sc.triggers
@@ -69,6 +75,69 @@ def decode(sc: Scenario, data: bytes) -> tuple[list[Event], bool]:
         else:
             sched.take(pick)
         out.append(pick)
+
+
+def _interleave(sc: Scenario, src: Bytes, planned: list[tuple[int, int]]
+                ) -> tuple[list[Event], bool]:
+    """decode() for interleave mode without `before` constraints: the same
+    choices as the Schedule makes, without its generality (the fuzzer's
+    hot loop)."""
+    m = sc.machine
+    kinds, arg = m.op_kind, m.op_a
+    programs = sc.programs
+    n = len(programs)
+    pc = [0] * n
+    started = [c == 0 for c in range(n)]
+    online = list(started)
+    # Trigger windows as program counters: open once pc > lo-1, shut once
+    # pc > hi (interleave mode runs each program in order).
+    lo = [max(t.after) + 1 if t.after else 0 for t in sc.triggers]
+    hi = [min(t.before) if t.before else len(programs[t.cpu])
+          for t in sc.triggers]
+    trig = sc.triggers
+    out: list[Event] = []
+    start_kind, online_kind = mc.START, mc.ONLINE_OP
+    wait_kind = mc.WAIT_ONLINE
+    while True:
+        fire: list[tuple[int, int]] = []
+        blocked = 0
+        for p in planned:
+            i = p[1]
+            c = trig[i].cpu
+            if started[c] and pc[c] >= p[0] and lo[i] <= pc[c] <= hi[i]:
+                fire.append(p)
+                blocked |= 1 << c
+        ready: list[int] = []
+        for c in range(n):
+            if not started[c] or blocked >> c & 1:
+                continue
+            slot = pc[c]
+            program = programs[c]
+            if slot < len(program):
+                op = program[slot]
+                if kinds[op] == wait_kind and not online[arg[op]]:
+                    continue
+                ready.append(c)
+        total = len(fire) + len(ready)
+        if not total:
+            return out, all(pc[c] == len(programs[c]) for c in range(n))
+        k = 0 if total == 1 else src.next() % total
+        if k < len(fire):
+            p = fire[k]
+            planned.remove(p)
+            t = trig[p[1]]
+            out.append(Event(t.cpu, t.op, -1, p[1]))
+            continue
+        c = ready[k - len(fire)]
+        slot = pc[c]
+        op = programs[c][slot]
+        pc[c] = slot + 1
+        kind = kinds[op]
+        if kind == start_kind:
+            started[arg[op]] = True
+        elif kind == online_kind:
+            online[c] = True
+        out.append(Event(c, op, slot))
 
 
 def encode_choices(choices: list[int]) -> bytes:
