@@ -23,7 +23,7 @@ demo: $(STAMP)
 	else echo "demo: expected a failing ordering, fuzzinit exited $$status"; exit 1; fi
 
 lint: $(STAMP)
-	$(BIN)/ruff check fuzzinit tests benchmarks
+	$(BIN)/ruff check fuzzinit tests benchmarks fuzz
 	$(BIN)/mypy fuzzinit tests benchmarks
 
 test: lint
