@@ -26,25 +26,17 @@ def models_folder() -> Path:
 
 
 def make_target(scenario_file: str) -> Callable[[bytes], None]:
-    import atheris
-
-    from fuzzinit.fuzz.decode import decode
-    from fuzzinit.fuzz.features import run_with_features
-    from fuzzinit.model.outcome import NAMES
+    from fuzzinit.fuzz.execute import cover, execute, reserve_counters
     from fuzzinit.scenario.load import load
     from fuzzinit.testing import FailingOrdering
     from fuzzinit.verdict import evaluate
 
     sc = load(models_folder() / scenario_file)
-    counters = [atheris._reserve_counter() for _ in range(4096)]
+    counters = reserve_counters()
 
     def test_one_input(data: bytes) -> None:
-        events, complete = decode(sc, data)
-        outcome, features = run_with_features(sc, events)
-        trace_branch = atheris._trace_branch
-        for f in features:
-            trace_branch(counters[f % 4096])
-        name = NAMES[outcome] if complete or outcome else "never_online"
+        name, events, complete, features = execute(sc, data)
+        cover(counters, features)
         if name in sc.fail_on:
             result = evaluate(sc, events, complete)
             raise FailingOrdering(f"{sc.name}: {result.name}: "

@@ -22,14 +22,12 @@ from fuzzinit.minimise.core import causal_core
 from fuzzinit.model.outcome import Result
 from fuzzinit.orderings.schedule import Event
 from fuzzinit.report import trace as tracefile
-from fuzzinit.report.document import Report
 from fuzzinit.report.document import build as build_report
-from fuzzinit.report.document import to_json as report_to_json
 from fuzzinit.report.files import write_atomic
 from fuzzinit.report.html import render as render_html
-from fuzzinit.report.index import record as record_finding
 from fuzzinit.report.markdown import render as render_markdown
 from fuzzinit.report.regression import regression_test
+from fuzzinit.report.write import report_json, write_finding
 from fuzzinit.scenario.load import Scenario, load
 from fuzzinit.search import search
 from fuzzinit.verdict import evaluate, fails, signature
@@ -147,24 +145,8 @@ def _write_finding(sc: Scenario, core: list[Event], shrunk: list[Event],
                    corpus: Path) -> tuple[str, str, str]:
     sig = signature(result)
     trace_path = corpus / sc.name / f"{sig}.json"
-    doc = tracefile.to_json(sc, core, seed, {
-        "verdict": result.name, "chain": result.chain, "signature": sig,
-        "shrunk_events": _events_json(sc, shrunk)})
-    write_atomic(trace_path, tracefile.dumps(doc))
-    report = build_report(sc, core, shrunk, result, seed, str(trace_path))
-    base = reports / f"{sc.name}-{sig}"
-    write_atomic(base.with_suffix(".md"), render_markdown(report))
-    write_atomic(base.with_suffix(".json"), _report_json(report))
-    write_atomic(base.with_suffix(".html"), render_html(report))
-    record_finding(reports, {
-        "signature": sig, "scenario": sc.path, "name": sc.name,
-        "verdict": result.name, "report": str(base.with_suffix(".md")),
-        "trace": str(trace_path)})
-    return sig, str(trace_path), str(base.with_suffix(".md"))
-
-
-def _report_json(report: Report) -> str:
-    return json.dumps(report_to_json(report), indent=2) + "\n"
+    md = write_finding(sc, core, shrunk, result, seed, trace_path, reports)
+    return sig, str(trace_path), str(md)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -393,7 +375,7 @@ def _cmd_report(args: argparse.Namespace, sc: Scenario, events: list[Event],
         return 0
     report = build_report(sc, events, shrunk, result, seed, args.trace)
     if args.format == "json":
-        sys.stdout.write(_report_json(report))
+        sys.stdout.write(report_json(report))
     elif args.format == "html":
         sys.stdout.write(render_html(report))
     else:

@@ -21,8 +21,6 @@ import os
 import sys
 from pathlib import Path
 
-COUNTERS = 4096
-
 
 def main() -> None:
     import atheris
@@ -33,36 +31,23 @@ def main() -> None:
         # rest costs seconds of start-up per process.
         with atheris.instrument_imports(include=["fuzzinit.model"]):
             import fuzzinit.model.run  # noqa: F401
-    from fuzzinit.fuzz.decode import decode
-    from fuzzinit.fuzz.features import run_with_features
+    from fuzzinit.fuzz.execute import cover, execute, reserve_counters
     from fuzzinit.fuzz.triage import Triage
-    from fuzzinit.model.outcome import INVALID, NAMES
     from fuzzinit.scenario.load import load
 
     sc = load(os.environ["FUZZINIT_SCENARIO"])
     triage = Triage(sc, Path(os.environ["FUZZINIT_OUT"]),
                     Path(os.environ.get("FUZZINIT_REPORTS", "reports")))
     stop = os.environ.get("FUZZINIT_STOP") == "1"
-    counters = [atheris._reserve_counter() for _ in range(COUNTERS)] \
-        if coverage == "state" else []
-    fail_names = sc.fail_on
+    counters = reserve_counters() if coverage == "state" else []
 
     def test_one_input(data: bytes) -> None:
-        events, complete = decode(sc, data)
-        outcome, features = run_with_features(sc, events)
+        name, events, complete, features = execute(sc, data)
         if counters:
-            # Looked up per call: Setup() swaps in libFuzzer's version.
-            trace_branch = atheris._trace_branch
-            for f in features:
-                trace_branch(counters[f % COUNTERS])
-        if outcome == INVALID:
-            return
-        name = NAMES[outcome] if complete or outcome != 0 else "never_online"
-        if name in fail_names:
-            new = triage.record(events, complete)
-            if new and stop:
-                sys.stderr.flush()
-                os._exit(1)
+            cover(counters, features)
+        if name in sc.fail_on and triage.record(events, complete) and stop:
+            sys.stderr.flush()
+            os._exit(1)
 
     atheris.Setup(sys.argv, test_one_input)
     atheris.Fuzz()

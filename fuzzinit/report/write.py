@@ -1,0 +1,49 @@
+"""Saving one finding: its trace, its report in every format, and its row
+in reports/index - the same for `run`, `fuzz` and every fuzz worker."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+from pathlib import Path
+
+from fuzzinit.model.outcome import Result
+from fuzzinit.orderings.schedule import Event
+from fuzzinit.report import trace as tracefile
+from fuzzinit.report.document import Report, build, to_json
+from fuzzinit.report.files import write_atomic
+from fuzzinit.report.html import render as render_html
+from fuzzinit.report.index import record
+from fuzzinit.report.markdown import render as render_markdown
+from fuzzinit.scenario.load import Scenario
+from fuzzinit.verdict import signature
+
+
+def report_json(report: Report) -> str:
+    return json.dumps(to_json(report), indent=2) + "\n"
+
+
+def write_finding(sc: Scenario, core: list[Event], shrunk: list[Event],
+                  result: Result, seed: int | None, trace_path: Path,
+                  reports: Path) -> Path:
+    """Write the trace to `trace_path` and the reports under `reports`;
+    returns the Markdown report's path. Every file is written atomically;
+    the index is updated under a lock (fuzz workers share it)."""
+    sig = signature(result)
+    write_atomic(trace_path, tracefile.dumps(tracefile.to_json(
+        sc, core, seed, {
+            "verdict": result.name, "chain": result.chain, "signature": sig,
+            "shrunk_events": [tracefile.event_json(sc, e) for e in shrunk]})))
+    report = build(sc, core, shrunk, result, seed, str(trace_path))
+    base = reports / f"{sc.name}-{sig}"
+    write_atomic(base.with_suffix(".md"), render_markdown(report))
+    write_atomic(base.with_suffix(".json"), report_json(report))
+    write_atomic(base.with_suffix(".html"), render_html(report))
+    reports.mkdir(parents=True, exist_ok=True)
+    with open(reports / ".index.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        record(reports, {"signature": sig, "scenario": sc.path,
+                         "name": sc.name, "verdict": result.name,
+                         "report": str(base.with_suffix(".md")),
+                         "trace": str(trace_path)})
+    return base.with_suffix(".md")
