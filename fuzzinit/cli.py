@@ -102,6 +102,25 @@ def _parser() -> argparse.ArgumentParser:
                       " state (default) or Python lines of the model")
     fuzz.add_argument("--stop-on-failure", action="store_true")
     fuzz.add_argument("--json", action="store_true")
+    exp = sub.add_parser("explore", help="every ordering, breadth first,"
+                         " up to bounds")
+    exp.add_argument("model")
+    exp.add_argument("--max-triggers", type=int, default=1, metavar="K")
+    exp.add_argument("--budget", type=int, default=1_000_000,
+                     metavar="STATES")
+    exp.add_argument("--mode", choices=("interleave", "permute"))
+    exp.add_argument("--json", action="store_true")
+    win = sub.add_parser("windows", help="where each trigger kind is fatal")
+    win.add_argument("model")
+    win.add_argument("--json", action="store_true")
+    vf = sub.add_parser("verify-fix", help="BEFORE must fail, AFTER must"
+                        " explore clean")
+    vf.add_argument("before")
+    vf.add_argument("after")
+    vf.add_argument("--max-triggers", type=int, default=1, metavar="K")
+    vf.add_argument("--budget", type=int, default=1_000_000,
+                    metavar="STATES")
+    vf.add_argument("--json", action="store_true")
     models = sub.add_parser("models", help="list scenarios and expectations")
     models.add_argument("folder", nargs="?", default="models")
     models.add_argument("--json", action="store_true")
@@ -119,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_constraints(args)
         if args.command == "fuzz":
             return cmd_fuzz(args)
+        if args.command in ("explore", "windows", "verify-fix"):
+            from fuzzinit.explore.commands import run_command
+            return run_command(args)
         return cmd_models(args)
     except FuzzinitError as exc:
         sys.stderr.write(f"fuzzinit: error: {exc}\n")

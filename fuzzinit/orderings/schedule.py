@@ -120,6 +120,23 @@ class Schedule:
         elif kind == mc.ONLINE_OP:
             self.online[c] = True
 
+    def snapshot(self) -> tuple[object, ...]:
+        """A hashable copy of the progress (for the explorer)."""
+        return (tuple(tuple(d) for d in self.done), tuple(self.started),
+                tuple(self.online), tuple(self.left))
+
+    def restore(self, snap: tuple[object, ...]) -> None:
+        done, started, online, left = snap
+        assert isinstance(done, tuple) and isinstance(started, tuple)
+        assert isinstance(online, tuple) and isinstance(left, tuple)
+        self.done = [list(d) for d in done]
+        self.started = list(started)
+        self.online = list(online)
+        self.left = list(left)
+        self.ndone = [sum(d) for d in self.done]
+        self.first = [next((s for s, x in enumerate(d) if not x), len(d))
+                      for d in self.done]
+
     def finished(self) -> bool:
         return all(self.ndone[c] == len(p)
                    for c, p in enumerate(self.sc.programs))

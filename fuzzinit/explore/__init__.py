@@ -1,0 +1,1 @@
+"""Exhaustive exploration: every ordering a scenario allows, up to bounds."""

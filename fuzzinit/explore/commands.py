@@ -1,0 +1,139 @@
+"""The explore, windows and verify-fix commands."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from typing import Any
+
+from fuzzinit.errors import FuzzinitError
+from fuzzinit.explore.bfs import BUDGET, COMPLETE, Exploration, explore
+from fuzzinit.explore.windows import Point, survivable_order, timeline, windows
+from fuzzinit.report import trace as tracefile
+from fuzzinit.scenario.load import Scenario, load
+
+# Exit status of explore/verify-fix when the budget ran out: not 0, which
+# would claim "no failing ordering", and not 1 (none was found).
+EXIT_BUDGET = 3
+
+
+def run_command(args: argparse.Namespace) -> int:
+    if args.command == "windows":
+        return _windows(args)
+    for flag in ("max_triggers", "budget"):
+        if getattr(args, flag) < (0 if flag == "max_triggers" else 1):
+            raise FuzzinitError(f"--{flag.replace('_', '-')}"
+                                f" {getattr(args, flag)}: expected a"
+                                " non-negative number")
+    if args.command == "explore":
+        sc = load(args.model)
+        if args.mode:
+            sc = dataclasses.replace(sc, mode=args.mode)
+        ex = explore(sc, args.max_triggers, args.budget)
+        out = _explore_json(sc, ex, args)
+        if args.json:
+            print(json.dumps(out))
+        else:
+            for line in _explore_lines(sc, ex):
+                print(line)
+        return _status(ex)
+    return _verify_fix(args)
+
+
+def _status(ex: Exploration) -> int:
+    if ex.verdict == COMPLETE:
+        return 0
+    return EXIT_BUDGET if ex.verdict == BUDGET else 1
+
+
+def _explore_json(sc: Scenario, ex: Exploration,
+                  args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "scenario": sc.path, "name": sc.name, "mode": sc.mode,
+        "result": ex.verdict.replace(" ", "_"), "states": ex.states,
+        "transitions": ex.transitions, "elapsed_s": round(ex.elapsed_s, 4),
+        "states_per_s": round(ex.states_per_s, 1),
+        "max_triggers": args.max_triggers, "budget": args.budget,
+        "verdict": "ok", "events": [], "chain": []}
+    if ex.ordering is not None and ex.result is not None:
+        out.update(verdict=ex.result.name, chain=ex.result.chain,
+                   events=[tracefile.event_json(sc, e) for e in ex.ordering])
+    return out
+
+
+def _explore_lines(sc: Scenario, ex: Exploration) -> list[str]:
+    stats = (f"{ex.states} states, {ex.transitions} transitions,"
+             f" {ex.states_per_s:,.0f} states/s")
+    if ex.verdict == COMPLETE:
+        return [f"{sc.name}: complete: no failing ordering in {stats}"]
+    if ex.verdict == BUDGET:
+        return [f"{sc.name}: budget exhausted after {stats}: no failing"
+                " ordering found so far"]
+    assert ex.ordering is not None and ex.result is not None
+    lines = [f"{sc.name}: {ex.result.name}: a shortest failing ordering"
+             f" ({len(ex.ordering)} events) after {stats}"]
+    lines += [f"  {i:2d}. cpu{e.cpu} {sc.op_text(e.op)}"
+              + ("  (trigger)" if e.slot < 0 else "")
+              for i, e in enumerate(ex.ordering, 1)]
+    lines.append("chain:")
+    lines += [f"  {link}" for link in ex.result.chain]
+    return lines
+
+
+def _windows(args: argparse.Namespace) -> int:
+    sc = load(args.model)
+    points = windows(sc)
+    _, skipped = survivable_order(sc)
+    if args.json:
+        print(json.dumps({
+            "scenario": sc.path, "name": sc.name,
+            "failing_as_written": [tracefile.event_json(sc, e)
+                                   for e in skipped],
+            "points": [dataclasses.asdict(p) for p in points],
+            "timeline": timeline(points)}))
+    else:
+        print(f"{sc.name}: where a trigger is fatal (programs as written)")
+        for e in skipped:
+            print(f"  (cpu{e.cpu} {sc.op_text(e.op)} fails where it stands;"
+                  " left out to map the rest)")
+        for line in timeline(points) or ["no fatal point"]:
+            print(f"  {line}")
+    return 1 if any(p.outcome != "ok" for p in points) or skipped else 0
+
+
+def _window_keys(points: list[Point]) -> set[tuple[int, str, str]]:
+    return {(p.cpu, p.after_op, p.kind) for p in points if p.outcome != "ok"}
+
+
+def _verify_fix(args: argparse.Namespace) -> int:
+    before, after = load(args.before), load(args.after)
+    ex_before = explore(before, args.max_triggers, args.budget)
+    ex_after = explore(after, args.max_triggers, args.budget)
+    closed = sorted(_window_keys(windows(before))
+                    - _window_keys(windows(after)))
+    ok = ex_before.verdict not in (COMPLETE, BUDGET) and \
+        ex_after.verdict == COMPLETE
+    if args.json:
+        print(json.dumps({
+            "before": _explore_json(before, ex_before, args),
+            "after": _explore_json(after, ex_after, args),
+            "closed_windows": [{"cpu": c, "after": op, "kind": k}
+                               for c, op, k in closed],
+            "verified": ok}))
+    else:
+        print("before:")
+        print("\n".join("  " + x for x in _explore_lines(before, ex_before)))
+        print("after:")
+        print("\n".join("  " + x for x in _explore_lines(after, ex_after)))
+        if closed:
+            print("windows closed by the fix:")
+            for c, op, k in closed:
+                print(f"  cpu{c} after {op}: {k}")
+        print("fix verified: BEFORE fails, AFTER explores complete and clean"
+              if ok else "fix NOT verified")
+    if ok:
+        return 0
+    if ex_after.verdict == BUDGET:
+        return EXIT_BUDGET
+    return 1

@@ -1,0 +1,141 @@
+"""`fuzzinit windows`: for every program point of every CPU and every
+trigger kind the platform can raise there, whether a trigger at that point
+fails - the "window where no exceptions can be handled" of kernel mails,
+computed.
+
+The programs run as written (the lowest ready CPU first) - minus any op
+that itself fails where it stands, which is left out and named, so that
+the points after it can be mapped - and the trigger is inserted right
+after the CPU's k-th op, and a point is fatal when the
+model fails on the trigger itself (what the programs do afterwards is
+another question: fuzzinit run answers it). Kinds: nmi and pf always; on
+SEV-ES/SNP also printk (with a port-I/O console), cpuid, port_io, mmio;
+on TDX printk, port_io, mmio. Scenario trigger windows are ignored on
+purpose: this maps where an event *would* be fatal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from fuzzinit.model import machine as mc
+from fuzzinit.orderings.schedule import Event, program_order
+from fuzzinit.scenario.load import Scenario
+from fuzzinit.scenario.ops import parse_op
+from fuzzinit.verdict import evaluate, fails
+
+
+@dataclass(frozen=True)
+class Point:
+    cpu: int
+    after: int            # ops of the CPU's program done (0: just started)
+    after_op: str         # the op just done ("start" for 0)
+    kind: str
+    outcome: str          # "ok" or the failing outcome
+
+
+def kinds_for(sc: Scenario) -> list[str]:
+    m = sc.machine
+    kinds = ["nmi", "pf"]
+    if m.sev:
+        kinds += ["printk"] if m.console_port_io else []
+        kinds += ["cpuid", "port_io", "mmio"]
+    elif m.platform == mc.TDX:
+        kinds += ["printk"] if m.console_port_io else []
+        kinds += ["port_io", "mmio"]
+    return kinds
+
+
+def _with_ops(sc: Scenario, texts: list[str]) -> tuple[Scenario, list[int]]:
+    """`sc` with op rows for `texts` (trigger ops it may not have)."""
+    args = dict(sc.machine_args)
+    kinds, a, b, text = (list(args["op_kind"]), list(args["op_a"]),
+                         list(args["op_b"]), list(args["op_text"]))
+    ids = []
+    for t in texts:
+        if t in text:
+            ids.append(text.index(t))
+            continue
+        k, x, y = parse_op(t, sc.ncpu)
+        kinds.append(k)
+        a.append(x)
+        b.append(y)
+        text.append(t)
+        ids.append(len(text) - 1)
+    args.update(op_kind=kinds, op_a=a, op_b=b, op_text=text)
+    return dataclasses.replace(sc, machine=mc.Machine(**args),
+                               machine_args=args), ids
+
+
+def survivable_order(sc: Scenario) -> tuple[list[Event], list[Event]]:
+    """The programs as written, minus the events that fail where they
+    stand (so that the points after them can be mapped too); returns the
+    order and the events left out."""
+    base: list[Event] = []
+    skipped: list[Event] = []
+    for ev in program_order(sc):
+        r = evaluate(sc, base + [ev])
+        if fails(sc, r) and r.at == len(base):
+            skipped.append(ev)
+        else:
+            base.append(ev)
+    return base, skipped
+
+
+def windows(sc: Scenario) -> list[Point]:
+    kinds = kinds_for(sc)
+    sc2, ops = _with_ops(sc, kinds)
+    base, _ = survivable_order(sc)
+    points: list[Point] = []
+    for cpu, program in enumerate(sc.programs):
+        # Where the CPU is after 0..n of its ops, in the as-written order.
+        positions = [i + 1 for i, e in enumerate(base) if e.cpu == cpu]
+        done_slots = [e.slot for e in base if e.cpu == cpu]
+        start = 0
+        if cpu:
+            start = next((i + 1 for i, e in enumerate(base)
+                          if sc.machine.op_kind[e.op] == mc.START
+                          and sc.machine.op_a[e.op] == cpu), -1)
+            if start < 0:
+                continue
+        for k, at in enumerate([start] + positions):
+            after_op = "start" if k == 0 else \
+                sc.op_text(program[done_slots[k - 1]])
+            for kind, op in zip(kinds, ops, strict=True):
+                # Only the trigger's own verdict: the rest of the as-written
+                # order may fail on its own (a pinned-FRED AP does).
+                trial = base[:at] + [Event(cpu, op, -1, -1)]
+                r = evaluate(sc2, trial)
+                fatal = fails(sc2, r) and r.at == len(trial) - 1
+                points.append(Point(cpu, k, after_op, kind,
+                                    r.name if fatal else "ok"))
+    return points
+
+
+def timeline(points: list[Point]) -> list[str]:
+    """Compact lines, per CPU, one per stretch of program points with the
+    same fatal kinds: "cpuN: A .. B: kinds fatal" - fatal from just after
+    op A until op B has run."""
+    lines: list[str] = []
+    by_cpu: dict[int, dict[int, tuple[str, set[str]]]] = {}
+    for p in points:
+        entry = by_cpu.setdefault(p.cpu, {}).setdefault(p.after,
+                                                        (p.after_op, set()))
+        if p.outcome != "ok":
+            entry[1].add(p.kind)
+    for cpu in sorted(by_cpu):
+        steps = sorted(by_cpu[cpu].items())
+        i = 0
+        while i < len(steps):
+            fatal = steps[i][1][1]
+            j = i
+            while j + 1 < len(steps) and steps[j + 1][1][1] == fatal:
+                j += 1
+            if fatal:
+                opens = steps[i][1][0]
+                closes = steps[j + 1][1][0] if j + 1 < len(steps) else "end"
+                lines.append(f"cpu{cpu}: {opens} .. {closes}: "
+                             + ", ".join(sorted(fatal)) + " fatal")
+            i = j + 1
+    return lines
