@@ -244,6 +244,9 @@ def _load_trace(args: argparse.Namespace) -> tuple[Scenario, list[Event],
                          " fix: run from the folder the trace was written"
                          " in, or pass --scenario PATH")
     sc = load(scenario_path)
+    mode = doc.get("mode")
+    if mode in ("interleave", "permute") and mode != sc.mode:
+        sc = dataclasses.replace(sc, mode=mode)  # as the trace was made
     notes = []
     if doc.get("scenario_sha256") not in (None, sc.sha256):
         notes.append(f"warning: {scenario_path} changed since the trace was"
@@ -327,7 +330,9 @@ def cmd_constraints(args: argparse.Namespace) -> int:
     for rule in mined.rules:
         sig = signature(rule.result) + f"-{rule.a.slot}-{rule.b.slot}"
         path = folder / f"{sig}.json"
-        doc = tracefile.to_json(psc, rule.counterexample, args.seed, {
+        # seed None: `fuzzinit run` does not reproduce a mined
+        # counterexample; `fuzzinit replay` does.
+        doc = tracefile.to_json(psc, rule.counterexample, None, {
             "verdict": rule.result.name, "chain": rule.result.chain,
             "rule": rule.text(psc)})
         try:
@@ -372,7 +377,8 @@ def cmd_constraints(args: argparse.Namespace) -> int:
                               for e in mined.insufficient_core)
             print("not sufficient: an ordering that obeys every rule still"
                   f" fails; its core: {shown}")
-    return 1 if mined.failures or mined.rules else 0
+    failing = mined.failures or mined.rules or mined.sufficient is False
+    return 1 if failing else 0
 
 
 def _cmd_report(args: argparse.Namespace, sc: Scenario, events: list[Event],
@@ -381,6 +387,11 @@ def _cmd_report(args: argparse.Namespace, sc: Scenario, events: list[Event],
     shrunk = events
     if isinstance(raw, list) and raw:
         shrunk = tracefile.events_of(sc, {"events": raw}, args.trace)
+    if fails(sc, result):
+        # A trace need not hold a causal core (a hand-written one, a whole
+        # ordering): the report is about the core.
+        events = causal_core(sc, events, result)
+        result = evaluate(sc, events)
     seed = doc.get("seed")
     seed = seed if isinstance(seed, int) else None
     if args.pytest is not None:
@@ -388,9 +399,9 @@ def _cmd_report(args: argparse.Namespace, sc: Scenario, events: list[Event],
             raise TraceError(f"{args.trace}: this ordering does not fail in"
                              f" {sc.path}; a regression test needs a failing"
                              " trace")
+        ident = "".join(ch if ch.isalnum() else "_" for ch in sc.name)
         path = Path(args.pytest or
-                    f"test_fuzzinit_{sc.name.replace('-', '_')}_"
-                    f"{signature(result)}.py")
+                    f"test_fuzzinit_{ident}_{signature(result)}.py")
         write_atomic(path, regression_test(sc, shrunk, result, args.trace))
         print(f"wrote {path}: replays {len(shrunk)} events and asserts"
               " they do not fail")

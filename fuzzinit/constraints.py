@@ -29,7 +29,7 @@ from fuzzinit.model.outcome import Result
 from fuzzinit.orderings.random_walk import random_ordering
 from fuzzinit.orderings.schedule import Event, Schedule, program_order, well_formed
 from fuzzinit.scenario.load import Scenario
-from fuzzinit.search import search
+from fuzzinit.search import search_or_raise
 from fuzzinit.verdict import evaluate, fails
 
 
@@ -261,7 +261,7 @@ def mine(sc: Scenario, examples: int = 2000, seed: int = 0,
     for _ in range(ROUNDS):
         extra = [((r.a.cpu, r.a.slot), (r.b.cpu, r.b.slot)) for r in rules]
         constrained = dataclasses.replace(sc, before=sc.before + extra)
-        report = search(constrained, sufficiency_examples, seed)
+        report = search_or_raise(constrained, sufficiency_examples, seed)
         if report.finding is None:
             sufficient, insufficient = True, None
             break

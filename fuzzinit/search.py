@@ -79,11 +79,15 @@ def _stop_requests(stop: list[bool]) -> Iterator[None]:
         stop[0] = True
 
     saved = []
-    try:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            saved.append((sig, signal.signal(sig, handler)))
-    except ValueError:  # not the main thread: leave signals alone
-        pass
+    # Only where Python owns the signals (a normal program's main thread):
+    # inside an atheris worker libFuzzer's C handlers are installed, which
+    # Python cannot restore afterwards.
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                saved.append((sig, signal.signal(sig, handler)))
+        except ValueError:  # not the main thread: leave signals alone
+            pass
     try:
         yield
     finally:
@@ -95,6 +99,15 @@ def database_key(sc: Scenario, swarm: bool) -> bytes:
     """Where a scenario's failing example lives in an example database: the
     same file, mode and generator share it across runs and machines."""
     return f"fuzzinit:{sc.name}:{sc.sha256}:{sc.mode}:swarm={swarm}".encode()
+
+
+def search_or_raise(sc: Scenario, examples: int, seed: int) -> SearchReport:
+    """search() for callers that use the answer as a check: an interrupted
+    search has checked nothing, so the interrupt goes on up."""
+    report = search(sc, examples, seed)
+    if report.interrupted:
+        raise KeyboardInterrupt
+    return report
 
 
 def search(sc: Scenario, examples: int = 1000, seed: int = 0,
@@ -156,13 +169,13 @@ def search(sc: Scenario, examples: int = 1000, seed: int = 0,
         finally:
             bar.done()
     finding = None
-    if shrunk is not None and database is not None and shrunk.complete:
-        database.save(key, json.dumps(
-            [tracefile.event_json(sc, e) for e in shrunk]).encode())
     if shrunk is not None and sc.mode == "permute" and shrunk.complete:
         moved = Ordering(move_home(sc, list(shrunk),
                                    evaluate(sc, shrunk, shrunk.complete)))
         shrunk = moved
+    if shrunk is not None and database is not None and shrunk.complete:
+        database.save(key, json.dumps(
+            [tracefile.event_json(sc, e) for e in shrunk]).encode())
     if shrunk is not None:
         result = evaluate(sc, shrunk, shrunk.complete)
         core = causal_core(sc, list(shrunk), result) if shrunk.complete \

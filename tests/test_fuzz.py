@@ -93,10 +93,15 @@ def test_signal_ends_the_campaign_within_a_second(tmp_path: Path,
     assert time.monotonic() - sent < 1.0
     assert "campaign interrupted after" in out, err
     assert "distinct failures" in out
-    for trace in (tmp_path / "corpus").glob("*/crashes/*.json"):
+    traces = list((tmp_path / "corpus").glob("*/crashes/*.json"))
+    for trace in traces:
         json.loads(trace.read_text())   # complete, never half written
     status, again = fuzz(tmp_path, str(LINT1), "--runs", "500")
     assert status == 1 and again["new_failures"] == []
+    # Reports an interrupted campaign left unwritten come with the rerun.
+    for trace in traces:
+        assert (tmp_path / "reports" /
+                f"fred-pinned-bare-ap-lint1-{trace.stem}.md").is_file()
 
 
 def test_sigkill_leaves_a_corpus_the_next_run_reads(tmp_path: Path) -> None:
@@ -113,6 +118,11 @@ def test_two_jobs_share_one_corpus(tmp_path: Path) -> None:
     status, out = fuzz(tmp_path, str(LINT1), "--jobs", "2", "--time", "6")
     assert status == 1
     assert out["jobs"] == 2 and out["distinct_failures"] == 1
+    # Workers' findings are seen through crashes/, and get their report.
+    [new] = out["new_failures"]
+    assert new["verdict"] == "triple_fault"
+    assert (tmp_path / "reports" / f"fred-pinned-bare-ap-lint1-"
+            f"{new['signature']}.md").is_file()
     assert len(list((tmp_path / "corpus/fred-pinned-bare-ap-lint1/crashes")
                     .glob("*.json"))) == 1
 

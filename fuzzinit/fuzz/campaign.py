@@ -10,6 +10,7 @@ corpus file cut short by SIGKILL is still just an input to the decoder.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -21,7 +22,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fuzzinit.report import trace as tracefile
+from fuzzinit.report.write import write_reports
 from fuzzinit.scenario.load import Scenario
+from fuzzinit.verdict import evaluate
 
 STATS = re.compile(r"^#(\d+):?\s+(?:\w+\s+)?(?:cov: (\d+) ft: (\d+) )?"
                    r"corp: (\d+)")
@@ -34,7 +38,7 @@ class Progress:
     cov: int = 0
     features: int = 0
     corpus: int = 0
-    findings: list[tuple[str, str, int]] = field(default_factory=list)
+    distinct: int = 0
     last_lines: list[str] = field(default_factory=list)
 
 
@@ -87,7 +91,7 @@ def run_campaign(sc: Scenario, corpus: Path, reports: Path,
         if jobs > 1:
             args += [f"-fork={jobs}", "-ignore_crashes=1"]
         env = dict(os.environ, FUZZINIT_SCENARIO=sc.path,
-                   FUZZINIT_OUT=str(out), FUZZINIT_REPORTS=str(reports),
+                   FUZZINIT_OUT=str(out),
                    FUZZINIT_COVERAGE=coverage,
                    FUZZINIT_STOP="1" if stop_on_failure else "0",
                    PATH=os.path.dirname(sys.executable) + os.pathsep
@@ -111,15 +115,25 @@ def run_campaign(sc: Scenario, corpus: Path, reports: Path,
         saved = [(s, signal.signal(s, on_signal))
                  for s in (signal.SIGINT, signal.SIGTERM)]
         try:
-            last_show = 0.0
+            last_look = 0.0
             while child.poll() is None:
                 if stop[0]:
                     _stop(child)
                     break
                 now = time.monotonic()
-                if show and now - last_show > 0.5:
-                    last_show = now
-                    _show(sc.name, progress, now - start)
+                if now - last_look > 0.5:
+                    # Workers' output goes to libFuzzer's fork logs, so
+                    # findings are seen in crashes/ itself.
+                    last_look = now
+                    found = {p.stem for p in crashes.glob("*.json")}
+                    progress.distinct = len(found)
+                    if found - before and not first:
+                        first.append(now - start)
+                    if stop_on_failure and found - before:
+                        _stop(child)
+                        break
+                    if show:
+                        _show(sc.name, progress, now - start)
                 time.sleep(0.05)
         finally:
             for s, old in saved:
@@ -131,12 +145,36 @@ def run_campaign(sc: Scenario, corpus: Path, reports: Path,
                 sys.stderr.write("\r\x1b[K")
         elapsed = time.monotonic() - start
     after = {p.stem for p in crashes.glob("*.json")}
+    new = [_finding(crashes / f"{sig}.json") for sig in sorted(after - before)]
+    if not stop[0]:
+        # Interrupted: stop now; the next run (or `fuzzinit report`) writes
+        # the reports - the traces are already safe.
+        write_missing_reports(sc, crashes, reports)
     return Summary(
         sc.name, progress.execs, progress.execs / elapsed if elapsed else 0.0,
-        sum(1 for _ in inputs.iterdir()), progress.features,
-        [f for f in progress.findings if f[0] not in before],
+        sum(1 for _ in inputs.iterdir()), progress.features, new,
         len(after), elapsed, stop[0], first[0] if first else None,
         str(crashes))
+
+
+def _finding(path: Path) -> tuple[str, str, int]:
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    return path.stem, str(doc.get("verdict")), len(doc.get("events", []))
+
+
+def write_missing_reports(sc: Scenario, crashes: Path, reports: Path) -> None:
+    """A report (and index row) for every saved finding that has none yet -
+    also those of a campaign that was stopped before it could write them."""
+    for path in sorted(crashes.glob("*.json")):
+        if (reports / f"{sc.name}-{path.stem}.md").exists():
+            continue
+        doc = tracefile.read(path)
+        core = tracefile.events_of(sc, doc, str(path))
+        raw = doc.get("shrunk_events")
+        shrunk = tracefile.events_of(sc, {"events": raw}, str(path)) \
+            if isinstance(raw, list) and raw else core
+        write_reports(sc, core, shrunk, evaluate(sc, core), None, path,
+                      reports)
 
 
 def _die_with_parent() -> None:
@@ -176,10 +214,7 @@ def _read(child: subprocess.Popen[str], progress: Progress,
                 progress.features = int(m.group(3))
             progress.corpus = int(m.group(4))
             continue
-        f = FINDING.match(line)
-        if f:
-            progress.findings.append((f.group(1), f.group(2),
-                                      int(f.group(3))))
+        if FINDING.match(line):
             if not first:
                 first.append(time.monotonic() - start)
             continue
@@ -193,5 +228,5 @@ def _show(name: str, p: Progress, elapsed: float) -> None:
     rate = p.execs / elapsed if elapsed else 0
     sys.stderr.write(f"\r{name}: {p.execs} execs, {rate:,.0f}/s, corpus"
                      f" {p.corpus}, features {p.features}, failures"
-                     f" {len(p.findings)}, {elapsed:.0f} s\x1b[K")
+                     f" {p.distinct}, {elapsed:.0f} s\x1b[K")
     sys.stderr.flush()

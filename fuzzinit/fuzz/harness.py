@@ -4,15 +4,14 @@ libFuzzer starts with the same command line, inherit it:
 
     FUZZINIT_SCENARIO  scenario file
     FUZZINIT_OUT       corpus/<scenario> (inputs/, crashes/ below it)
-    FUZZINIT_REPORTS   report folder
     FUZZINIT_COVERAGE  "state" (model-state features, default) or "lines"
                        (atheris line/branch coverage of fuzzinit/model only)
     FUZZINIT_STOP      "1": stop at the first failure
 
 Every failing input is reduced to its causal core, deduplicated by
 signature (outcome + chain) against crashes/ on disk, and written
-atomically as a replayable trace plus a report; a line
-"fuzzinit-finding SIG VERDICT" on stderr tells the campaign.
+atomically as a replayable trace; the campaign writes its reports. Every
+worker process dies with its parent (PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations
@@ -31,13 +30,14 @@ def main() -> None:
         # rest costs seconds of start-up per process.
         with atheris.instrument_imports(include=["fuzzinit.model"]):
             import fuzzinit.model.run  # noqa: F401
+    from fuzzinit.fuzz.campaign import _die_with_parent
     from fuzzinit.fuzz.execute import cover, execute, reserve_counters
     from fuzzinit.fuzz.triage import Triage
     from fuzzinit.scenario.load import load
 
     sc = load(os.environ["FUZZINIT_SCENARIO"])
-    triage = Triage(sc, Path(os.environ["FUZZINIT_OUT"]),
-                    Path(os.environ.get("FUZZINIT_REPORTS", "reports")))
+    _die_with_parent()
+    triage = Triage(sc, Path(os.environ["FUZZINIT_OUT"]))
     stop = os.environ.get("FUZZINIT_STOP") == "1"
     counters = reserve_counters() if coverage == "state" else []
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from fuzzinit.minimise.core import causal_core
 from fuzzinit.orderings.schedule import Event
-from fuzzinit.report.write import write_finding
+from fuzzinit.report.write import write_trace
 from fuzzinit.scenario.load import Scenario
 from fuzzinit.verdict import evaluate, signature
 
@@ -16,10 +16,9 @@ class Triage:
     """Knows every signature in crashes/ (from earlier runs and from other
     workers) and saves each new one once."""
 
-    def __init__(self, sc: Scenario, out: Path, reports: Path) -> None:
+    def __init__(self, sc: Scenario, out: Path) -> None:
         self.sc = sc
         self.crashes = out / "crashes"
-        self.reports = reports
         self.crashes.mkdir(parents=True, exist_ok=True)
         self.seen = {p.stem for p in self.crashes.glob("*.json")}
 
@@ -36,7 +35,9 @@ class Triage:
             return False
         core = causal_core(sc, events, result) if complete else events
         final = evaluate(sc, core) if complete else result
-        write_finding(sc, core, events, final, None, path, self.reports)
+        # The trace only: reports (with their fix searches) are built by
+        # the campaign outside the fuzzing loop (campaign.write_reports).
+        write_trace(sc, core, events, final, None, path)
         sys.stderr.write(f"fuzzinit-finding {sig} {final.name}"
                          f" {len(core)}\n")
         sys.stderr.flush()

@@ -95,7 +95,8 @@ class Report:
     def run_command(self) -> str | None:
         if self.seed is None:
             return None
-        return f"fuzzinit run {self.sc.path} --seed {self.seed}"
+        mode = " --mode permute" if self.sc.mode == "permute" else ""
+        return f"fuzzinit run {self.sc.path} --seed {self.seed}{mode}"
 
 
 def build(sc: Scenario, core: list[Event], shrunk: list[Event],
@@ -117,7 +118,8 @@ def build(sc: Scenario, core: list[Event], shrunk: list[Event],
     opened = window is not None and window.opens is not None and \
         window.opens.cpu == (core[-1].cpu if core else -1)
     steps: list[Step] = []
-    inside = False
+    # A window that opens before anything ran covers the whole core.
+    inside = window is not None and window.opens is None
     for n, (ev, state) in enumerate(zip(core, states, strict=True), 1):
         if window is not None and ev == window.opens:
             inside = True

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 
 from fuzzinit.model import machine as mc
 from fuzzinit.model.arch import CR4_BITS
-from fuzzinit.model.outcome import Result
-from fuzzinit.orderings.schedule import Event
+from fuzzinit.model.outcome import INVALID, Result
+from fuzzinit.orderings.schedule import Event, program_order
 from fuzzinit.report.timeline import positions
 from fuzzinit.scenario.load import Scenario
-from fuzzinit.search import search
+from fuzzinit.search import search_or_raise
 from fuzzinit.verdict import evaluate, fails
 
 SEARCH_BUDGET = 300
@@ -74,7 +74,15 @@ def with_kernel(sc: Scenario, **change: object) -> Scenario:
 
 
 def _passes_search(sc: Scenario) -> str:
-    report = search(sc, SEARCH_BUDGET, 0)
+    """"" unless a bounded search of `sc` ran and found nothing - a
+    program that can deadlock (never_online) counts as failing."""
+    total = sum(len(p) for p in sc.programs)
+    if len(program_order(sc)) != total:
+        return ""  # the changed program cannot even run to the end
+    strict = dataclasses.replace(sc, fail_on=sc.fail_on | {"never_online"})
+    report = search_or_raise(strict, SEARCH_BUDGET, 0)
+    if report.examples < 1:
+        return ""
     if report.finding is None:
         n = report.examples
         return f"no failing ordering in {n} example{'s' if n != 1 else ''}"
@@ -125,7 +133,8 @@ def _reorders(sc: Scenario, shrunk: list[Event], core: list[Event],
                                                     key=lambda c: (c[0], c[1])):
         if len(out) == MAX_REORDERS:
             break
-        if fails(sc, evaluate(sc, moved)):
+        moved_result = evaluate(sc, moved)
+        if moved_result.outcome == INVALID or fails(sc, moved_result):
             continue
         changed = with_program_move(sc, cpu, slot, before_slot)
         verdict = _passes_search(changed)
@@ -177,6 +186,8 @@ def _kernel_fixes(sc: Scenario, shrunk: list[Event],
 def suggest(sc: Scenario, shrunk: list[Event], core: list[Event],
             result: Result, failing_cr4: list[str]) -> list[Fix]:
     """Model-checked repairs of the failure `result` of `shrunk`."""
+    if not fails(sc, evaluate(sc, shrunk)):
+        return []  # nothing to repair in this scenario
     del result
     k = positions(shrunk, core)[-1]
     return _reorders(sc, shrunk, core, k) + _kernel_fixes(sc, shrunk,

@@ -16,19 +16,24 @@ def record(reports: Path, entry: dict[str, Any]) -> dict[str, Any]:
     """Add one finding (keys: signature, scenario, name, verdict, report,
     trace) and rewrite the index files; returns the merged entry."""
     path = reports / "index.json"
-    rows: dict[str, dict[str, Any]] = {}
+    # Keyed by scenario and signature: the signature hashes outcome and
+    # chain only, which two scenarios can share.
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
     if path.exists():
         try:
             loaded = json.loads(path.read_text(encoding="utf-8"))
-            rows = {r["signature"]: r for r in loaded.get("findings", [])
-                    if isinstance(r, dict) and "signature" in r}
+            rows = {(r["name"], r["signature"]): r
+                    for r in loaded.get("findings", [])
+                    if isinstance(r, dict) and "signature" in r
+                    and "name" in r}
         except (ValueError, AttributeError):
             rows = {}  # a damaged index is rebuilt from this run on
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    old = rows.get(entry["signature"])
+    key = (entry["name"], entry["signature"])
+    old = rows.get(key)
     merged = dict(entry, first_seen=old["first_seen"] if old else now,
                   last_seen=now, count=(old["count"] + 1) if old else 1)
-    rows[entry["signature"]] = merged
+    rows[key] = merged
     ordered = sorted(rows.values(), key=lambda r: (r["name"], r["signature"]))
     write_atomic(path, json.dumps({"findings": ordered}, indent=2) + "\n")
     write_atomic(reports / "index.md", _markdown(ordered))

@@ -43,5 +43,5 @@ def regression_test(sc: Scenario, shrunk: list[Event], result: Result,
         trace=trace, name=sc.name, verdict=result.name, path=sc.path,
         chain=f"Chain:\n{chain}" if chain else "", path_literal=repr(sc.path),
         events=f"[\n    {lines},\n]",
-        test_name=f"{sc.name.replace('-', '_').replace('.', '_')}_"
-                  f"{signature(result)}")
+        test_name="".join(ch if ch.isalnum() else "_" for ch in sc.name)
+        + f"_{signature(result)}")

@@ -35,7 +35,8 @@ def to_json(sc: Scenario, events: list[Event], seed: int | None,
             extra: dict[str, Any] | None = None) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "fuzzinit_trace": FORMAT, "scenario": sc.path,
-        "scenario_name": sc.name, "scenario_sha256": sc.sha256, "seed": seed,
+        "scenario_name": sc.name, "scenario_sha256": sc.sha256,
+        "mode": sc.mode, "seed": seed,
         "events": [event_json(sc, e) for e in events],
     }
     if extra:

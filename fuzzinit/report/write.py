@@ -23,17 +23,30 @@ def report_json(report: Report) -> str:
     return json.dumps(to_json(report), indent=2) + "\n"
 
 
+def write_trace(sc: Scenario, core: list[Event], shrunk: list[Event],
+                result: Result, seed: int | None, trace_path: Path) -> None:
+    write_atomic(trace_path, tracefile.dumps(tracefile.to_json(
+        sc, core, seed, {
+            "verdict": result.name, "chain": result.chain,
+            "signature": signature(result),
+            "shrunk_events": [tracefile.event_json(sc, e) for e in shrunk]})))
+
+
 def write_finding(sc: Scenario, core: list[Event], shrunk: list[Event],
                   result: Result, seed: int | None, trace_path: Path,
                   reports: Path) -> Path:
     """Write the trace to `trace_path` and the reports under `reports`;
-    returns the Markdown report's path. Every file is written atomically;
-    the index is updated under a lock (fuzz workers share it)."""
+    returns the Markdown report's path."""
+    write_trace(sc, core, shrunk, result, seed, trace_path)
+    return write_reports(sc, core, shrunk, result, seed, trace_path, reports)
+
+
+def write_reports(sc: Scenario, core: list[Event], shrunk: list[Event],
+                  result: Result, seed: int | None, trace_path: Path,
+                  reports: Path) -> Path:
+    """The report in every format and its index row. Every file is
+    written atomically; the index is updated under a lock."""
     sig = signature(result)
-    write_atomic(trace_path, tracefile.dumps(tracefile.to_json(
-        sc, core, seed, {
-            "verdict": result.name, "chain": result.chain, "signature": sig,
-            "shrunk_events": [tracefile.event_json(sc, e) for e in shrunk]})))
     report = build(sc, core, shrunk, result, seed, str(trace_path))
     base = reports / f"{sc.name}-{sig}"
     write_atomic(base.with_suffix(".md"), render_markdown(report))
