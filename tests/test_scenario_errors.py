@@ -37,7 +37,7 @@ CR4_LISTED = ", ".join(CR4_BITS)
 MSR_LIST = ", ".join(MSRS)
 TABLES = "scenario, platform, kernel, routines, cpu, orderings"
 OUTCOMES = ("ok, warn, triple_fault, guest_terminated, hang, unhandled,"
-            " never_online")
+            " never_online, pin_cleared")
 CYCLE_HINT = ("expected constraints that some ordering satisfies; fix:"
               " remove or reverse one of the 'before' pairs (or a"
               " start/wait_online) on that cycle")
@@ -132,7 +132,8 @@ CASES: list[tuple[str, str, int | None, str]] = [
      " end; fix: remove the recursive call"),
     ("unknown_trigger_kind", BASE + "[orderings]\ntriggers = { smi = 1 }\n",
      11, "orderings.triggers: unknown trigger kind 'smi'; expected one of"
-     ' nmi, printk, cpuid, mmio, port_io, pf, or "rdmsr MSR"; fix: see the'
+     ' nmi, printk, cpuid, mmio, port_io, pf, clear_online, "rdmsr MSR" or'
+     ' "cr4_gadget -BIT"; fix: see the'
      " README's trigger table"),
     ("trigger_count", BASE + '[orderings]\ntriggers = { nmi = 99 }\n', 11,
      "orderings.triggers: count 99 for nmi; expected an integer from 0 to"
@@ -270,7 +271,8 @@ def test_cpu_that_starts_itself(tmp_path: Path) -> None:
      ' fix: e.g. name = "fred-pinned-sev-es-ap"'),
     (BASE + '[orderings]\ntriggers = { "" = 1 }\n', 11,
      "orderings.triggers: unknown trigger kind ''; expected one of nmi,"
-     ' printk, cpuid, mmio, port_io, pf, or "rdmsr MSR"; fix: see the'
+     ' printk, cpuid, mmio, port_io, pf, clear_online, "rdmsr MSR" or'
+     ' "cr4_gadget -BIT"; fix: see the'
      " README's trigger table"),
     (BASE.replace(CPU1, '["printk", "cr4_init", "printk", "online"]')
      + '[[orderings.trigger]]\nkind = "nmi"\ncpus = [1]\nafter = "printk"\n',

@@ -103,6 +103,8 @@ WAIT_ONLINE: Final = 27
 PATCH_ALTERNATIVES: Final = 28
 CONSOLE_INIT: Final = 29
 NOP: Final = 30
+CLEAR_ONLINE: Final = 31   # attacker: clears this CPU's bit in cpu_online_mask
+CR4_GADGET: Final = 32     # attacker: ROP into native_write_cr4's MOV to CR4
 
 
 class Machine:
@@ -114,6 +116,7 @@ class Machine:
                  fred_vc_dispatch: bool, boot_ghcb_fallback: bool,
                  console_port_io: bool, console_anytime: bool,
                  console_at_boot: bool, terminate_hangs: bool,
+                 pin_property: bool,
                  entry_cr4: int, intercepted_msrs: list[int],
                  op_kind: list[int], op_a: list[int], op_b: list[int],
                  op_text: list[str]) -> None:
@@ -128,6 +131,7 @@ class Machine:
         self.console_port_io = console_port_io
         self.console_anytime = console_anytime
         self.console_at_boot = console_at_boot
+        self.pin_property = pin_property
         # GHCB TERM: the hypervisor ends the guest, or ignores the request
         # and sev_es_terminate() HLTs forever (LX boot/startup/sev-shared.c).
         self.terminated = HANG_OUTCOME if terminate_hangs else TERMINATED_OUTCOME

@@ -13,10 +13,13 @@ NEVER_ONLINE: Final = 6
 # CPU that was never started, a second `start`, a `wait_online` that would
 # block). Engines never report it; they skip such orderings.
 INVALID: Final = 7
+# A security property, checked only when a scenario fails on it: a CR4 bit
+# that is pinned and set on a CPU got cleared while pinning was on.
+PIN_CLEARED: Final = 8
 
 NAMES: Final[tuple[str, ...]] = (
     "ok", "warn", "triple_fault", "guest_terminated", "hang", "unhandled",
-    "never_online", "invalid",
+    "never_online", "invalid", "pin_cleared",
 )
 
 

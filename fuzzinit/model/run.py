@@ -27,12 +27,14 @@ from .arch import (
 from .delivery import raise_event
 from .machine import (
     ALT_PATCHED,
+    CLEAR_ONLINE,
     CONSOLE_INIT,
     CONSOLE_ON,
     CPUID,
     CR0_CLEAR,
     CR0_SET,
     CR4_CLEAR,
+    CR4_GADGET,
     CR4_INIT,
     CR4_SET,
     F_CR0,
@@ -47,6 +49,8 @@ from .machine import (
     F_TSS,
     FEATURE_FRED,
     G_FLAGS,
+    G_KEY,
+    G_PINNED_BITS,
     GHCBS_ALLOCATED,
     LIDT,
     LTR,
@@ -86,7 +90,7 @@ from .machine import (
     WRMSR,
     Machine,
 )
-from .outcome import INVALID, OK, WARN, Result
+from .outcome import INVALID, OK, PIN_CLEARED, WARN, Result
 from .pinning import (
     cr4_init,
     mov_cr0,
@@ -239,6 +243,18 @@ def step(m: Machine, st: list[int], cpu: int, op: int, chain: list[str],
     if kind == PATCH_ALTERNATIVES:
         st[m.glob + G_FLAGS] |= ALT_PATCHED
         return OK
+    if kind == CLEAR_ONLINE:
+        # cpu_online_mask is ordinary kernel data: an attacker with a write
+        # primitive can clear a bit (LX tip cccc0c8ff0a9 review).
+        st[base + F_FLAGS] = flags & ~ONLINE
+        return OK
+    if kind == CR4_GADGET:
+        # A ROP jump to the MOV to CR4 inside native_write_cr4(): the write
+        # happens, then the function's own pinning check runs (LX
+        # common.c; the a3e93cac2531 comment on why that check must follow
+        # the MOV unconditionally).
+        return native_write_cr4(m, st, base, (st[base + F_CR4] | a)
+                                & ~m.op_b[op], chain, warnings)
     if kind == CONSOLE_INIT:
         st[m.glob + G_FLAGS] |= CONSOLE_ON
         return OK
@@ -291,6 +307,13 @@ def _rdmsr(m: Machine, st: list[int], base: int, msr: int,
     return OK
 
 
+def pinned_cleared(m: Machine, st: list[int], cpu: int, before: int) -> int:
+    """Pinned CR4 bits this step cleared on `cpu` while the key was on."""
+    if not st[m.glob + G_KEY]:
+        return 0
+    return before & ~st[cpu * NF + F_CR4] & st[m.glob + G_PINNED_BITS]
+
+
 def run(m: Machine, ev_cpu: list[int], ev_op: list[int]) -> Result:
     """Run one ordering from the initial state to its outcome."""
     st = initial_state(m)
@@ -301,10 +324,18 @@ def run(m: Machine, ev_cpu: list[int], ev_op: list[int]) -> Result:
         cpu = ev_cpu[i]
         op = ev_op[i]
         nwarn = len(warnings)
+        cr4_before = st[cpu * NF + F_CR4]
         outcome = step(m, st, cpu, op, chain, warnings)
         if outcome != OK:
             return Result(outcome, i, [f"cpu{cpu}: {m.op_text[op]}"] + chain,
                           warnings)
+        if m.pin_property:
+            lost = pinned_cleared(m, st, cpu, cr4_before)
+            if lost:
+                return Result(PIN_CLEARED, i, [
+                    f"cpu{cpu}: {m.op_text[op]}",
+                    f"pinned CR4 bits 0x{lost:x} cleared on cpu{cpu} while"
+                    " CR pinning is on"], warnings)
         if len(warnings) != nwarn:
             warn_at = i  # the last WARN: the core must keep every one
         if chain:

@@ -25,11 +25,13 @@ from fuzzinit.model.arch import (
 from fuzzinit.model.outcome import NAMES as OUTCOMES
 from fuzzinit.scenario.ops import OpSyntaxError, canonical, parse_op
 
+EXPECTABLE = tuple(n for n in OUTCOMES if n != "invalid")
 NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
 TABLES = ("scenario", "platform", "kernel", "routines", "cpu", "orderings")
 FAILABLE = ("triple_fault", "guest_terminated", "hang", "warn", "unhandled",
-            "never_online")
-TRIGGER_KINDS = ("nmi", "printk", "cpuid", "mmio", "port_io", "pf", "rdmsr")
+            "never_online", "pin_cleared")
+TRIGGER_KINDS = ("nmi", "printk", "cpuid", "mmio", "port_io", "pf", "rdmsr",
+                 "clear_online", "cr4_gadget")
 CONSOLES = {"8250": (True, True), "early_serial": (True, False),
             "none": (False, False)}  # name -> (port I/O, CON_ANYTIME)
 DEFAULT_INTERCEPTS = {"bare": [], "sev-es": ["APIC_BASE"],
@@ -212,9 +214,9 @@ def build(doc: dict[str, Any], ctx: _Ctx, sha256: str) -> Scenario:
     sources = _strlist(meta, "source", "scenario", ctx, [])
     notes = _str(meta, "notes", "scenario", ctx, "")
     expect = meta.get("expect")
-    if expect is not None and expect not in OUTCOMES[:-1]:
+    if expect is not None and expect not in EXPECTABLE:
         raise ctx.error("scenario.expect", f"unknown outcome {expect!r}",
-                        "one of " + ", ".join(OUTCOMES[:-1]),
+                        "one of " + ", ".join(EXPECTABLE),
                         "use an outcome of SEMANTICS section 7",
                         needle="expect")
     fail_on = _strlist(meta, "fail_on", "scenario", ctx, ["triple_fault"])
@@ -393,6 +395,7 @@ def build(doc: dict[str, Any], ctx: _Ctx, sha256: str) -> Scenario:
         console_at_boot=mc.CONSOLE_INIT not in (
             kinds[op] for program in programs for op in program),
         terminate_hangs=terminate == "hangs", entry_cr4=entry_cr4,
+        pin_property="pin_cleared" in fail_on,
         intercepted_msrs=[MSRS[x.upper()] for x in msrs],
         op_kind=kinds, op_a=arg_a, op_b=arg_b, op_text=texts)
     return Scenario(
@@ -509,13 +512,16 @@ def _triggers(orderings: dict[str, Any], programs: list[list[int]],
             "orderings.trigger"
         if isinstance(kind, str):
             kind = canonical(kind)
-        if not isinstance(kind, str) or not kind \
-                or kind.split()[0] not in TRIGGER_KINDS \
-                or (kind.split()[0] == "rdmsr") != (len(kind.split()) == 2) \
-                or len(kind.split()) > 2:
+        words = kind.split() if isinstance(kind, str) else []
+        head = words[0] if words else ""
+        takes_args = {"rdmsr": (2, 2), "cr4_gadget": (2, 99)}
+        low, high = takes_args.get(head, (1, 1))
+        if not isinstance(kind, str) or head not in TRIGGER_KINDS \
+                or not low <= len(words) <= high:
             raise ctx.error(where, f"unknown trigger kind {kind!r}",
                             "one of nmi, printk, cpuid, mmio, port_io, pf,"
-                            ' or "rdmsr MSR"',
+                            ' clear_online, "rdmsr MSR" or'
+                            ' "cr4_gadget -BIT"',
                             "see the README's trigger table",
                             needle=str(kind))
         count = spec.get("count", 1)

@@ -33,16 +33,18 @@ NO_ARG: Final[dict[str, int]] = {
     "ve_info": mc.VE_INFO, "online": mc.ONLINE_OP,
     "patch_alternatives": mc.PATCH_ALTERNATIVES,
     "console_init": mc.CONSOLE_INIT,
+    "clear_online": mc.CLEAR_ONLINE,
 }
 OP_HELP: Final = (
     "cr4_set BIT.., cr4_clear BIT.., cr0_set BIT.., cr0_clear BIT.., "
-    "mov_cr4 +BIT/-BIT.., mov_cr0 +BIT/-BIT.., mov_cr3 N, wrmsr MSR VALUE, "
+    "mov_cr4 +BIT/-BIT.., mov_cr0 +BIT/-BIT.., cr4_gadget +BIT/-BIT.., "
+    "mov_cr3 N, wrmsr MSR VALUE, "
     "rdmsr MSR, lidt none|bringup|bringup_ghcb|early|full|null, printk [TEXT], "
     "start N, wait_online N, nop [TEXT], or one of " + ", ".join(sorted(NO_ARG)))
 OP_NAMES: Final = tuple(sorted(set(NO_ARG) | {
     "cr4_set", "cr4_clear", "cr0_set", "cr0_clear", "mov_cr4", "mov_cr0",
     "mov_cr3", "wrmsr", "rdmsr", "lidt", "printk", "start", "wait_online",
-    "nop"}))
+    "nop", "cr4_gadget"}))
 
 
 class OpSyntaxError(ValueError):
@@ -122,6 +124,9 @@ def parse_op(text: str, ncpu: int) -> tuple[int, int, int]:
     if name == "mov_cr4":
         a, b = _signed_bits(args, CR4_BITS, "CR4", True)
         return mc.MOV_CR4, a, b
+    if name == "cr4_gadget":
+        a, b = _signed_bits(args, CR4_BITS, "CR4", True)
+        return mc.CR4_GADGET, a, b
     if name == "mov_cr0":
         a, b = _signed_bits(args, CR0_BITS, "CR0", False)
         return mc.MOV_CR0, a, b
