@@ -17,9 +17,8 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from fuzzinit.model.machine import F_CR4, NF
-from fuzzinit.model.outcome import INVALID, NAMES, OK, PIN_CLEARED, Result
-from fuzzinit.model.run import initial_state, pinned_cleared, step
+from fuzzinit.model.outcome import INVALID, NAMES, OK, Result
+from fuzzinit.model.run import initial_state, step
 from fuzzinit.orderings.schedule import Event, Schedule
 from fuzzinit.scenario.load import Scenario
 from fuzzinit.verdict import evaluate
@@ -73,14 +72,10 @@ def explore(sc: Scenario, max_triggers: int = 1,
             st = list(st_tuple)
             chain.clear()
             warnings.clear()
-            cr4_before = st[ev.cpu * NF + F_CR4]
             outcome = step(m, st, ev.cpu, ev.op, chain, warnings)
             transitions += 1
             if outcome == INVALID:
                 continue
-            if outcome == OK and m.pin_property and \
-                    pinned_cleared(m, st, ev.cpu, cr4_before):
-                outcome = PIN_CLEARED
             if (outcome != OK and NAMES[outcome] in fail_on) or \
                     (warnings and "warn" in fail_on):
                 return _failed(sc, parent, state, ev, transitions, start)

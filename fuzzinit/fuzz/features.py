@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from fuzzinit.model import machine as mc
 from fuzzinit.model.arch import CR4_FRED, CR4_FSGSBASE, CR4_PCIDE
-from fuzzinit.model.outcome import INVALID, OK, PIN_CLEARED
-from fuzzinit.model.run import initial_state, pinned_cleared, step
+from fuzzinit.model.outcome import INVALID, OK
+from fuzzinit.model.run import initial_state, step
 from fuzzinit.orderings.schedule import Event
 from fuzzinit.scenario.load import Scenario
 
@@ -33,11 +33,7 @@ def run_with_features(sc: Scenario, events: list[Event]
     g = m.glob
     for ev in events:
         base = ev.cpu * mc.NF
-        cr4_before = st[base + mc.F_CR4]
         outcome = step(m, st, ev.cpu, ev.op, chain, warnings)
-        if outcome == OK and m.pin_property and \
-                pinned_cleared(m, st, ev.cpu, cr4_before):
-            outcome = PIN_CLEARED
         features.append(hash((
             m.op_kind[ev.op], ev.cpu == 0, st[base + mc.F_IDT],
             st[base + mc.F_CR4] & CR4_SEEN, st[base + mc.F_FRED_CONFIG] != 0,

@@ -132,7 +132,24 @@ def initial_state(m: Machine) -> list[int]:
 
 def step(m: Machine, st: list[int], cpu: int, op: int, chain: list[str],
          warnings: list[str]) -> int:
-    """Apply one event; return OK, a failing outcome, or INVALID."""
+    """Apply one event; return OK, a failing outcome, or INVALID. With the
+    security property on, a step that clears a pinned CR4 bit while
+    pinning is on ends in PIN_CLEARED."""
+    if not m.pin_property:
+        return _apply(m, st, cpu, op, chain, warnings)
+    before = st[cpu * NF + F_CR4]
+    outcome = _apply(m, st, cpu, op, chain, warnings)
+    if outcome == OK:
+        lost = pinned_cleared(m, st, cpu, before)
+        if lost:
+            chain.append(f"pinned CR4 bits 0x{lost:x} cleared on cpu{cpu}"
+                         " while CR pinning is on")
+            return PIN_CLEARED
+    return outcome
+
+
+def _apply(m: Machine, st: list[int], cpu: int, op: int, chain: list[str],
+           warnings: list[str]) -> int:
     base = cpu * NF
     flags = st[base + F_FLAGS]
     if not flags & STARTED:
@@ -324,18 +341,10 @@ def run(m: Machine, ev_cpu: list[int], ev_op: list[int]) -> Result:
         cpu = ev_cpu[i]
         op = ev_op[i]
         nwarn = len(warnings)
-        cr4_before = st[cpu * NF + F_CR4]
         outcome = step(m, st, cpu, op, chain, warnings)
         if outcome != OK:
             return Result(outcome, i, [f"cpu{cpu}: {m.op_text[op]}"] + chain,
                           warnings)
-        if m.pin_property:
-            lost = pinned_cleared(m, st, cpu, cr4_before)
-            if lost:
-                return Result(PIN_CLEARED, i, [
-                    f"cpu{cpu}: {m.op_text[op]}",
-                    f"pinned CR4 bits 0x{lost:x} cleared on cpu{cpu} while"
-                    " CR pinning is on"], warnings)
         if len(warnings) != nwarn:
             warn_at = i  # the last WARN: the core must keep every one
         if chain:
