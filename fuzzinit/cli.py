@@ -27,7 +27,7 @@ from fuzzinit.report.files import write_atomic
 from fuzzinit.report.html import render as render_html
 from fuzzinit.report.markdown import render as render_markdown
 from fuzzinit.report.regression import regression_test
-from fuzzinit.report.write import report_json, write_finding
+from fuzzinit.report.write import report_json, write_reports, write_trace
 from fuzzinit.scenario.load import Scenario, load
 from fuzzinit.search import search
 from fuzzinit.verdict import evaluate, fails, signature
@@ -105,7 +105,8 @@ def _parser() -> argparse.ArgumentParser:
     exp = sub.add_parser("explore", help="every ordering, breadth first,"
                          " up to bounds")
     exp.add_argument("model")
-    exp.add_argument("--max-triggers", type=int, default=1, metavar="K")
+    exp.add_argument("--max-triggers", type=int, default=None, metavar="K",
+                     help="default: every trigger the scenario allows")
     exp.add_argument("--budget", type=int, default=1_000_000,
                      metavar="STATES")
     exp.add_argument("--mode", choices=("interleave", "permute"))
@@ -117,7 +118,8 @@ def _parser() -> argparse.ArgumentParser:
                         " explore clean")
     vf.add_argument("before")
     vf.add_argument("after")
-    vf.add_argument("--max-triggers", type=int, default=1, metavar="K")
+    vf.add_argument("--max-triggers", type=int, default=None, metavar="K",
+                    help="default: every trigger the scenarios allow")
     vf.add_argument("--budget", type=int, default=1_000_000,
                     metavar="STATES")
     vf.add_argument("--json", action="store_true")
@@ -167,7 +169,16 @@ def _write_finding(sc: Scenario, core: list[Event], shrunk: list[Event],
                    corpus: Path) -> tuple[str, str, str]:
     sig = signature(result)
     trace_path = corpus / sc.name / f"{sig}.json"
-    md = write_finding(sc, core, shrunk, result, seed, trace_path, reports)
+    write_trace(sc, core, shrunk, result, seed, trace_path)
+    try:
+        md = write_reports(sc, core, shrunk, result, seed, trace_path,
+                           reports)
+    except KeyboardInterrupt:
+        # The finding is saved; its report (with the fix searches) is not.
+        sys.stderr.write(f"fuzzinit: interrupted while writing the report;"
+                         f" the trace is saved: fuzzinit report"
+                         f" {trace_path}\n")
+        return sig, str(trace_path), ""
     return sig, str(trace_path), str(md)
 
 
@@ -230,7 +241,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print("chain:")
     for link in result.chain:
         print(f"  {link}")
-    print(f"report: {md}")
+    print(f"report: {md or '(not written: interrupted)'}")
     print(f"trace:  {trace_path}  (fuzzinit replay {trace_path})")
     return 1
 

@@ -79,10 +79,9 @@ def _stop_requests(stop: list[bool]) -> Iterator[None]:
         stop[0] = True
 
     saved = []
-    # Only where Python owns the signals (a normal program's main thread):
-    # inside an atheris worker libFuzzer's C handlers are installed, which
-    # Python cannot restore afterwards.
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+    # Not inside an atheris worker: libFuzzer's C handlers are installed
+    # there, which Python cannot restore afterwards.
+    if "atheris" not in sys.modules:
         try:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 saved.append((sig, signal.signal(sig, handler)))

@@ -74,8 +74,9 @@ def test_explore_cli_json() -> None:
     proc = fz("explore", str(FIXED), "--json")
     assert proc.returncode == 0
     out = json.loads(proc.stdout)
-    assert (out["result"], out["states"], out["verdict"]) == \
-        ("complete", 84, "ok")
+    # By default every trigger the scenario allows (here 2): complete.
+    assert (out["result"], out["states"], out["verdict"],
+            out["max_triggers"]) == ("complete", 86, "ok", 2)
     proc = fz("explore", str(PINNED), "--json")
     assert proc.returncode == 1
     assert json.loads(proc.stdout)["verdict"] == "triple_fault"
@@ -101,3 +102,39 @@ def test_verify_fix() -> None:
     backwards = fz("verify-fix", str(FIXED), str(PINNED))
     assert backwards.returncode == 1
     assert backwards.stdout.rstrip().endswith("fix NOT verified")
+
+
+WARNS = """
+[scenario]
+name = "warns"
+fail_on = ["warn"]
+[platform]
+guest = "sev-es"
+features = ["smep"]
+[[cpu]]
+program = ["cr4_set smep", "setup_cr_pinning", "cr4_clear smep"]
+"""
+
+
+def test_explore_fails_on_warn_only_when_the_run_ends_ok(
+        tmp_path: Path) -> None:
+    """The WARN's console output raises #VC through the reset IDT: the
+    run ends in triple_fault, which this scenario does not count - so
+    there is no failing ordering, as fuzzinit run says too."""
+    path = tmp_path / "w.toml"
+    path.write_text(WARNS)
+    ex = explore(load(path))
+    assert ex.verdict == COMPLETE
+    bare = tmp_path / "b.toml"
+    bare.write_text(WARNS.replace('"sev-es"', '"bare"'))
+    ex = explore(load(bare))
+    assert ex.verdict == FAILED and ex.result is not None
+    assert ex.result.name == "warn"
+
+
+def test_verify_fix_exit_codes_when_a_budget_runs_out() -> None:
+    # BEFORE cannot be decided in 5 states: inconclusive.
+    assert fz("verify-fix", str(PINNED), str(FIXED), "--budget",
+              "5").returncode == 3
+    # BEFORE explores complete (it never fails): decided, not verified.
+    assert fz("verify-fix", str(FIXED), str(FIXED)).returncode == 1

@@ -145,3 +145,14 @@ def test_oss_fuzz_targets_run_as_executables(tmp_path: Path, target: str,
     else:
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert "Done 20000 runs" in proc.stderr
+
+
+def test_campaign_finds_a_warn_when_the_scenario_fails_on_it(
+        tmp_path: Path) -> None:
+    path = tmp_path / "warns.toml"
+    path.write_text('[scenario]\nname = "warns"\nfail_on = ["warn"]\n'
+                    '[platform]\nfeatures = ["smep"]\n[[cpu]]\nprogram = ['
+                    '"cr4_set smep", "setup_cr_pinning", "cr4_clear smep"]\n')
+    status, out = fuzz(tmp_path, str(path), "--runs", "300")
+    assert status == 1
+    assert [f["verdict"] for f in out["new_failures"]] == ["warn"]

@@ -47,7 +47,8 @@ def explore(sc: Scenario, max_triggers: int = 1,
     start = time.monotonic()
     m = sc.machine
     sched = Schedule(sc)
-    root = (tuple(initial_state(m)), sched.snapshot(), 0)
+    # (model state, schedule progress, triggers used, a WARN seen)
+    root = (tuple(initial_state(m)), sched.snapshot(), 0, False)
     parent: dict[object, tuple[object, Event] | None] = {root: None}
     queue = deque([root])
     transitions = 0
@@ -59,13 +60,16 @@ def explore(sc: Scenario, max_triggers: int = 1,
             return Exploration(BUDGET, len(parent), transitions,
                                time.monotonic() - start, None, None)
         state = queue.popleft()
-        st_tuple, snap, used = state
+        st_tuple, snap, used, warned = state
         sched.restore(snap)
         moves = sched.program_candidates()
         if used < max_triggers:
             moves += sched.trigger_candidates()
         if not moves:
             if not sched.finished() and "never_online" in fail_on:
+                return _failed(sc, parent, state, None, transitions, start)
+            if warned and "warn" in fail_on:
+                # A run that ends OK with a WARN on the way is a warn.
                 return _failed(sc, parent, state, None, transitions, start)
             continue
         for ev in moves:
@@ -76,20 +80,27 @@ def explore(sc: Scenario, max_triggers: int = 1,
             transitions += 1
             if outcome == INVALID:
                 continue
-            if (outcome != OK and NAMES[outcome] in fail_on) or \
-                    (warnings and "warn" in fail_on):
+            if outcome != OK and NAMES[outcome] in fail_on:
                 return _failed(sc, parent, state, ev, transitions, start)
             if outcome != OK:
                 continue  # the run ends here without failing the scenario
             sched.restore(snap)
             sched.take(ev)
             nxt = (tuple(st), sched.snapshot(),
-                   used + (1 if ev.slot < 0 else 0))
+                   used + (1 if ev.slot < 0 else 0),
+                   warned or bool(warnings))
             if nxt not in parent:
                 parent[nxt] = (state, ev)
                 queue.append(nxt)
     return Exploration(COMPLETE, len(parent), transitions,
                        time.monotonic() - start, None, None)
+
+
+def _finished(sc: Scenario, path: list[Event]) -> bool:
+    sched = Schedule(sc)
+    for ev in path:
+        sched.take(ev)
+    return sched.finished()
 
 
 def _failed(sc: Scenario, parent: dict[object, tuple[object, Event] | None],
@@ -102,6 +113,7 @@ def _failed(sc: Scenario, parent: dict[object, tuple[object, Event] | None],
         path.append(ev)
         node = parent[prev]
     path.reverse()
-    result = evaluate(sc, path, complete=last is not None)
+    complete = last is not None or _finished(sc, path)
+    result = evaluate(sc, path, complete=complete)
     return Exploration(FAILED, len(parent), transitions,
                        time.monotonic() - start, path, result)

@@ -21,16 +21,17 @@ EXIT_BUDGET = 3
 def run_command(args: argparse.Namespace) -> int:
     if args.command == "windows":
         return _windows(args)
-    for flag in ("max_triggers", "budget"):
-        if getattr(args, flag) < (0 if flag == "max_triggers" else 1):
-            raise FuzzinitError(f"--{flag.replace('_', '-')}"
-                                f" {getattr(args, flag)}: expected a"
-                                " non-negative number")
+    if args.max_triggers is not None and args.max_triggers < 0:
+        raise FuzzinitError(f"--max-triggers {args.max_triggers}: expected 0"
+                            " or more")
+    if args.budget < 1:
+        raise FuzzinitError(f"--budget {args.budget}: expected at least 1"
+                            " state")
     if args.command == "explore":
         sc = load(args.model)
         if args.mode:
             sc = dataclasses.replace(sc, mode=args.mode)
-        ex = explore(sc, args.max_triggers, args.budget)
+        ex = explore(sc, _triggers(args, sc), args.budget)
         out = _explore_json(sc, ex, args)
         if args.json:
             print(json.dumps(out))
@@ -39,6 +40,14 @@ def run_command(args: argparse.Namespace) -> int:
                 print(line)
         return _status(ex)
     return _verify_fix(args)
+
+
+def _triggers(args: argparse.Namespace, sc: Scenario) -> int:
+    """--max-triggers, by default every trigger the scenario allows - so
+    that "complete" means complete."""
+    if args.max_triggers is not None:
+        return int(args.max_triggers)
+    return sum(t.count for t in sc.triggers)
 
 
 def _status(ex: Exploration) -> int:
@@ -54,8 +63,9 @@ def _explore_json(sc: Scenario, ex: Exploration,
         "result": ex.verdict.replace(" ", "_"), "states": ex.states,
         "transitions": ex.transitions, "elapsed_s": round(ex.elapsed_s, 4),
         "states_per_s": round(ex.states_per_s, 1),
-        "max_triggers": args.max_triggers, "budget": args.budget,
-        "verdict": "ok", "events": [], "chain": []}
+        "max_triggers": _triggers(args, sc), "budget": args.budget,
+        "verdict": "ok" if ex.verdict == COMPLETE else None,
+        "events": [], "chain": []}
     if ex.ordering is not None and ex.result is not None:
         out.update(verdict=ex.result.name, chain=ex.result.chain,
                    events=[tracefile.event_json(sc, e) for e in ex.ordering])
@@ -108,8 +118,8 @@ def _window_keys(points: list[Point]) -> set[tuple[int, str, str]]:
 
 def _verify_fix(args: argparse.Namespace) -> int:
     before, after = load(args.before), load(args.after)
-    ex_before = explore(before, args.max_triggers, args.budget)
-    ex_after = explore(after, args.max_triggers, args.budget)
+    ex_before = explore(before, _triggers(args, before), args.budget)
+    ex_after = explore(after, _triggers(args, after), args.budget)
     closed = sorted(_window_keys(windows(before))
                     - _window_keys(windows(after)))
     ok = ex_before.verdict not in (COMPLETE, BUDGET) and \
@@ -134,6 +144,8 @@ def _verify_fix(args: argparse.Namespace) -> int:
               if ok else "fix NOT verified")
     if ok:
         return 0
-    if ex_after.verdict == BUDGET:
-        return EXIT_BUDGET
-    return 1
+    if ex_before.verdict == COMPLETE or ex_after.verdict not in (COMPLETE,
+                                                               BUDGET):
+        return 1  # decided: BEFORE cannot fail, or AFTER does
+    # A budget ran out where the answer was still open: inconclusive.
+    return EXIT_BUDGET

@@ -29,7 +29,7 @@ from fuzzinit.verdict import evaluate, fails
 @dataclass(frozen=True)
 class Point:
     cpu: int
-    after: int            # ops of the CPU's program done (0: just started)
+    after: int            # program slot after which (0: just started)
     after_op: str         # the op just done ("start" for 0)
     kind: str
     outcome: str          # "ok" or the failing outcome
@@ -76,7 +76,7 @@ def survivable_order(sc: Scenario) -> tuple[list[Event], list[Event]]:
     skipped: list[Event] = []
     for ev in program_order(sc):
         r = evaluate(sc, base + [ev])
-        if fails(sc, r) and r.at == len(base):
+        if r.at == len(base):  # this op ends the run (failing or not)
             skipped.append(ev)
         else:
             base.append(ev)
@@ -102,13 +102,14 @@ def windows(sc: Scenario) -> list[Point]:
         for k, at in enumerate([start] + positions):
             after_op = "start" if k == 0 else \
                 sc.op_text(program[done_slots[k - 1]])
+            after = 0 if k == 0 else done_slots[k - 1] + 1
             for kind, op in zip(kinds, ops, strict=True):
                 # Only the trigger's own verdict: the rest of the as-written
                 # order may fail on its own (a pinned-FRED AP does).
                 trial = base[:at] + [Event(cpu, op, -1, -1)]
                 r = evaluate(sc2, trial)
                 fatal = fails(sc2, r) and r.at == len(trial) - 1
-                points.append(Point(cpu, k, after_op, kind,
+                points.append(Point(cpu, after, after_op, kind,
                                     r.name if fatal else "ok"))
     return points
 

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fuzzinit.errors import FuzzinitError
 from fuzzinit.report import trace as tracefile
 from fuzzinit.report.write import write_reports
 from fuzzinit.scenario.load import Scenario
@@ -149,7 +150,10 @@ def run_campaign(sc: Scenario, corpus: Path, reports: Path,
     if not stop[0]:
         # Interrupted: stop now; the next run (or `fuzzinit report`) writes
         # the reports - the traces are already safe.
-        write_missing_reports(sc, crashes, reports)
+        try:
+            write_missing_reports(sc, crashes, reports)
+        except KeyboardInterrupt:
+            stop[0] = True
     return Summary(
         sc.name, progress.execs, progress.execs / elapsed if elapsed else 0.0,
         sum(1 for _ in inputs.iterdir()), progress.features, new,
@@ -168,11 +172,18 @@ def write_missing_reports(sc: Scenario, crashes: Path, reports: Path) -> None:
     for path in sorted(crashes.glob("*.json")):
         if (reports / f"{sc.name}-{path.stem}.md").exists():
             continue
-        doc = tracefile.read(path)
-        core = tracefile.events_of(sc, doc, str(path))
-        raw = doc.get("shrunk_events")
-        shrunk = tracefile.events_of(sc, {"events": raw}, str(path)) \
-            if isinstance(raw, list) and raw else core
+        try:
+            doc = tracefile.read(path)
+            core = tracefile.events_of(sc, doc, str(path))
+            raw = doc.get("shrunk_events")
+            shrunk = tracefile.events_of(sc, {"events": raw}, str(path)) \
+                if isinstance(raw, list) and raw else core
+        except FuzzinitError as exc:
+            # A trace from an earlier version of the scenario: keep it,
+            # say so, and go on.
+            sys.stderr.write(f"fuzzinit: warning: no report for {path}:"
+                             f" {exc}\n")
+            continue
         write_reports(sc, core, shrunk, evaluate(sc, core), None, path,
                       reports)
 

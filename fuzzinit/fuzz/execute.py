@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fuzzinit.fuzz.decode import decode
 from fuzzinit.fuzz.features import run_with_features
-from fuzzinit.model.outcome import INVALID, NAMES, OK
+from fuzzinit.model.outcome import INVALID, NAMES, OK, WARN
 from fuzzinit.orderings.schedule import Event
 from fuzzinit.scenario.load import Scenario
 
@@ -19,7 +19,7 @@ def execute(sc: Scenario, data: bytes
     outcome, features = run_with_features(sc, events)
     if outcome == INVALID:
         name = "invalid"
-    elif outcome == OK and not complete:
+    elif outcome in (OK, WARN) and not complete:
         name = "never_online"
     else:
         name = NAMES[outcome]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from fuzzinit.model import machine as mc
 from fuzzinit.model.arch import CR4_FRED, CR4_FSGSBASE, CR4_PCIDE
-from fuzzinit.model.outcome import INVALID, OK
+from fuzzinit.model.outcome import INVALID, OK, WARN
 from fuzzinit.model.run import initial_state, step
 from fuzzinit.orderings.schedule import Event
 from fuzzinit.scenario.load import Scenario
@@ -46,5 +46,6 @@ def run_with_features(sc: Scenario, events: list[Event]
             chain.clear()
     if outcome == INVALID:
         return INVALID, features
-    features.append(hash(("outcome", outcome, len(warnings) > 0)))
-    return outcome, features
+    features.append(hash((-1, outcome, len(warnings) > 0)))
+    # A run that ends OK with a WARN on the way is a warn (as run() says).
+    return (WARN if outcome == OK and warnings else outcome), features

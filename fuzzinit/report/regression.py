@@ -26,11 +26,12 @@ import os
 from fuzzinit.testing import assert_replay_passes
 
 SCENARIO = os.environ.get("FUZZINIT_SCENARIO", {path_literal})
+MODE = {mode!r}  # the ordering mode the failing ordering was found in
 EVENTS = {events}
 
 
 def test_{test_name}():
-    assert_replay_passes(SCENARIO, EVENTS)
+    assert_replay_passes(SCENARIO, EVENTS, mode=MODE)
 '''
 
 
@@ -42,6 +43,7 @@ def regression_test(sc: Scenario, shrunk: list[Event], result: Result,
     return TEMPLATE.format(
         trace=trace, name=sc.name, verdict=result.name, path=sc.path,
         chain=f"Chain:\n{chain}" if chain else "", path_literal=repr(sc.path),
+        mode=sc.mode,
         events=f"[\n    {lines},\n]",
         test_name="".join(ch if ch.isalnum() else "_" for ch in sc.name)
         + f"_{signature(result)}")
