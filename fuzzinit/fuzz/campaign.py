@@ -19,7 +19,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from fuzzinit.errors import FuzzinitError
@@ -36,11 +36,9 @@ FINDING = re.compile(r"^fuzzinit-finding (\S+) (\S+) (\d+)$")
 @dataclass
 class Progress:
     execs: int = 0
-    cov: int = 0
     features: int = 0
     corpus: int = 0
     distinct: int = 0
-    last_lines: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -221,7 +219,6 @@ def _read(child: subprocess.Popen[str], progress: Progress,
         if m:
             progress.execs = max(progress.execs, int(m.group(1)))
             if m.group(2):
-                progress.cov = int(m.group(2))
                 progress.features = int(m.group(3))
             progress.corpus = int(m.group(4))
             continue
@@ -232,7 +229,6 @@ def _read(child: subprocess.Popen[str], progress: Progress,
         m2 = re.match(r"^stat::number_of_executed_units:\s+(\d+)", line)
         if m2:
             progress.execs = max(progress.execs, int(m2.group(1)))
-        progress.last_lines = (progress.last_lines + [line])[-20:]
 
 
 def _show(name: str, p: Progress, elapsed: float) -> None:

@@ -87,6 +87,12 @@ VECTOR_NAMES: Final[dict[int, str]] = {
     CP: "#CP", VC: "#VC",
 }
 
+def vector_name(vector: int) -> str:
+    """"#VC", "NMI", ... for chains and reports."""
+    name = VECTOR_NAMES.get(vector)
+    return name if name is not None else f"vector {vector}"
+
+
 # --- Exception classes (SDM Vol. 3A "Interrupt 8", table 6-4) ---------------
 BENIGN: Final = 0
 CONTRIBUTORY: Final = 1

@@ -16,11 +16,11 @@ from .arch import (
     PF,
     VC,
     VE,
-    VECTOR_NAMES,
     double_fault_pair,
     exception_class,
     fred_entry_page,
     fred_stack_level,
+    vector_name,
 )
 from .handlers import handle
 from .machine import (
@@ -56,11 +56,6 @@ FRED_NO_ENTRY: Final = -2
 IST_OF_VECTOR: Final[dict[int, int]] = {DF: 1, NMI: 2, 1: 3, 18: 4, VC: 5}
 
 
-def vname(vector: int) -> str:
-    name = VECTOR_NAMES.get(vector)
-    return name if name is not None else f"vector {vector}"
-
-
 def try_deliver(m: Machine, st: list[int], base: int, vector: int,
                 chain: list[str]) -> int:
     """Deliver `vector`: NO_FAULT, FRED_NO_ENTRY, or the vector of the fault
@@ -74,7 +69,7 @@ def try_deliver(m: Machine, st: list[int], base: int, vector: int,
             # Stack level above the current one loads FRED_RSPn (FRED spec;
             # BX FRED_EventDelivery); RSP 0 puts the frame at
             # 0xFFFFFFFFFFFFFFC0 - unmapped [derived].
-            chain.append(f"{vname(vector)} selects FRED stack level {level}"
+            chain.append(f"{vector_name(vector)} selects FRED stack level {level}"
                          f" but FRED_RSP{level} = 0: the frame push faults")
             return PF
         return NO_FAULT
@@ -82,13 +77,13 @@ def try_deliver(m: Machine, st: list[int], base: int, vector: int,
     if idt == IDT_NONE:
         # Reset IDTR: gates come from page 0 - no valid 64-bit gate [derived,
         # BX init.cc + long_mode_int].
-        chain.append(f"{vname(vector)} through the reset IDT (no LIDT yet):"
+        chain.append(f"{vector_name(vector)} through the reset IDT (no LIDT yet):"
                      " no valid gate -> #GP")
         return GP
     if idt == IDT_NULL:
         # LIDT base 0 limit 0 (LX idt_invalidate): 16v+15 > limit (BX
         # long_mode_int).
-        chain.append(f"{vname(vector)} through the invalidated IDT (limit 0)"
+        chain.append(f"{vector_name(vector)} through the invalidated IDT (limit 0)"
                      " -> #GP")
         return GP
     if idt == IDT_BRINGUP:
@@ -97,7 +92,7 @@ def try_deliver(m: Machine, st: list[int], base: int, vector: int,
         # (BX long_mode_int).
         if vector == VC and (m.platform == SEV_ES or m.platform == SEV_SNP):
             return NO_FAULT
-        chain.append(f"{vname(vector)} through the bringup IDT: no gate for"
+        chain.append(f"{vector_name(vector)} through the bringup IDT: no gate for"
                      f" vector {vector} -> #GP")
         return GP
     if idt == IDT_EARLY:
@@ -105,14 +100,14 @@ def try_deliver(m: Machine, st: list[int], base: int, vector: int,
         # idt_setup_early_handler).
         if vector < 32:
             return NO_FAULT
-        chain.append(f"{vname(vector)} through the early IDT: no gate -> #GP")
+        chain.append(f"{vector_name(vector)} through the early IDT: no gate -> #GP")
         return GP
     # IDT_FULL: IST != 0 always switches to that TSS slot (BX long_mode_int).
     ist = IST_OF_VECTOR.get(vector, 0)
     if ist:
         tss = st[base + F_TSS]
         if not (tss & 1) or not (tss >> ist) & 1:
-            chain.append(f"{vname(vector)} gate uses IST{ist}, but "
+            chain.append(f"{vector_name(vector)} gate uses IST{ist}, but "
                          + ("no TSS is loaded (ltr)" if not tss & 1 else
                             f"IST{ist} is not set up (tss_setup_ist)")
                          + ": the frame push faults -> #PF")
@@ -158,11 +153,11 @@ def raise_event(m: Machine, st: list[int], base: int, vector: int,
             return TRIPLE_FAULT
         second = exception_class(fault, m.cet_enumerated)
         if double_fault_pair(first, second):
-            chain.append(f"{vname(fault)} while delivering {vname(v)}"
+            chain.append(f"{vector_name(fault)} while delivering {vector_name(v)}"
                          " -> #DF (SDM table 6-5)")
             return _double_fault(m, st, base, chain)
-        chain.append(f"{vname(fault)} while delivering {vname(v)} is handled"
-                     " serially (SDM table 6-5)")
+        chain.append(f"{vector_name(fault)} while delivering"
+                     f" {vector_name(v)} is handled serially (SDM table 6-5)")
         v = fault
         first = second
         from_delivery = True
@@ -179,7 +174,7 @@ def _double_fault(m: Machine, st: list[int], base: int,
     if fault != NO_FAULT:
         # Any fault delivering #DF: shutdown (SDM "Interrupt 8"; BX, QEMU,
         # KVM).
-        chain.append(f"{vname(fault)} while delivering #DF -> SHUTDOWN"
+        chain.append(f"{vector_name(fault)} while delivering #DF -> SHUTDOWN"
                      " (triple fault)")
         return TRIPLE_FAULT
     via = VIA_FRED if st[base + F_CR4] & CR4_FRED else st[base + F_IDT]
@@ -195,7 +190,7 @@ def _fred_no_entry(vector: int, chain: list[str]) -> None:
     # FRED_CONFIG = 0: ring-0 entry RIP 0x100 (FRED spec; BX HEAD fred.cc);
     # the fetch #PF-loops until the stack runs out, then #DF through the same
     # setup -> shutdown [derived, BX fred.cc; SEMANTICS section 3].
-    chain.append(f"{vname(vector)} delivered through FRED (CR4.FRED = 1)"
+    chain.append(f"{vector_name(vector)} delivered through FRED (CR4.FRED = 1)"
                  " with FRED_CONFIG = 0: no entry point")
     chain.append("entry RIP 0x100 faults, #PF -> #DF through the same FRED"
                  " setup -> SHUTDOWN (triple fault)")

@@ -8,7 +8,7 @@ itself raised, which delivery.raise_event then delivers.
 
 from typing import Final
 
-from .arch import CR4_FSGSBASE, DB, DF, MC, NMI, PF, UD, VC, VE, VECTOR_NAMES
+from .arch import CR4_FSGSBASE, DB, DF, MC, NMI, PF, UD, VC, VE, vector_name
 from .machine import (
     ALT_PATCHED,
     BOOT_GHCB,
@@ -39,11 +39,6 @@ from .outcome import GUEST_TERMINATED, HANG, OK, UNHANDLED
 PARANOID: Final = frozenset((DB, NMI, DF, MC, VC))
 
 
-def _name(vector: int) -> str:
-    name = VECTOR_NAMES.get(vector)
-    return name if name is not None else f"vector {vector}"
-
-
 def handle(m: Machine, st: list[int], base: int, vector: int, via: int,
            reason: int, from_delivery: bool,
            chain: list[str]) -> tuple[int, int]:
@@ -61,7 +56,7 @@ def handle(m: Machine, st: list[int], base: int, vector: int, via: int,
         if g & ALT_PATCHED and not st[base + F_CR4] & CR4_FSGSBASE:
             # Patched paranoid_entry uses RDGSBASE; with CR4.FSGSBASE = 0 it
             # is #UD (SDM Vol. 2 RDGSBASE; LX commit 05243d490bb7).
-            chain.append(f"{_name(vector)} enters paranoid_entry, whose"
+            chain.append(f"{vector_name(vector)} enters paranoid_entry, whose"
                          " RDGSBASE (alternatives patched) is #UD with"
                          " CR4.FSGSBASE = 0")
             return OK, UD
@@ -69,7 +64,7 @@ def handle(m: Machine, st: list[int], base: int, vector: int, via: int,
         # A fault raised by the CPU while delivering another event, or #DF:
         # the kernel cannot fix either (LX traps.c exc_double_fault panics;
         # a kernel-mode #GP/#PF on a bad stack or gate oopses).
-        chain.append(f"{_name(vector)} reaches the kernel's handler, which"
+        chain.append(f"{vector_name(vector)} reaches the kernel's handler, which"
                      " cannot recover from it: oops/panic")
         return UNHANDLED, -1
     if vector == NMI:
@@ -92,7 +87,7 @@ def handle(m: Machine, st: list[int], base: int, vector: int, via: int,
             return UNHANDLED, -1
         return OK, -1
     # #UD, #GP and the rest from kernel code with no fixup: die() (LX traps.c).
-    chain.append(f"{_name(vector)} in kernel code with no fixup: die()")
+    chain.append(f"{vector_name(vector)} in kernel code with no fixup: die()")
     return UNHANDLED, -1
 
 

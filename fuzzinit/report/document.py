@@ -114,7 +114,7 @@ def build(sc: Scenario, core: list[Event], shrunk: list[Event],
         cr4 = list(last["cr4"]) if isinstance(last["cr4"], list) else []
         if last["cr4_fred"]:
             cr4.append("fred")
-        fixes = suggest(sc, shrunk, core, result, cr4)
+        fixes = suggest(sc, shrunk, core, cr4)
     opened = window is not None and window.opens is not None and \
         window.opens.cpu == (core[-1].cpu if core else -1)
     steps: list[Step] = []

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from fuzzinit.model import machine as mc
 from fuzzinit.model.arch import CR4_BITS
-from fuzzinit.model.outcome import INVALID, Result
+from fuzzinit.model.outcome import INVALID
 from fuzzinit.orderings.schedule import Event, program_order
 from fuzzinit.report.timeline import positions
 from fuzzinit.scenario.load import Scenario
@@ -184,11 +184,10 @@ def _kernel_fixes(sc: Scenario, shrunk: list[Event],
 
 
 def suggest(sc: Scenario, shrunk: list[Event], core: list[Event],
-            result: Result, failing_cr4: list[str]) -> list[Fix]:
+            failing_cr4: list[str]) -> list[Fix]:
     """Model-checked repairs of the failure `result` of `shrunk`."""
     if not fails(sc, evaluate(sc, shrunk)):
         return []  # nothing to repair in this scenario
-    del result
     k = positions(shrunk, core)[-1]
     return _reorders(sc, shrunk, core, k) + _kernel_fixes(sc, shrunk,
                                                           failing_cr4)
