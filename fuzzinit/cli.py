@@ -110,6 +110,10 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("--budget", type=int, default=1_000_000,
                      metavar="STATES")
     exp.add_argument("--mode", choices=("interleave", "permute"))
+    exp.add_argument("--no-por", action="store_true",
+                     help="no partial-order reduction")
+    exp.add_argument("--no-symmetry", action="store_true",
+                     help="no symmetry reduction")
     exp.add_argument("--json", action="store_true")
     win = sub.add_parser("windows", help="where each trigger kind is fatal")
     win.add_argument("model")

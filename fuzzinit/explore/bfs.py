@@ -17,6 +17,8 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+from fuzzinit.explore.independence import Independence, local_write
+from fuzzinit.explore.symmetry import Symmetry
 from fuzzinit.model.outcome import INVALID, NAMES, OK, Result
 from fuzzinit.model.run import initial_state, step
 from fuzzinit.orderings.schedule import Event, Schedule
@@ -34,32 +36,73 @@ class Exploration:
     states: int                   # distinct states expanded
     transitions: int
     elapsed_s: float
-    ordering: list[Event] | None  # the shortest failing ordering
+    ordering: list[Event] | None  # the failing ordering
     result: Result | None
+    shortest: bool = True         # the ordering is a shortest one
+    reduced: bool = False         # POR left out a successor somewhere
+    reduced_states: int = 0       # states of the reduced search that
+    #                               found the failure (0: not re-searched)
 
     @property
     def states_per_s(self) -> float:
         return self.states / self.elapsed_s if self.elapsed_s else 0.0
 
 
-def explore(sc: Scenario, max_triggers: int = 1,
-            budget: int = 1_000_000) -> Exploration:
+def explore(sc: Scenario, max_triggers: int = 1, budget: int = 1_000_000,
+            por: bool = True, symmetry: bool = True) -> Exploration:
+    """Breadth-first search with state caching, partial-order reduction
+    (independence.py) and symmetry reduction (symmetry.py). A failure found
+    with POR on is searched again without it, for a shortest ordering."""
     start = time.monotonic()
+    ex = _search(sc, max_triggers, budget, por, symmetry, start)
+    if ex.verdict != FAILED or not ex.reduced:
+        return ex  # without a reduction step, BFS order was not changed
+    again = _search(sc, max_triggers, max(budget - ex.states, 1), False,
+                    symmetry, start)
+    if again.verdict != FAILED:
+        # The budget ran out first: keep the reduced search's ordering.
+        ex.shortest = False
+        ex.states += again.states
+        ex.transitions += again.transitions
+        ex.elapsed_s = time.monotonic() - start
+        return ex
+    again.reduced_states = ex.states
+    again.states += ex.states
+    again.transitions += ex.transitions
+    return again
+
+
+Key = tuple[tuple[int, ...], tuple[object, ...], int, bool]
+
+
+def _search(sc: Scenario, max_triggers: int, budget: int, por: bool,
+            symmetry: bool, start: float) -> Exploration:
     m = sc.machine
     sched = Schedule(sc)
+    indep = Independence(sc) if por else None
+    sym = Symmetry(sc) if symmetry else None
     # (model state, schedule progress, triggers used, a WARN seen)
-    root = (tuple(initial_state(m)), sched.snapshot(), 0, False)
-    parent: dict[object, tuple[object, Event] | None] = {root: None}
-    queue = deque([root])
+    root: Key = (tuple(initial_state(m)), sched.snapshot(), 0, False)
+    # canonical key -> (parent key, event from the parent's concrete state)
+    parent: dict[Key, tuple[Key, Event] | None] = {
+        sym.canonical(root) if sym else root: None}
+    queue: deque[tuple[Key, Key]] = deque([(next(iter(parent)), root)])
     transitions = 0
+    reduced = False
     fail_on = sc.fail_on
     chain: list[str] = []
     warnings: list[str] = []
+
+    def failed(key: Key, ev: Event | None) -> Exploration:
+        ex = _failed(sc, parent, key, ev, transitions, start)
+        ex.reduced = reduced
+        return ex
+
     while queue:
         if len(parent) > budget:
             return Exploration(BUDGET, len(parent), transitions,
                                time.monotonic() - start, None, None)
-        state = queue.popleft()
+        key, state = queue.popleft()
         st_tuple, snap, used, warned = state
         sched.restore(snap)
         moves = sched.program_candidates()
@@ -67,33 +110,52 @@ def explore(sc: Scenario, max_triggers: int = 1,
             moves += sched.trigger_candidates()
         if not moves:
             if not sched.finished() and "never_online" in fail_on:
-                return _failed(sc, parent, state, None, transitions, start)
+                return failed(key, None)
             if warned and "warn" in fail_on:
                 # A run that ends OK with a WARN on the way is a warn.
-                return _failed(sc, parent, state, None, transitions, start)
+                return failed(key, None)
             continue
-        for ev in moves:
-            st = list(st_tuple)
-            chain.clear()
-            warnings.clear()
-            outcome = step(m, st, ev.cpu, ev.op, chain, warnings)
-            transitions += 1
-            if outcome == INVALID:
-                continue
-            if outcome != OK and NAMES[outcome] in fail_on:
-                return _failed(sc, parent, state, ev, transitions, start)
-            if outcome != OK:
-                continue  # the run ends here without failing the scenario
+        successors: list[tuple[Event, list[int], bool]] = []
+        if indep is not None:
+            for ev in indep.candidates(sched, moves, used < max_triggers):
+                st = list(st_tuple)
+                chain.clear()
+                warnings.clear()
+                outcome = step(m, st, ev.cpu, ev.op, chain, warnings)
+                transitions += 1
+                if outcome != OK and outcome != INVALID and \
+                        NAMES[outcome] in fail_on:
+                    return failed(key, ev)
+                if outcome == OK and local_write(st_tuple, st, ev.cpu):
+                    successors.append((ev, st, bool(warnings)))
+                    reduced = reduced or len(moves) > 1
+                    break
+        if not successors:
+            for ev in moves:
+                st = list(st_tuple)
+                chain.clear()
+                warnings.clear()
+                outcome = step(m, st, ev.cpu, ev.op, chain, warnings)
+                transitions += 1
+                if outcome == INVALID:
+                    continue
+                if outcome != OK and NAMES[outcome] in fail_on:
+                    return failed(key, ev)
+                if outcome != OK:
+                    continue  # the run ends here without failing
+                successors.append((ev, st, bool(warnings)))
+        for ev, st, warned_now in successors:
             sched.restore(snap)
             sched.take(ev)
-            nxt = (tuple(st), sched.snapshot(),
-                   used + (1 if ev.slot < 0 else 0),
-                   warned or bool(warnings))
-            if nxt not in parent:
-                parent[nxt] = (state, ev)
-                queue.append(nxt)
+            nxt: Key = (tuple(st), sched.snapshot(),
+                        used + (1 if ev.slot < 0 else 0),
+                        warned or warned_now)
+            nkey = sym.canonical(nxt) if sym else nxt
+            if nkey not in parent:
+                parent[nkey] = (key, ev)
+                queue.append((nkey, nxt))
     return Exploration(COMPLETE, len(parent), transitions,
-                       time.monotonic() - start, None, None)
+                       time.monotonic() - start, None, None, reduced=reduced)
 
 
 def _finished(sc: Scenario, path: list[Event]) -> bool:
@@ -103,8 +165,8 @@ def _finished(sc: Scenario, path: list[Event]) -> bool:
     return sched.finished()
 
 
-def _failed(sc: Scenario, parent: dict[object, tuple[object, Event] | None],
-            state: object, last: Event | None, transitions: int,
+def _failed(sc: Scenario, parent: dict[Key, tuple[Key, Event] | None],
+            state: Key, last: Event | None, transitions: int,
             start: float) -> Exploration:
     path: list[Event] = [] if last is None else [last]
     node = parent[state]

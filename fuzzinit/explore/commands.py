@@ -31,7 +31,8 @@ def run_command(args: argparse.Namespace) -> int:
         sc = load(args.model)
         if args.mode:
             sc = dataclasses.replace(sc, mode=args.mode)
-        ex = explore(sc, _triggers(args, sc), args.budget)
+        ex = explore(sc, _triggers(args, sc), args.budget,
+                     por=not args.no_por, symmetry=not args.no_symmetry)
         out = _explore_json(sc, ex, args)
         if args.json:
             print(json.dumps(out))
@@ -64,6 +65,9 @@ def _explore_json(sc: Scenario, ex: Exploration,
         "transitions": ex.transitions, "elapsed_s": round(ex.elapsed_s, 4),
         "states_per_s": round(ex.states_per_s, 1),
         "max_triggers": _triggers(args, sc), "budget": args.budget,
+        "por": not getattr(args, "no_por", False),
+        "symmetry": not getattr(args, "no_symmetry", False),
+        "shortest": ex.shortest if ex.ordering is not None else None,
         "verdict": "ok" if ex.verdict == COMPLETE else None,
         "events": [], "chain": []}
     if ex.ordering is not None and ex.result is not None:
@@ -81,8 +85,13 @@ def _explore_lines(sc: Scenario, ex: Exploration) -> list[str]:
         return [f"{sc.name}: budget exhausted after {stats}: no failing"
                 " ordering found so far"]
     assert ex.ordering is not None and ex.result is not None
-    lines = [f"{sc.name}: {ex.result.name}: a shortest failing ordering"
+    which = "a shortest" if ex.shortest else "a (not proven shortest)"
+    lines = [f"{sc.name}: {ex.result.name}: {which} failing ordering"
              f" ({len(ex.ordering)} events) after {stats}"]
+    if ex.reduced_states:
+        lines.append(f"  (found in {ex.reduced_states} states with"
+                     " partial-order reduction, then searched again"
+                     " without it for a shortest one)")
     lines += [f"  {i:2d}. cpu{e.cpu} {sc.op_text(e.op)}"
               + ("  (trigger)" if e.slot < 0 else "")
               for i, e in enumerate(ex.ordering, 1)]

@@ -1,0 +1,155 @@
+"""Partial-order reduction: when one CPU's next op commutes with everything
+the other CPUs can still do, explore only that op from the state.
+
+This is a persistent-set reduction with singleton sets (Godefroid,
+"Partial-Order Methods for the Verification of Concurrent Systems", LNCS
+1032, ch. 4). The explorer's state graph is acyclic (every event finishes a
+program op or spends trigger budget), so no cycle proviso is needed. An op
+`t` of CPU c is explored alone from state s when
+
+1. it is c's only enabled event (in permutation mode: the last op left in
+   c's segment), it is a program op, and no trigger of c is enabled;
+2. it ends OK at s and writes nothing outside c's per-CPU fields, and not
+   c's online bit (checked by running it: the actual write set);
+3. nothing any other CPU can still run (its remaining program ops, its
+   triggers with budget left) may write what `t` may read (static, per op
+   kind: RESOURCES below).
+
+Then every failing ordering from s can be rearranged to run `t` first:
+t's result depends only on c's fields and on resources nobody else can
+change any more, and no other CPU reads c's fields (only `wait_online`
+reads the online bit, which `t` leaves alone). The WARN_ONCE flags are
+covered by (2): a write that warns with the flag still clear changes a
+global and is not reduced; once a flag is set nobody can change it.
+
+POR shortens some failing orderings by forcing independent ops first, so
+it does not by itself give a shortest counterexample; the explorer
+re-searches without it when it has found a failure (bfs.explore).
+"""
+
+from __future__ import annotations
+
+from fuzzinit.model import machine as mc
+from fuzzinit.orderings.schedule import Event, Schedule
+from fuzzinit.scenario.load import Scenario
+
+# Shared resources an op kind may read or write (from fuzzinit/model: the
+# only writes outside the stepping CPU's fields are the ones listed here).
+PIN = 1       # G_KEY, G_PINNED_BITS: setup_cr_pinning (pinning.py)
+GFLAGS = 2    # G_FLAGS other than WARNED_*: setup_ghcb (platform.py),
+#               sev_es_init_vc_handling, patch_alternatives, console_init
+ONLINE = 4    # a CPU's online bit: online, clear_online; read by wait_online
+BLOCK = 8     # another CPU's fields: start
+
+WRITES: dict[int, int] = {
+    mc.SETUP_CR_PINNING: PIN,
+    mc.SETUP_GHCB: GFLAGS,
+    mc.SEV_ES_INIT_VC_HANDLING: GFLAGS,
+    mc.PATCH_ALTERNATIVES: GFLAGS,
+    mc.CONSOLE_INIT: GFLAGS,
+    mc.ONLINE_OP: ONLINE,
+    mc.CLEAR_ONLINE: ONLINE,
+    mc.START: BLOCK | ONLINE,
+}
+# Kinds that read no shared resource (run.py _apply: they touch only the
+# stepping CPU's fields and raise nothing). Every other kind may deliver
+# an exception, print, or check pinning, so it may read PIN and GFLAGS.
+PURE = frozenset((mc.LIDT, mc.LTR, mc.TSS_SETUP_IST, mc.MOV_CR3, mc.VE_INFO,
+                  mc.NOP))
+# Never reduced: they write what other CPUs read.
+NEVER = frozenset((mc.START, mc.ONLINE_OP, mc.CLEAR_ONLINE))
+
+
+def reads(kind: int, pin_property: bool) -> int:
+    if kind == mc.WAIT_ONLINE:
+        return ONLINE
+    base = 0 if kind in PURE else PIN | GFLAGS
+    # step() checks the pin property after every op (run.py).
+    return base | PIN if pin_property else base
+
+
+class Independence:
+    """Static tables for the check; `candidates` applies conditions 1 and
+    3, the explorer applies 2 by running the op."""
+
+    def __init__(self, sc: Scenario) -> None:
+        m = sc.machine
+        self.sc = sc
+        self.pin_property = m.pin_property
+        # suffix[c][i]: what CPU c's program may still write from slot i on.
+        self.suffix: list[list[int]] = []
+        for program in sc.programs:
+            acc = [0] * (len(program) + 1)
+            for s in range(len(program) - 1, -1, -1):
+                acc[s] = acc[s + 1] | WRITES.get(m.op_kind[program[s]], 0)
+            self.suffix.append(acc)
+        self.trigger_writes = [WRITES.get(m.op_kind[t.op], 0)
+                               for t in sc.triggers]
+        self.triggers_of: list[list[int]] = [[] for _ in sc.programs]
+        for i, t in enumerate(sc.triggers):
+            self.triggers_of[t.cpu].append(i)
+        # CPUs whose online bit can be cleared after it was set.
+        self.clearable = {t.cpu for t in sc.triggers
+                          if m.op_kind[t.op] == mc.CLEAR_ONLINE}
+        for c, program in enumerate(sc.programs):
+            if any(m.op_kind[op] == mc.CLEAR_ONLINE for op in program):
+                self.clearable.add(c)
+
+    def _future_writes(self, sched: Schedule, cpu: int,
+                       triggers_left: bool) -> int:
+        acc = self.suffix[cpu][sched.first[cpu]]
+        if triggers_left:
+            for i in self.triggers_of[cpu]:
+                if sched.left[i]:
+                    acc |= self.trigger_writes[i]
+        return acc
+
+    def candidates(self, sched: Schedule, moves: list[Event],
+                   triggers_left: bool) -> list[Event]:
+        """Program ops that meet conditions 1 and 3, in CPU order."""
+        per_cpu = [0] * self.sc.ncpu
+        for ev in moves:
+            per_cpu[ev.cpu] += 1
+        m = self.sc.machine
+        writes = [self._future_writes(sched, c, triggers_left)
+                  for c in range(self.sc.ncpu)]
+        out: list[Event] = []
+        for ev in moves:
+            c = ev.cpu
+            if ev.slot < 0 or per_cpu[c] != 1 or ev.slot != sched.first[c]:
+                continue
+            kind = m.op_kind[ev.op]
+            if kind in NEVER:
+                continue
+            if kind == mc.WAIT_ONLINE and m.op_a[ev.op] in self.clearable:
+                continue
+            if sched.permute and not self._last_in_segment(sched, c,
+                                                           ev.slot):
+                continue
+            others = 0
+            for d in range(self.sc.ncpu):
+                if d != c:
+                    others |= writes[d]
+            if reads(kind, self.pin_property) & others:
+                continue
+            out.append(ev)
+        return out
+
+    @staticmethod
+    def _last_in_segment(sched: Schedule, cpu: int, slot: int) -> bool:
+        done = sched.done[cpu]
+        return all(done[s] for s in range(slot + 1,
+                                          sched.segment_end[cpu][slot]))
+
+
+def local_write(st_before: tuple[int, ...], st_after: list[int], cpu: int,
+                ) -> bool:
+    """Condition 2: the step changed only `cpu`'s fields, not its online
+    bit."""
+    lo = cpu * mc.NF
+    hi = lo + mc.NF
+    if st_before[:lo] != tuple(st_after[:lo]) or \
+            st_before[hi:] != tuple(st_after[hi:]):
+        return False
+    flags = lo + mc.F_FLAGS
+    return not (st_before[flags] ^ st_after[flags]) & mc.ONLINE

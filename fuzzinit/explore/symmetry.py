@@ -1,0 +1,165 @@
+"""Symmetry reduction: application processors that run the same program
+are interchangeable, so states that differ only by a permutation of them
+are explored once (Ip and Dill, "Better verification through symmetry",
+FMSD 9, 1996; canonical representatives by sorting).
+
+The boot CPU starts and waits for the APs by number, so the permutation
+group is not fixed; it depends on the state. Two APs i and j of the same
+class (same program, same triggers, no `before` constraint, no program op
+naming another CPU, no `clear_online`) may be swapped in a state when
+every op still to run that names them is a `wait_online` in the same run
+of consecutive waits (a "wait run") that no trigger window and no
+`before` constraint points into - or when nothing still to run names
+them. The waits only block (run.py: WAIT_ONLINE writes nothing) and the
+online bits they test only grow without `clear_online`, so the run passes
+when all of its CPUs are online, whatever their order; every ordering
+from one state maps to an ordering of the same length from the other with
+the same outcome, which keeps breadth-first counterexamples shortest.
+An AP that a `start` still to run names is fixed (its fields are the
+reset state anyway).
+
+The canonical key sorts the swappable APs' blocks - model fields,
+schedule progress, online/started, trigger budgets - and the explorer
+keeps the first concrete state that reached a key, so the orderings it
+returns are real.
+"""
+
+from __future__ import annotations
+
+from fuzzinit.model import machine as mc
+from fuzzinit.scenario.load import Scenario
+
+State = tuple[tuple[int, ...], tuple[object, ...], int, bool]
+# A wait run: (cpu, first slot, 1); a wait that is not in one: (cpu, slot, 0).
+Run = tuple[int, int, int]
+
+
+class Symmetry:
+    def __init__(self, sc: Scenario) -> None:
+        m = sc.machine
+        self.ncpu = sc.ncpu
+        in_before = {c for pair in sc.before for c, _ in pair}
+        excluded = set(in_before) | {0}
+        for t in sc.triggers:
+            if m.op_kind[t.op] == mc.CLEAR_ONLINE:
+                excluded.add(t.cpu)
+        names_cpu = (mc.START, mc.WAIT_ONLINE, mc.CLEAR_ONLINE)
+        # A trigger's identity within its CPU: what it runs and where.
+        self.trigger_order: list[list[int]] = []
+        signatures: list[object] = []
+        for c, program in enumerate(sc.programs):
+            mine = [i for i, t in enumerate(sc.triggers) if t.cpu == c]
+
+            def sig(i: int) -> tuple[object, ...]:
+                t = sc.triggers[i]
+                return (t.kind, m.op_kind[t.op], m.op_a[t.op], m.op_b[t.op],
+                        t.count, t.after, t.before)
+            mine.sort(key=sig)
+            self.trigger_order.append(mine)
+            if any(m.op_kind[op] in names_cpu for op in program):
+                excluded.add(c)
+            signatures.append((
+                tuple((m.op_kind[op], m.op_a[op], m.op_b[op])
+                      for op in program),
+                tuple(sig(i) for i in mine)))
+        classes: dict[object, list[int]] = {}
+        for c in range(sc.ncpu):
+            if c not in excluded:
+                classes.setdefault(signatures[c], []).append(c)
+        self.groups = [g for g in classes.values() if len(g) > 1]
+        # Ops naming each CPU: (cpu, slot, is_start, wait run or None).
+        runs = self._wait_runs(sc)
+        self.refs: list[list[tuple[int, int, bool, Run]]] = \
+            [[] for _ in range(sc.ncpu)]
+        for p, program in enumerate(sc.programs):
+            for s, op in enumerate(program):
+                kind = m.op_kind[op]
+                if kind == mc.START or kind == mc.WAIT_ONLINE:
+                    run = runs.get((p, s))
+                    self.refs[m.op_a[op]].append(
+                        (p, s, kind == mc.START,
+                         run if run is not None else (p, s, 0)))
+
+    @staticmethod
+    def _wait_runs(sc: Scenario) -> dict[tuple[int, int], Run]:
+        """(cpu, slot) -> run id for waits in a run nothing points into."""
+        m = sc.machine
+        pointed = {pt for pair in sc.before for pt in pair}
+        for t in sc.triggers:
+            pointed |= {(t.cpu, s) for s in t.after + t.before}
+        out: dict[tuple[int, int], Run] = {}
+        for p, program in enumerate(sc.programs):
+            s = 0
+            while s < len(program):
+                if m.op_kind[program[s]] != mc.WAIT_ONLINE:
+                    s += 1
+                    continue
+                end = s
+                while end < len(program) and \
+                        m.op_kind[program[end]] == mc.WAIT_ONLINE:
+                    end += 1
+                slots = range(s, end)
+                if not any((p, x) in pointed for x in slots):
+                    for x in slots:
+                        out[(p, x)] = (p, s, 1)
+                s = end
+        return out
+
+    def _dynamic_key(self, cpu: int,
+                     done: tuple[tuple[bool, ...], ...]) -> tuple[Run, ...] | None:
+        """None if `cpu` is fixed in this state, else the runs that still
+        name it (APs are swappable only with equal keys)."""
+        runs: list[Run] = []
+        for p, s, is_start, run in self.refs[cpu]:
+            if done[p][s]:
+                continue
+            if is_start:
+                return None
+            runs.append(run)
+        return tuple(sorted(runs))
+
+    def canonical(self, state: State) -> State:
+        if not self.groups:
+            return state
+        st, snap, used, warned = state
+        done, started, online, left = snap
+        assert isinstance(done, tuple) and isinstance(started, tuple)
+        assert isinstance(online, tuple) and isinstance(left, tuple)
+        new_st: list[int] | None = None
+        new_done: list[object] = []
+        new_started: list[object] = []
+        new_online: list[object] = []
+        new_left: list[object] = []
+        nf = mc.NF
+        for group in self.groups:
+            buckets: dict[tuple[Run, ...], list[int]] = {}
+            for k in group:
+                key = self._dynamic_key(k, done)
+                if key is not None:
+                    buckets.setdefault(key, []).append(k)
+            for members in buckets.values():
+                if len(members) < 2:
+                    continue
+                blocks = sorted(
+                    (st[k * nf:(k + 1) * nf], done[k], started[k], online[k],
+                     tuple(left[i] for i in self.trigger_order[k]))
+                    for k in members)
+                if new_st is None:
+                    new_st = list(st)
+                    new_done = list(done)
+                    new_started = list(started)
+                    new_online = list(online)
+                    new_left = list(left)
+                for k, (fields, d, s, o, lefts) in zip(members, blocks, strict=True):
+                    new_st[k * nf:(k + 1) * nf] = fields
+                    new_done[k] = d
+                    new_started[k] = s
+                    new_online[k] = o
+                    for i, n in zip(self.trigger_order[k], lefts,
+                                    strict=True):
+                        new_left[i] = n
+        if new_st is None:
+            return state
+        return (tuple(new_st), (tuple(new_done), tuple(new_started),
+                                tuple(new_online), tuple(new_left)),
+                used, warned)
