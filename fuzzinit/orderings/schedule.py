@@ -133,9 +133,9 @@ class Schedule:
         self.started = list(started)
         self.online = list(online)
         self.left = list(left)
-        self.ndone = [sum(d) for d in self.done]
-        self.first = [next((s for s, x in enumerate(d) if not x), len(d))
-                      for d in self.done]
+        self.ndone = [sum(d) for d in done]
+        self.first = [d.index(False) if False in d else len(d)
+                      for d in done]
 
     def finished(self) -> bool:
         return all(self.ndone[c] == len(p)
