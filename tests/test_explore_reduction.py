@@ -256,3 +256,31 @@ def test_random_scenarios_agree_with_the_plain_search(
         ex = explore(sc, k, budget=200_000, por=por, symmetry=sym)
         assert summary(ex) == summary(plain), (por, sym, text)
         assert ex.states <= plain.states or ex.reduced_states
+
+
+def test_snapshot_after_is_take_from_restore(tmp_path: Path) -> None:
+    """The explorer's shortcut builds the same snapshot as restore + take,
+    for program ops, starts, onlines and triggers, in both modes."""
+    for mode in ("interleave", "permute"):
+        path = tmp_path / f"{mode}.toml"
+        path.write_text(scaled(FIXED.read_text(), 2).replace(
+            'mode = "interleave"', f'mode = "{mode}"'))
+        sc = load(path)
+        sched = Schedule(sc)
+        frontier = [sched.snapshot()]
+        seen = set(frontier)
+        kinds = set()
+        while frontier and len(seen) < 3000:
+            snap = frontier.pop()
+            sched.restore(snap)
+            for ev in sched.program_candidates() + \
+                    sched.trigger_candidates():
+                sched.restore(snap)
+                sched.take(ev)
+                assert sched.snapshot_after(snap, ev) == sched.snapshot()
+                kinds.add(sc.machine.op_kind[ev.op] if ev.slot >= 0
+                          else -1)
+                if sched.snapshot() not in seen:
+                    seen.add(sched.snapshot())
+                    frontier.append(sched.snapshot())
+        assert {-1, mc.START, mc.ONLINE_OP} <= kinds

@@ -145,9 +145,7 @@ def _search(sc: Scenario, max_triggers: int, budget: int, por: bool,
                     continue  # the run ends here without failing
                 successors.append((ev, st, bool(warnings)))
         for ev, st, warned_now in successors:
-            sched.restore(snap)
-            sched.take(ev)
-            nxt: Key = (tuple(st), sched.snapshot(),
+            nxt: Key = (tuple(st), sched.snapshot_after(snap, ev),
                         used + (1 if ev.slot < 0 else 0),
                         warned or warned_now)
             nkey = sym.canonical(nxt) if sym else nxt

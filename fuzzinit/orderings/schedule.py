@@ -125,6 +125,30 @@ class Schedule:
         return (tuple(tuple(d) for d in self.done), tuple(self.started),
                 tuple(self.online), tuple(self.left))
 
+    def snapshot_after(self, snap: tuple[object, ...],
+                       ev: Event) -> tuple[object, ...]:
+        """The snapshot `take(ev)` would leave after `restore(snap)`,
+        built from `snap` directly (the explorer's hot path)."""
+        done, started, online, left = snap
+        assert isinstance(done, tuple) and isinstance(started, tuple)
+        assert isinstance(online, tuple) and isinstance(left, tuple)
+        if ev.trigger >= 0:
+            i = ev.trigger
+            return (done, started, online,
+                    left[:i] + (left[i] - 1,) + left[i + 1:])
+        c = ev.cpu
+        row = done[c]
+        done = done[:c] + (row[:ev.slot] + (True,) + row[ev.slot + 1:],) \
+            + done[c + 1:]
+        m = self.sc.machine
+        kind = m.op_kind[ev.op]
+        if kind == mc.START:
+            a = m.op_a[ev.op]
+            started = started[:a] + (True,) + started[a + 1:]
+        elif kind == mc.ONLINE_OP:
+            online = online[:c] + (True,) + online[c + 1:]
+        return (done, started, online, left)
+
     def restore(self, snap: tuple[object, ...]) -> None:
         done, started, online, left = snap
         assert isinstance(done, tuple) and isinstance(started, tuple)
