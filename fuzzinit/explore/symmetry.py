@@ -26,6 +26,9 @@ returns are real.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from operator import itemgetter
+
 from fuzzinit.model import machine as mc
 from fuzzinit.scenario.load import Scenario
 
@@ -67,6 +70,7 @@ class Symmetry:
             if c not in excluded:
                 classes.setdefault(signatures[c], []).append(c)
         self.groups = [g for g in classes.values() if len(g) > 1]
+        self._lefts = [_getter(order) for order in self.trigger_order]
         # Ops naming each CPU: (cpu, slot, is_start, wait run or None).
         runs = self._wait_runs(sc)
         self.refs: list[list[tuple[int, int, bool, Run]]] = \
@@ -142,7 +146,7 @@ class Symmetry:
                     continue
                 blocks = sorted(
                     (st[k * nf:(k + 1) * nf], done[k], started[k], online[k],
-                     tuple(left[i] for i in self.trigger_order[k]))
+                     self._lefts[k](left))
                     for k in members)
                 if new_st is None:
                     new_st = list(st)
@@ -163,3 +167,15 @@ class Symmetry:
         return (tuple(new_st), (tuple(new_done), tuple(new_started),
                                 tuple(new_online), tuple(new_left)),
                 used, warned)
+
+
+def _getter(indices: list[int]) -> Callable[[tuple[object, ...]],
+                                             tuple[object, ...]]:
+    """A fast `lambda t: tuple(t[i] for i in indices)`."""
+    if len(indices) == 1:
+        only = indices[0]
+        return lambda t: (t[only],)
+    if not indices:
+        return lambda t: ()
+    get = itemgetter(*indices)
+    return lambda t: tuple(get(t))
