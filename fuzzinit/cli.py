@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 from fuzzinit.database import DEFAULT as DEFAULT_DB
 from fuzzinit.database import open_database
 from fuzzinit.errors import FuzzinitError, TraceError
+from fuzzinit.export.command import add_parser as add_export_parser
 from fuzzinit.minimise.core import causal_core
 from fuzzinit.model.outcome import Result
 from fuzzinit.orderings.schedule import Event
@@ -127,6 +128,7 @@ def _parser() -> argparse.ArgumentParser:
     vf.add_argument("--budget", type=int, default=1_000_000,
                     metavar="STATES")
     vf.add_argument("--json", action="store_true")
+    add_export_parser(sub)
     models = sub.add_parser("models", help="list scenarios and expectations")
     models.add_argument("folder", nargs="?", default="models")
     models.add_argument("--json", action="store_true")
@@ -147,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("explore", "windows", "verify-fix"):
             from fuzzinit.explore.commands import run_command
             return run_command(args)
+        if args.command == "export":
+            from fuzzinit.export.command import run_command as run_export
+            return run_export(args)
         return cmd_models(args)
     except FuzzinitError as exc:
         sys.stderr.write(f"fuzzinit: error: {exc}\n")

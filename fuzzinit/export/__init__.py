@@ -1,0 +1,1 @@
+"""Exports of a scenario for other tools: a Promela model for SPIN."""

@@ -1,0 +1,1081 @@
+/* fuzzinit Promela runtime: the reference model (fuzzinit/model/*.py) and
+ * the exploration rules (fuzzinit/orderings/schedule.py,
+ * fuzzinit/explore/bfs.py) translated by hand, so that SPIN computes every
+ * transition itself. The exporter (fuzzinit/export/promela.py) puts the
+ * scenario's constants (M_*, FAIL_ON_*, sizes) before this text and its
+ * tables, program and trigger guards and processes after it.
+ *
+ * Structure forced by Promela, said once here and again where it shows:
+ * - Promela has no functions: every Python function is an inline with its
+ *   results in out-parameters, and its temporaries are `hidden` globals
+ *   (not in the state vector) named after the inline, since an inline
+ *   cannot declare a local more than once per process. Events run in one
+ *   d_step, so nothing interleaves while a temporary is live.
+ * - Promela ints are 32 bits: a 64-bit value (CR4, EFER, the FRED MSRs, the
+ *   pinned bits, op arguments) is a _lo/_hi pair of ints holding bits 0-31
+ *   and 32-63; an op's WRMSR value also has _ext = its bits above 63,
+ *   clamped to -1..1, so that "not a 64-bit quantity" can be decided. CR0
+ *   has only PE, WP and PG (bit 31, the sign bit of an int) and is one int.
+ * - No recursion: delivery._double_fault's call back into raise_event (a
+ *   tail call) restarts raise_event's loop instead.
+ * - Python's early returns are if/else chains; every `if` has exclusive
+ *   guards or an else, so that a d_step never has a choice to make.
+ * - The causal chain and WARN texts are not modelled: only the outcome and
+ *   whether a WARN was seen, which is all the oracle reads.
+ */
+
+/* --- outcomes (model/outcome.py) --------------------------------------- */
+#define OK                0
+#define WARN              1
+#define TRIPLE_FAULT      2
+#define GUEST_TERMINATED  3
+#define HANG              4
+#define UNHANDLED         5
+#define NEVER_ONLINE      6
+#define INVALID           7
+#define PIN_CLEARED       8
+
+/* --- per-CPU values and flags (model/machine.py) ------------------------- */
+#define IDT_NONE     0
+#define IDT_BRINGUP  1
+#define IDT_EARLY    2
+#define IDT_FULL     3
+#define IDT_NULL     4
+#define VIA_FRED     5
+#define GHCB_NONE    0
+#define GHCB_BOOT    1
+#define GHCB_PERCPU  2
+#define STARTED       1
+#define ONLINE        2
+#define NMI_BLOCKED   4
+#define VE_PENDING    8
+#define VC_BOOT_GATE 16
+/* global flags */
+#define ALT_PATCHED        1
+#define GHCBS_ALLOCATED    2
+#define BOOT_GHCB          4
+#define WARNED_CR4         8
+#define WARNED_CR0        16
+#define CONSOLE_ON        32
+#define GHCBS_INITIALIZED 64
+/* platforms, pinning gates */
+#define BARE     0
+#define SEV_ES   1
+#define SEV_SNP  2
+#define TDX      3
+#define PIN_STATIC_KEY 0
+#define PIN_ONLINE     1
+/* op kinds */
+#define MOV_CR0                  0
+#define MOV_CR4                  1
+#define MOV_CR3                  2
+#define CR0_SET                  3
+#define CR0_CLEAR                4
+#define CR4_SET                  5
+#define CR4_CLEAR                6
+#define CR4_INIT                 7
+#define SETUP_CR_PINNING         8
+#define WRMSR                    9
+#define RDMSR                   10
+#define LIDT                    11
+#define LTR                     12
+#define TSS_SETUP_IST           13
+#define SETUP_GHCB              15
+#define SEV_ES_INIT_VC_HANDLING 16
+#define PRINTK                  17
+#define CPUID                   18
+#define PORT_IO                 19
+#define MMIO                    20
+#define RDGSBASE                21
+#define NMI_EVENT               22
+#define PF_EVENT                23
+#define VE_INFO                 24
+#define START                   25
+#define ONLINE_OP               26
+#define WAIT_ONLINE             27
+#define PATCH_ALTERNATIVES      28
+#define CONSOLE_INIT            29
+#define NOP                     30
+#define CLEAR_ONLINE            31
+#define CR4_GADGET              32
+/* feature bits of M_FEATURES */
+#define FEATURE_FRED      1
+#define FEATURE_FSGSBASE 32
+#define FEATURE_PCID     64
+#define FEATURE_CET    8192
+/* exit reasons */
+#define R_NONE     0
+#define R_PORT_IO  1
+#define R_CPUID    2
+#define R_MSR      3
+#define R_MMIO     4
+
+/* --- architecture (model/arch.py) ---------------------------------------- */
+#define CR0_PE   1
+#define CR0_WP   65536
+#define CR0_PG   (-2147483647 - 1)      /* 1 << 31: the sign bit */
+#define CR4_PAE       32                /* bit 5 */
+#define CR4_LA57      4096              /* bit 12 */
+#define CR4_FSGSBASE  65536             /* bit 16 */
+#define CR4_PCIDE     131072            /* bit 17 */
+#define CR4_CET       8388608           /* bit 23 */
+#define CR4_FRED_HI   1                 /* bit 32: bit 0 of the _hi word */
+#define EFER_SCE   1
+#define EFER_LME   256
+#define EFER_LMA   1024
+#define EFER_NXE   2048
+#define FRED_CONFIG_RESERVED 2100       /* 0x834 */
+#define MSR_FRED_RSP0     460           /* 0x1CC */
+#define MSR_FRED_RSP3     463           /* 0x1CF */
+#define MSR_FRED_STKLVLS  464           /* 0x1D0 */
+#define MSR_FRED_SSP1     465           /* 0x1D1 */
+#define MSR_FRED_CONFIG   468           /* 0x1D4 */
+#define MSR_EFER          (-1073741696) /* 0xC0000080 as a signed int */
+/* vectors */
+#define DE   0
+#define DB   1
+#define NMI  2
+#define UD   6
+#define DF   8
+#define TS  10
+#define GP  13
+#define PF  14
+#define MC  18
+#define VE  20
+#define CP  21
+#define VC  29
+/* exception classes */
+#define BENIGN           0
+#define CONTRIBUTORY     1
+#define PAGE_FAULT_CLASS 2
+/* delivery.try_deliver's answers besides a vector */
+#define NO_FAULT       (-1)
+#define FRED_NO_ENTRY  (-2)
+
+/* run.py: long mode as the 64-bit entry finds it */
+#define ENTRY_CR0   (CR0_PE | CR0_WP | CR0_PG)
+#define ENTRY_EFER  (EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE)
+#define IST_SLOTS_SET 62                /* 0b111110 */
+
+/* Machine.__init__'s derived fields */
+#define M_SEV            (M_PLATFORM == SEV_ES || M_PLATFORM == SEV_SNP)
+#define M_CET_ENUMERATED ((M_FEATURES & FEATURE_CET) != 0)
+#define M_TERMINATED     (M_TERMINATE_HANGS -> HANG : GUEST_TERMINATED)
+
+/* --- the model's state (machine.py's flat int layout, by name) ------------ */
+typedef Cpu {
+  int cr0;                                  /* F_CR0 */
+  int cr3;                                  /* F_CR3: CR3[11:0] */
+  int cr4_lo; int cr4_hi;                   /* F_CR4 */
+  int efer_lo; int efer_hi;                 /* F_EFER */
+  int fred_config_lo; int fred_config_hi;   /* F_FRED_CONFIG */
+  int fred_stklvls_lo; int fred_stklvls_hi; /* F_FRED_STKLVLS */
+  int fred_rsp_lo[4]; int fred_rsp_hi[4];   /* F_FRED_RSP0..3 */
+  byte idt;                                 /* F_IDT */
+  byte tss;                                 /* F_TSS */
+  byte ghcb;                                /* F_GHCB */
+  byte flags                                /* F_FLAGS */
+};
+Cpu cpu[NCPU];
+bool g_key;                                 /* G_KEY */
+int g_pinned_lo; int g_pinned_hi;           /* G_PINNED_BITS */
+byte g_flags;                               /* G_FLAGS */
+
+/* --- the schedule's progress (Schedule.snapshot) and bfs's extra state ---- */
+bool s_done[NSLOTS];         /* Schedule.done, all CPUs' slots in a row */
+short s_first[NCPU];         /* Schedule.first (a function of done) */
+bool s_started[NCPU];      /* Schedule.started */
+bool s_online[NCPU];       /* Schedule.online */
+byte s_left[NTRIGGERS];      /* Schedule.left */
+int bfs_used;             /* bfs: triggers used */
+bool bfs_warned;         /* bfs: a WARN seen */
+bool halted;               /* a run ended with an outcome not in fail_on */
+
+/* An event's values that live across its d_steps: in the state vector, so
+ * that pan restores them when it backtracks, and 0 between events. */
+int st_before_lo; int st_before_hi;   /* run.step's `before` */
+byte ev_out;                          /* the event's outcome */
+byte step_warnings;                   /* len(warnings) for this step */
+
+/* --- the compiled scenario's tables (Machine.op_*, Scenario.programs) ----- */
+hidden byte op_kind[NOPS];
+hidden int op_a_lo[NOPS]; hidden int op_a_hi[NOPS];
+hidden int op_b_lo[NOPS]; hidden int op_b_hi[NOPS]; hidden int op_b_ext[NOPS];
+hidden int intercepted_msrs[NINTERCEPTED];
+hidden short prog_len[NCPU];   /* len(Scenario.programs[c]) */
+hidden short prog_off[NCPU];   /* where cpu c's slots start in s_done[] */
+
+/* Named so that SPIN's error message names the failing outcome. */
+hidden byte fail_triple_fault; hidden byte fail_guest_terminated;
+hidden byte fail_hang; hidden byte fail_unhandled; hidden byte fail_warn;
+hidden byte fail_never_online; hidden byte fail_pin_cleared;
+hidden byte internal_invalid_after_guard;
+
+/* Temporaries of the inlines below (see the header comment). */
+hidden byte cw_lm; hidden int cn_top; hidden byte fm_canon;
+hidden short sl_shift;
+hidden byte td_level; hidden byte td_ist;
+hidden byte vc_g; hidden byte vc_boot;
+hidden short re_vec; hidden byte re_int; hidden byte re_reason;
+hidden byte re_state; hidden short re_v; hidden byte re_first;
+hidden byte re_second; hidden byte re_fd; hidden byte re_n;
+hidden short re_fault; hidden byte re_via; hidden byte re_out;
+hidden short re_follow; hidden byte re_pair;
+hidden short re_dv; hidden byte re_dreason; hidden byte re_dfd;
+hidden short it_vec;
+hidden int m4_lo; hidden int m4_hi; hidden byte m4_faults;
+hidden int m0_v; hidden byte m0_faults;
+hidden byte pa_out;
+hidden int nw4_lo; hidden int nw4_hi; hidden byte nw4_act;
+hidden int nw0_v; hidden byte nw0_act;
+hidden int wm_msr; hidden int wm_ext; hidden int wm_lo; hidden int wm_hi;
+hidden byte wm_icpt; hidden byte wm_why; hidden byte wm_gp; hidden int wm_old; hidden int wm_new;
+hidden int rm_msr; hidden byte rm_icpt;
+hidden byte ap_kind; hidden int ap_a_lo; hidden int ap_a_hi;
+hidden int ap_b_lo; hidden int ap_b_hi; hidden int ap_b_ext;
+hidden byte ap_flags; hidden byte ap_call;
+hidden byte ap_reason; hidden byte ap_vector;
+hidden int ap_lo; hidden int ap_hi;
+hidden byte pc_lost;
+hidden short wt_c; hidden byte wt_unfinished;
+hidden short ix;
+
+/* ====================================================================== */
+/* arch.py                                                                */
+/* ====================================================================== */
+
+inline exception_class(vector, out) {   /* arch.exception_class */
+  if
+  :: vector == DE || (TS <= vector && vector <= GP) -> out = CONTRIBUTORY
+  :: vector == CP && M_CET_ENUMERATED -> out = CONTRIBUTORY
+  :: vector == PF || vector == VE -> out = PAGE_FAULT_CLASS
+  :: else -> out = BENIGN
+  fi
+}
+
+inline double_fault_pair(fst, snd, out) {   /* arch.double_fault_pair */
+  out = ((fst == CONTRIBUTORY && snd == CONTRIBUTORY) ||
+         (fst == PAGE_FAULT_CLASS &&
+          (snd == CONTRIBUTORY || snd == PAGE_FAULT_CLASS)))
+}
+
+/* arch.cr4_write_faults: whether the write faults (the reason text is not
+ * modelled); each line is one of its rules, in its order. */
+inline cr4_write_faults(o_lo, n_lo, n_hi, cr0v, cr3v, eferv, out) {
+  cw_lm = (eferv & EFER_LMA) != 0;
+  out = (((n_lo & ~M_CR4_ALLOWED_LO) != 0 || (n_hi & ~M_CR4_ALLOWED_HI) != 0)
+     || (cw_lm && (n_lo & CR4_PAE) == 0)
+     || (cw_lm && ((o_lo ^ n_lo) & CR4_LA57) != 0)
+     || ((n_lo & CR4_PCIDE) != 0 && (o_lo & CR4_PCIDE) == 0 &&
+         (!cw_lm || (cr3v & 4095) != 0))
+     || ((n_lo & CR4_CET) != 0 && (cr0v & CR0_WP) == 0)
+     || ((n_hi & CR4_FRED_HI) != 0 && !cw_lm))
+}
+
+inline cr0_write_faults(o, n, cr4v, eferv, out) {   /* arch.cr0_write_faults */
+  out = (((n & CR0_PG) != 0 && (n & CR0_PE) == 0)
+     || ((eferv & EFER_LMA) != 0 && (o & CR0_PG) != 0 && (n & CR0_PG) == 0)
+     || ((cr4v & CR4_CET) != 0 && (n & CR0_WP) == 0))
+}
+
+/* arch.canonical48 on a value in [0, 2**64): bits 47..63 are bits 15..31
+ * of the _hi word. */
+inline canonical48(hi, out) {
+  cn_top = (hi >> 15) & 131071;
+  out = (cn_top == 0 || cn_top == 131071)
+}
+
+inline is_fred_msr(number, out) {   /* arch.is_fred_msr */
+  out = (MSR_FRED_RSP0 <= number && number <= MSR_FRED_CONFIG)
+}
+
+/* arch.fred_msr_write_faults; canonical48(value & ~0xFFF) for FRED_CONFIG
+ * reads the same _hi word as canonical48(value). */
+inline fred_msr_write_faults(number, ext, lo, hi, out) {
+  if
+  :: ext != 0 -> out = true                       /* not a 64-bit quantity */
+  :: else ->
+     canonical48(hi, fm_canon);
+     if
+     :: number == MSR_FRED_CONFIG ->
+        out = ((lo & FRED_CONFIG_RESERVED) != 0 || !fm_canon)
+     :: MSR_FRED_RSP0 <= number && number <= MSR_FRED_RSP3 ->
+        out = ((lo & 63) != 0 || !fm_canon)
+     :: MSR_FRED_SSP1 <= number && number < MSR_FRED_CONFIG ->
+        out = ((lo & 7) != 0 || !fm_canon)
+     :: else -> out = false
+     fi
+  fi
+}
+
+/* arch.fred_stack_level: (stklvls >> 2v) & 3 over the _lo/_hi pair. */
+inline fred_stack_level(c, vector, out) {
+  sl_shift = 2 * vector;
+  if
+  :: sl_shift < 32 -> out = (cpu[c].fred_stklvls_lo >> sl_shift) & 3
+  :: sl_shift >= 32 && sl_shift < 64 ->
+     out = (cpu[c].fred_stklvls_hi >> (sl_shift - 32)) & 3
+  :: else -> out = 0
+  fi
+}
+
+/* ====================================================================== */
+/* delivery.py                                                            */
+/* ====================================================================== */
+
+inline ist_of_vector(vector, out) {   /* delivery.IST_OF_VECTOR.get(v, 0) */
+  if
+  :: vector == DF -> out = 1
+  :: vector == NMI -> out = 2
+  :: vector == DB -> out = 3
+  :: vector == MC -> out = 4
+  :: vector == VC -> out = 5
+  :: else -> out = 0
+  fi
+}
+
+inline try_deliver(c, vector, out) {   /* delivery.try_deliver */
+  if
+  :: (cpu[c].cr4_hi & CR4_FRED_HI) != 0 ->
+     if
+     :: (cpu[c].fred_config_lo & ~4095) == 0 && cpu[c].fred_config_hi == 0 ->
+        out = FRED_NO_ENTRY                      /* fred_entry_page == 0 */
+     :: else ->
+        fred_stack_level(c, vector, td_level);
+        if
+        :: td_level > 0 && cpu[c].fred_rsp_lo[td_level] == 0 &&
+           cpu[c].fred_rsp_hi[td_level] == 0 -> out = PF
+        :: else -> out = NO_FAULT
+        fi
+     fi
+  :: else ->
+     if
+     :: cpu[c].idt == IDT_NONE -> out = GP
+     :: cpu[c].idt == IDT_NULL -> out = GP
+     :: cpu[c].idt == IDT_BRINGUP ->
+        if
+        :: vector == VC && (M_PLATFORM == SEV_ES || M_PLATFORM == SEV_SNP) ->
+           out = NO_FAULT
+        :: else -> out = GP
+        fi
+     :: cpu[c].idt == IDT_EARLY ->
+        if
+        :: vector < 32 -> out = NO_FAULT
+        :: else -> out = GP
+        fi
+     :: else ->                                  /* IDT_FULL */
+        ist_of_vector(vector, td_ist);
+        if
+        :: td_ist != 0 && ((cpu[c].tss & 1) == 0 ||
+                           ((cpu[c].tss >> td_ist) & 1) == 0) -> out = PF
+        :: else -> out = NO_FAULT
+        fi
+     fi
+  fi
+}
+
+inline via_of(c, out) {   /* raise_event's `via`: VIA_FRED or the IDT */
+  if
+  :: (cpu[c].cr4_hi & CR4_FRED_HI) != 0 -> out = VIA_FRED
+  :: else -> out = cpu[c].idt
+  fi
+}
+
+/* delivery.raise_event, with delivery._double_fault as its state RE_DF.
+ * Promela has no recursion and every inline is expanded where it is used,
+ * so: _double_fault's `return raise_event(m, st, base, follow, False,
+ * R_NONE)`, a tail call, restarts the loop at RE_START with the new
+ * vector; and the loop's delivery (try_deliver, then handle) is written
+ * once and serves both the `for _ in range(8)` loop (RE_LOOP, counted in
+ * re_n) and _double_fault's delivery of #DF (RE_DF). */
+#define RE_START 0
+#define RE_LOOP  1
+#define RE_DF    2
+inline raise_event(c, vector, interrupt, reason, out) {
+  re_vec = vector; re_int = interrupt; re_reason = reason;
+  re_state = RE_START;
+  do
+  :: re_state == RE_START ->
+     if
+     :: re_vec == VE && M_PLATFORM == TDX &&
+        (cpu[c].flags & VE_PENDING) != 0 ->
+        re_state = RE_DF          /* #VE with the previous one unread: #DF */
+     :: else ->
+        if
+        :: re_vec == VE && M_PLATFORM == TDX ->
+           cpu[c].flags = cpu[c].flags | VE_PENDING
+        :: else -> skip
+        fi;
+        if
+        :: re_int -> re_first = BENIGN
+        :: else -> exception_class(re_vec, re_first)
+        fi;
+        re_v = re_vec; re_fd = false; re_n = 0; re_state = RE_LOOP
+     fi
+  :: re_state == RE_LOOP && re_n >= 8 ->
+     out = TRIPLE_FAULT; break                /* "event loop did not settle" */
+  :: re_state == RE_DF || (re_state == RE_LOOP && re_n < 8) ->
+     if
+     :: re_state == RE_DF ->      /* _double_fault: #DF, from delivery */
+        re_dv = DF; re_dreason = R_NONE; re_dfd = true
+     :: else ->
+        re_n++; re_dv = re_v; re_dreason = re_reason; re_dfd = re_fd
+     fi;
+     try_deliver(c, re_dv, re_fault);
+     if
+     :: re_fault == NO_FAULT ->
+        via_of(c, re_via);
+        handle(c, re_dv, re_via, re_dreason, re_dfd, re_out, re_follow);
+        if
+        :: re_follow < 0 -> out = re_out; break
+        :: re_follow >= 0 && re_state == RE_DF ->
+           /* _double_fault: return raise_event(follow, False, R_NONE) */
+           re_vec = re_follow; re_int = false; re_reason = R_NONE;
+           re_state = RE_START
+        :: else ->             /* the handler itself faulted: a new event */
+           re_v = re_follow; exception_class(re_v, re_first); re_fd = false
+        fi
+     :: re_fault != NO_FAULT && re_state == RE_DF ->
+        out = TRIPLE_FAULT; break  /* FRED_NO_ENTRY or a fault on #DF: shutdown */
+     :: re_fault == FRED_NO_ENTRY && re_state == RE_LOOP ->
+        out = TRIPLE_FAULT; break  /* _fred_no_entry */
+     :: else ->
+        exception_class(re_fault, re_second);
+        double_fault_pair(re_first, re_second, re_pair);
+        if
+        :: re_pair -> re_state = RE_DF
+        :: else ->                          /* handled serially */
+           re_v = re_fault; re_first = re_second; re_fd = true
+        fi
+     fi
+  od;
+  skip   /* `break` lands here, inside any enclosing d_step */
+}
+
+/* ====================================================================== */
+/* handlers.py                                                            */
+/* ====================================================================== */
+
+inline terminate(out) {   /* handlers._terminate */
+  out = M_TERMINATED
+}
+
+inline vmm_communication(c, via, reason, out) {   /* handlers._vmm_communication */
+  vc_g = g_flags;
+  if
+  :: via == IDT_BRINGUP && (cpu[c].flags & VC_BOOT_GATE) == 0 ->
+     if
+     :: reason == R_CPUID -> out = OK           /* vc_no_ghcb serves CPUID */
+     :: else -> terminate(out)
+     fi
+  :: else ->
+     vc_boot = (via == IDT_EARLY ||
+                (via == IDT_BRINGUP && (vc_g & GHCBS_ALLOCATED) == 0));
+     if
+     :: vc_boot ->
+        if
+        :: (vc_g & BOOT_GHCB) != 0 -> out = OK
+        :: else -> terminate(out)
+        fi
+     :: !vc_boot && M_BOOT_GHCB_FALLBACK && (vc_g & GHCBS_INITIALIZED) == 0 ->
+        if
+        :: (vc_g & BOOT_GHCB) != 0 -> out = OK
+        :: else -> terminate(out)
+        fi
+     :: else ->
+        if
+        :: (vc_g & GHCBS_ALLOCATED) == 0 -> out = UNHANDLED
+        :: (vc_g & GHCBS_ALLOCATED) != 0 && M_PLATFORM == SEV_SNP &&
+           cpu[c].ghcb != GHCB_PERCPU -> out = GUEST_TERMINATED
+        :: else -> out = OK
+        fi
+     fi
+  fi
+}
+
+inline is_paranoid(vector, out) {   /* handlers.PARANOID */
+  out = (vector == DB || vector == NMI || vector == DF || vector == MC ||
+         vector == VC)
+}
+
+/* handlers.handle: (outcome, follow-up vector) as two out-parameters. */
+hidden byte h_paranoid; hidden byte h_done;
+inline handle(c, vector, via, reason, from_delivery, out, follow) {
+  follow = -1; h_done = false;
+  is_paranoid(vector, h_paranoid);
+  if
+  :: via == VIA_FRED && vector == VC && !M_FRED_VC_DISPATCH ->
+     out = UNHANDLED; h_done = true     /* fred_hwexc() has no #VC case */
+  :: via == IDT_FULL && h_paranoid && (g_flags & ALT_PATCHED) != 0 &&
+     (cpu[c].cr4_lo & CR4_FSGSBASE) == 0 ->
+     out = OK; follow = UD; h_done = true    /* RDGSBASE in paranoid_entry */
+  :: else -> skip
+  fi;
+  if
+  :: h_done -> skip
+  :: !h_done && (from_delivery || vector == DF) -> out = UNHANDLED
+  :: !h_done && !(from_delivery || vector == DF) ->
+     if
+     :: vector == NMI -> out = OK
+     :: vector == PF -> out = OK
+     :: vector == VC -> vmm_communication(c, via, reason, out)
+     :: vector == VE ->
+        cpu[c].flags = cpu[c].flags & ~VE_PENDING;
+        if
+        :: via == IDT_EARLY && reason != R_PORT_IO -> out = UNHANDLED
+        :: else -> out = OK
+        fi
+     :: else -> out = UNHANDLED          /* die(): no fixup */
+     fi
+  fi
+}
+
+/* ====================================================================== */
+/* platform.py                                                            */
+/* ====================================================================== */
+
+inline exit_vector(reason, out) {   /* platform.exit_vector */
+  if
+  :: M_SEV -> out = VC
+  :: !M_SEV && M_PLATFORM == TDX && reason != R_CPUID -> out = VE
+  :: else -> out = -1
+  fi
+}
+
+inline intercepted(c, reason, out) {   /* platform.intercepted */
+  exit_vector(reason, it_vec);
+  if
+  :: it_vec < 0 -> out = OK
+  :: else -> raise_event(c, it_vec, false, reason, out)
+  fi
+}
+
+inline printk(c, out) {   /* platform.printk */
+  if
+  :: !M_CONSOLE_PORT_IO || (g_flags & CONSOLE_ON) == 0 -> out = OK
+  :: else ->
+     if
+     :: (cpu[c].flags & ONLINE) == 0 && !M_CONSOLE_ANYTIME -> out = OK
+     :: else -> intercepted(c, R_PORT_IO, out)
+     fi
+  fi
+}
+
+inline setup_ghcb(c) {   /* platform.setup_ghcb */
+  if
+  :: !M_SEV -> skip
+  :: else ->
+     if
+     :: (g_flags & GHCBS_ALLOCATED) != 0 ->
+        cpu[c].ghcb = GHCB_PERCPU; g_flags = g_flags | GHCBS_INITIALIZED
+     :: else ->
+        g_flags = g_flags | BOOT_GHCB; cpu[c].ghcb = GHCB_BOOT
+     fi
+  fi
+}
+
+/* ====================================================================== */
+/* pinning.py                                                             */
+/* ====================================================================== */
+
+inline mov_cr4(c, v_lo, v_hi, out) {   /* pinning.mov_cr4 */
+  m4_lo = v_lo; m4_hi = v_hi;
+  cr4_write_faults(cpu[c].cr4_lo, m4_lo, m4_hi, cpu[c].cr0, cpu[c].cr3,
+                   cpu[c].efer_lo, m4_faults);
+  if
+  :: m4_faults -> raise_event(c, GP, false, R_NONE, out)
+  :: else -> cpu[c].cr4_lo = m4_lo; cpu[c].cr4_hi = m4_hi; out = OK
+  fi
+}
+
+inline mov_cr0(c, v, out) {   /* pinning.mov_cr0 */
+  m0_v = v;
+  cr0_write_faults(cpu[c].cr0, m0_v, cpu[c].cr4_lo, cpu[c].efer_lo, m0_faults);
+  if
+  :: m0_faults -> raise_event(c, GP, false, R_NONE, out)
+  :: else -> cpu[c].cr0 = m0_v; out = OK
+  fi
+}
+
+inline pinning_active(c, out) {   /* pinning.pinning_active */
+  out = (g_key && (M_PIN_GATE != PIN_ONLINE || (cpu[c].flags & ONLINE) != 0))
+}
+
+/* pinning.native_write_cr4. (Promela: the value is copied first - an
+ * inline's arguments are re-evaluated at every use.) */
+inline native_write_cr4(c, v_lo, v_hi, out) {
+  nw4_lo = v_lo; nw4_hi = v_hi;
+  mov_cr4(c, nw4_lo, nw4_hi, out);
+  pinning_active(c, nw4_act);
+  if
+  :: out != OK || !nw4_act -> skip
+  :: else ->
+     if
+     :: (nw4_lo & M_PINNED_MASK_LO) == g_pinned_lo &&
+        (nw4_hi & M_PINNED_MASK_HI) == g_pinned_hi -> out = OK
+     :: else ->
+        mov_cr4(c, (nw4_lo & ~M_PINNED_MASK_LO) | g_pinned_lo,
+                (nw4_hi & ~M_PINNED_MASK_HI) | g_pinned_hi, out);
+        if
+        :: out != OK -> skip
+        :: else ->
+           if
+           :: (g_flags & WARNED_CR4) != 0 -> out = OK
+           :: else ->
+              g_flags = g_flags | WARNED_CR4;
+              step_warnings++;             /* warnings.append(...) */
+              printk(c, out)
+           fi
+        fi
+     fi
+  fi
+}
+
+inline native_write_cr0(c, v, out) {   /* pinning.native_write_cr0 */
+  nw0_v = v;
+  mov_cr0(c, nw0_v, out);
+  pinning_active(c, nw0_act);
+  if
+  :: out != OK || !nw0_act || (nw0_v & CR0_WP) != 0 -> skip
+  :: else ->
+     mov_cr0(c, nw0_v | CR0_WP, out);
+     if
+     :: out != OK -> skip
+     :: else ->
+        if
+        :: (g_flags & WARNED_CR0) != 0 -> out = OK
+        :: else ->
+           g_flags = g_flags | WARNED_CR0;
+           step_warnings++;                /* warnings.append(...) */
+           printk(c, out)
+        fi
+     fi
+  fi
+}
+
+/* pinning.cr4_init up to its native_write_cr4 call: the value it writes.
+ * (apply makes the call, shared with the other ops that end in
+ * native_write_cr4: see apply.) */
+inline cr4_init_value(c, v_lo, v_hi) {
+  v_lo = cpu[c].cr4_lo; v_hi = cpu[c].cr4_hi;
+  if
+  :: (M_FEATURES & FEATURE_PCID) != 0 -> v_lo = v_lo | CR4_PCIDE
+  :: else -> skip
+  fi;
+  if
+  :: g_key && M_PIN_GATE != PIN_ONLINE ->
+     v_lo = (v_lo & ~M_PINNED_MASK_LO) | g_pinned_lo;
+     v_hi = (v_hi & ~M_PINNED_MASK_HI) | g_pinned_hi
+  :: else -> skip
+  fi
+}
+
+inline setup_cr_pinning(c) {   /* pinning.setup_cr_pinning */
+  g_pinned_lo = cpu[c].cr4_lo & M_PINNED_MASK_LO;
+  g_pinned_hi = cpu[c].cr4_hi & M_PINNED_MASK_HI;
+  g_key = true
+}
+
+/* ====================================================================== */
+/* run.py                                                                 */
+/* ====================================================================== */
+
+inline enter_long_mode(c) {   /* run.enter_long_mode */
+  cpu[c].cr0 = ENTRY_CR0;
+  cpu[c].cr4_lo = M_ENTRY_CR4_LO; cpu[c].cr4_hi = M_ENTRY_CR4_HI;
+  cpu[c].efer_lo = ENTRY_EFER; cpu[c].efer_hi = 0;
+  cpu[c].flags = cpu[c].flags | STARTED
+}
+
+inline initial_state() {   /* run.initial_state (every field starts at 0) */
+  enter_long_mode(0);
+  cpu[0].flags = cpu[0].flags | ONLINE;
+  if
+  :: M_CONSOLE_AT_BOOT -> g_flags = g_flags | CONSOLE_ON
+  :: else -> skip
+  fi
+}
+
+inline is_intercepted(msr, out) {   /* `msr in m.intercepted_msrs` */
+  out = false; ix = 0;
+  do
+  :: ix < M_NINTERCEPTED ->
+     if
+     :: intercepted_msrs[ix] == msr -> out = true
+     :: else -> skip
+     fi;
+     ix++
+  :: else -> break
+  od;
+  skip   /* `break` lands here, inside any enclosing d_step */
+}
+
+/* run._wrmsr. The value is the op's _lo/_hi/_ext words (header comment);
+ * EFER keeps bits 0-63 only: no rule reads a higher one. Its two #GP
+ * returns share one raise_event at the end (wm_gp), to halve the code. */
+inline wrmsr(c, msr, ext, lo, hi, out) {
+  wm_msr = msr; wm_ext = ext; wm_lo = lo; wm_hi = hi;
+  out = OK; wm_gp = false;
+  is_intercepted(wm_msr, wm_icpt);
+  if
+  :: wm_icpt -> intercepted(c, R_MSR, out)
+  :: else -> skip
+  fi;
+  if
+  :: out != OK -> skip
+  :: else ->
+     is_fred_msr(wm_msr, wm_why);
+     if
+     :: wm_why ->                                  /* a FRED MSR */
+        if
+        :: (M_FEATURES & FEATURE_FRED) == 0 -> wm_why = true
+        :: else -> fred_msr_write_faults(wm_msr, wm_ext, wm_lo, wm_hi, wm_why)
+        fi;
+        if
+        :: wm_why -> wm_gp = true                 /* bad FRED MSR write: #GP */
+        :: else ->
+           if
+           :: wm_msr == MSR_FRED_CONFIG ->
+              cpu[c].fred_config_lo = wm_lo; cpu[c].fred_config_hi = wm_hi
+           :: wm_msr == MSR_FRED_STKLVLS ->
+              cpu[c].fred_stklvls_lo = wm_lo; cpu[c].fred_stklvls_hi = wm_hi
+           :: wm_msr < MSR_FRED_STKLVLS ->
+              cpu[c].fred_rsp_lo[wm_msr - MSR_FRED_RSP0] = wm_lo;
+              cpu[c].fred_rsp_hi[wm_msr - MSR_FRED_RSP0] = wm_hi
+           :: else -> skip                        /* FRED_SSPn: not kept */
+           fi;
+           out = OK
+        fi
+     :: !wm_why && wm_msr == MSR_EFER ->
+        wm_old = cpu[c].efer_lo;
+        wm_new = (wm_lo & ~EFER_LMA) | (wm_old & EFER_LMA); /* LMA is read-only */
+        if
+        :: ((wm_old ^ wm_new) & EFER_LME) != 0 && (cpu[c].cr0 & CR0_PG) != 0 ->
+           wm_gp = true                    /* changes LME with paging on: #GP */
+        :: else -> cpu[c].efer_lo = wm_new; cpu[c].efer_hi = wm_hi; out = OK
+        fi
+     :: else -> out = OK
+     fi
+  fi;
+  if
+  :: wm_gp -> raise_event(c, GP, false, R_NONE, out)
+  :: else -> skip
+  fi
+}
+
+inline rdmsr(c, msr, out) {   /* run._rdmsr */
+  rm_msr = msr;
+  out = OK;
+  is_intercepted(rm_msr, rm_icpt);
+  if
+  :: rm_icpt -> intercepted(c, R_MSR, out)
+  :: else -> skip
+  fi;
+  if
+  :: out != OK -> skip
+  :: else ->
+     is_fred_msr(rm_msr, rm_icpt);
+     if
+     :: rm_icpt && (M_FEATURES & FEATURE_FRED) == 0 ->
+        raise_event(c, GP, false, R_NONE, out)
+     :: else -> skip
+     fi
+  fi
+}
+
+/* run._apply's INVALID cases, all decided before it changes anything. An
+ * event whose outcome would be INVALID is not taken (bfs: `continue`), and
+ * Promela cannot undo a transition, so they are also the guard of every
+ * event (APPLY_ALLOWED); `apply` still returns INVALID for them. */
+#define KNOWN_KIND(k)  ((k) <= CR4_GADGET && (k) != 14)
+#define APPLY_ALLOWED(c, op) \
+  ((cpu[c].flags & STARTED) != 0 && KNOWN_KIND(op_kind[op]) && \
+   !(op_kind[op] == START && (cpu[op_a_lo[op]].flags & STARTED) != 0) && \
+   !(op_kind[op] == WAIT_ONLINE && (cpu[op_a_lo[op]].flags & ONLINE) == 0))
+
+/* run._apply. SPIN compiles a d_step into straight C but caps its jump
+ * targets (MAXDSTEP), and every inline is expanded where it is used; so
+ * the dispatch on the op kind is a plain `if` whose branches are d_steps,
+ * and ops whose Python branches end in the same call - native_write_cr4,
+ * native_write_cr0, intercepted, raise_event - compute its arguments
+ * first and share one expansion of it. The event stays one transition
+ * (apply runs inside event's atomic sequence, whose inner states SPIN does
+ * not store). The dispatch guards read only the state and the constant op
+ * table: pan re-evaluates them when it backtracks, when `hidden`
+ * temporaries hold values of some other event. */
+inline apply_args(c, op) {   /* _apply's locals: flags, kind, a, b */
+  ap_flags = cpu[c].flags;
+  ap_kind = op_kind[op];
+  ap_a_lo = op_a_lo[op]; ap_a_hi = op_a_hi[op];
+  ap_b_lo = op_b_lo[op]; ap_b_hi = op_b_hi[op]; ap_b_ext = op_b_ext[op]
+}
+
+#define AP_IS(op, k) ((cpu[c].flags & STARTED) != 0 && op_kind[op] == (k))
+inline apply(c, op, out) {
+  if
+  :: (cpu[c].flags & STARTED) == 0 ->
+     d_step { out = INVALID }                     /* runs before it is started */
+  :: AP_IS(op, PRINTK) -> d_step { out = OK; printk(c, out) }
+  :: AP_IS(op, CR4_SET) || AP_IS(op, CR4_CLEAR) || AP_IS(op, CR4_INIT) ||
+     AP_IS(op, CR4_GADGET) ->
+     d_step {
+       apply_args(c, op);
+       out = OK;
+       ap_call = true;
+       if
+       :: ap_kind == CR4_SET ->
+          ap_lo = cpu[c].cr4_lo | ap_a_lo; ap_hi = cpu[c].cr4_hi | ap_a_hi;
+          /* cr4_update_irqsoff() writes only when the value changes */
+          ap_call = (ap_lo != cpu[c].cr4_lo || ap_hi != cpu[c].cr4_hi)
+       :: ap_kind == CR4_CLEAR ->
+          ap_lo = cpu[c].cr4_lo & ~ap_a_lo; ap_hi = cpu[c].cr4_hi & ~ap_a_hi;
+          ap_call = (ap_lo != cpu[c].cr4_lo || ap_hi != cpu[c].cr4_hi)
+       :: ap_kind == CR4_INIT -> cr4_init_value(c, ap_lo, ap_hi)
+       :: else ->                                      /* CR4_GADGET */
+          ap_lo = (cpu[c].cr4_lo | ap_a_lo) & ~ap_b_lo;
+          ap_hi = (cpu[c].cr4_hi | ap_a_hi) & ~ap_b_hi
+       fi;
+       if
+       :: ap_call -> native_write_cr4(c, ap_lo, ap_hi, out)
+       :: else -> skip
+       fi
+     }
+  :: AP_IS(op, CR0_SET) || AP_IS(op, CR0_CLEAR) ->
+     d_step {
+       apply_args(c, op);
+       out = OK;
+       if
+       :: ap_kind == CR0_SET -> ap_lo = cpu[c].cr0 | ap_a_lo
+       :: else -> ap_lo = cpu[c].cr0 & ~ap_a_lo
+       fi;
+       native_write_cr0(c, ap_lo, out)
+     }
+  :: AP_IS(op, WRMSR) ->
+     d_step {
+       apply_args(c, op);
+       wrmsr(c, ap_a_lo, ap_b_ext, ap_b_lo, ap_b_hi, out)
+     }
+  :: AP_IS(op, RDMSR) -> d_step { apply_args(c, op); rdmsr(c, ap_a_lo, out) }
+  :: AP_IS(op, NMI_EVENT) ->
+     d_step {
+       apply_args(c, op);
+       out = OK;
+       if
+       :: (ap_flags & NMI_BLOCKED) != 0 ||
+          (M_PLATFORM == TDX && (ap_flags & VE_PENDING) != 0) -> skip
+       :: else ->
+          cpu[c].flags = ap_flags | NMI_BLOCKED;
+          raise_event(c, NMI, true, 0, out);
+          cpu[c].flags = cpu[c].flags & ~NMI_BLOCKED  /* IRET/ERETS */
+       fi
+     }
+  :: AP_IS(op, PF_EVENT) || AP_IS(op, RDGSBASE) ->
+     d_step {
+       apply_args(c, op);
+       out = OK;
+       if
+       :: ap_kind == PF_EVENT -> ap_call = true; ap_vector = PF
+       :: ap_kind != PF_EVENT && (cpu[c].cr4_lo & CR4_FSGSBASE) != 0 ->
+          ap_call = false                                 /* RDGSBASE */
+       :: else -> ap_call = true; ap_vector = UD  /* RDGSBASE, CR4.FSGSBASE = 0 */
+       fi;
+       if
+       :: ap_call -> raise_event(c, ap_vector, false, R_NONE, out)
+       :: else -> skip
+       fi
+     }
+  :: AP_IS(op, CPUID) || AP_IS(op, PORT_IO) || AP_IS(op, MMIO) ->
+     d_step {
+       apply_args(c, op);
+       if
+       :: ap_kind == CPUID -> ap_reason = R_CPUID
+       :: ap_kind == PORT_IO -> ap_reason = R_PORT_IO
+       :: else -> ap_reason = R_MMIO
+       fi;
+       intercepted(c, ap_reason, out)
+     }
+  :: AP_IS(op, MOV_CR4) ->
+     d_step {
+       apply_args(c, op);
+       mov_cr4(c, (cpu[c].cr4_lo | ap_a_lo) & ~ap_b_lo,
+               (cpu[c].cr4_hi | ap_a_hi) & ~ap_b_hi, out)
+     }
+  :: AP_IS(op, MOV_CR0) ->
+     d_step {
+       apply_args(c, op);
+       mov_cr0(c, (cpu[c].cr0 | ap_a_lo) & ~ap_b_lo, out)
+     }
+  :: else -> d_step { apply_args(c, op); out = OK; apply_plain(c, out) }
+  fi
+}
+
+/* run._apply's kinds that raise nothing. */
+inline apply_plain(c, out) {
+  if
+  :: ap_kind == LIDT ->
+     cpu[c].idt = ap_a_lo;
+     if
+     :: ap_b_lo != 0 || ap_b_hi != 0 || ap_b_ext != 0 ->
+        cpu[c].flags = (ap_flags & ~VC_BOOT_GATE) | VC_BOOT_GATE
+     :: else -> cpu[c].flags = ap_flags & ~VC_BOOT_GATE
+     fi
+  :: ap_kind == SETUP_GHCB -> setup_ghcb(c)
+  :: ap_kind == START ->
+     if
+     :: (cpu[ap_a_lo].flags & STARTED) != 0 -> out = INVALID  /* started twice */
+     :: else -> enter_long_mode(ap_a_lo)
+     fi
+  :: ap_kind == ONLINE_OP -> cpu[c].flags = ap_flags | ONLINE
+  :: ap_kind == WAIT_ONLINE ->
+     if
+     :: (cpu[ap_a_lo].flags & ONLINE) == 0 -> out = INVALID   /* would block */
+     :: else -> skip
+     fi
+  :: ap_kind == VE_INFO -> cpu[c].flags = ap_flags & ~VE_PENDING
+  :: ap_kind == MOV_CR3 -> cpu[c].cr3 = ap_a_lo & 4095
+  :: ap_kind == SETUP_CR_PINNING -> setup_cr_pinning(c)
+  :: ap_kind == LTR -> cpu[c].tss = cpu[c].tss | 1
+  :: ap_kind == TSS_SETUP_IST -> cpu[c].tss = cpu[c].tss | IST_SLOTS_SET
+  :: ap_kind == SEV_ES_INIT_VC_HANDLING ->
+     if
+     :: M_SEV -> g_flags = g_flags | GHCBS_ALLOCATED
+     :: else -> skip
+     fi
+  :: ap_kind == PATCH_ALTERNATIVES -> g_flags = g_flags | ALT_PATCHED
+  :: ap_kind == CLEAR_ONLINE -> cpu[c].flags = ap_flags & ~ONLINE
+  :: ap_kind == CONSOLE_INIT -> g_flags = g_flags | CONSOLE_ON
+  :: ap_kind == NOP -> skip
+  :: else -> out = INVALID                       /* unknown op kind */
+  fi
+}
+
+/* run.pinned_cleared != 0, over the _lo/_hi pair */
+inline pinned_cleared(c, before_lo, before_hi, out) {
+  out = (g_key &&
+         ((before_lo & ~cpu[c].cr4_lo & g_pinned_lo) != 0 ||
+          (before_hi & ~cpu[c].cr4_hi & g_pinned_hi) != 0))
+}
+
+inline step(c, op, out) {   /* run.step */
+  d_step { st_before_lo = cpu[c].cr4_lo; st_before_hi = cpu[c].cr4_hi };
+  apply(c, op, out);
+  d_step {
+    if
+    :: M_PIN_PROPERTY && out == OK ->
+       pinned_cleared(c, st_before_lo, st_before_hi, pc_lost);
+       if
+       :: pc_lost -> out = PIN_CLEARED
+       :: else -> skip
+       fi
+    :: else -> skip
+    fi
+  }
+}
+
+/* ====================================================================== */
+/* The exploration: bfs.explore's rules and Schedule.take                  */
+/* ====================================================================== */
+
+/* bfs.explore: an outcome in fail_on fails; any other outcome but OK ends
+ * the run without failing (every process then blocks on !halted: a valid
+ * end state); INVALID never gets here (APPLY_ALLOWED). */
+inline oracle(out) {
+  if
+  :: out == OK -> skip
+  :: out == TRIPLE_FAULT && FAIL_ON_TRIPLE_FAULT ->
+     fail_triple_fault = true; assert(!fail_triple_fault)
+  :: out == GUEST_TERMINATED && FAIL_ON_GUEST_TERMINATED ->
+     fail_guest_terminated = true; assert(!fail_guest_terminated)
+  :: out == HANG && FAIL_ON_HANG ->
+     fail_hang = true; assert(!fail_hang)
+  :: out == UNHANDLED && FAIL_ON_UNHANDLED ->
+     fail_unhandled = true; assert(!fail_unhandled)
+  :: out == PIN_CLEARED && FAIL_ON_PIN_CLEARED ->
+     fail_pin_cleared = true; assert(!fail_pin_cleared)
+  :: out == INVALID ->
+     internal_invalid_after_guard = true; assert(!internal_invalid_after_guard)
+  :: else -> halted = true
+  fi
+}
+
+inline take(c, op, slot, trigger) {   /* Schedule.take, and bfs's `used` */
+  if
+  :: trigger >= 0 -> s_left[trigger]--; bfs_used++
+  :: else ->
+     s_done[prog_off[c] + slot] = true;
+     do
+     :: s_first[c] < prog_len[c] && s_done[prog_off[c] + s_first[c]] -> s_first[c]++
+     :: else -> break
+     od;
+     if
+     :: op_kind[op] == START -> s_started[op_a_lo[op]] = true
+     :: op_kind[op] == ONLINE_OP -> s_online[c] = true
+     :: else -> skip
+     fi
+  fi
+}
+
+/* One event: the body of bfs.explore's `for ev in moves` loop, run inside
+ * the atomic sequence of the CPU's process that chose it. The EV line is
+ * fuzzinit.orderings.schedule.Event(cpu, op, slot, trigger): `spin -t`
+ * replays a counterexample as these lines. */
+inline event(c, op, slot, trigger) {
+  d_step { printf("EV %d %d %d %d\n", c, op, slot, trigger); step_warnings = 0 };
+  step(c, op, ev_out);
+  d_step {
+    oracle(ev_out);
+    if
+    :: ev_out == OK ->
+       take(c, op, slot, trigger);
+       if
+       :: step_warnings > 0 -> bfs_warned = true    /* warned or bool(warnings) */
+       :: else -> skip
+       fi
+    :: else -> skip
+    fi;
+    op = 0; slot = 0; trigger = 0;      /* the process's choice, cleared */
+    st_before_lo = 0; st_before_hi = 0; ev_out = 0; step_warnings = 0
+  }
+}
+
+/* Schedule.finished() is false */
+inline unfinished(out) {
+  out = false; wt_c = 0;
+  do
+  :: wt_c < NCPU ->
+     if
+     :: s_first[wt_c] < prog_len[wt_c] -> out = true
+     :: else -> skip
+     fi;
+     wt_c++
+  :: else -> break
+  od;
+  skip   /* `break` lands here, inside any enclosing d_step */
+}
+
+/* bfs.explore's checks of a state with no move: it runs once every CPU
+ * process is blocked (timeout). ANY_SCHEDULE_MOVE (generated) is bfs's
+ * `moves` - program and trigger candidates - before the model is asked:
+ * a move the model rules out (INVALID) still counts, as in bfs. One
+ * d_step: its temporaries are `hidden`. */
+proctype watcher() {
+  timeout ->
+  d_step {
+    if
+    :: halted -> skip                   /* the run ended: nothing to check */
+    :: !halted && ANY_SCHEDULE_MOVE -> skip
+    :: !halted && !ANY_SCHEDULE_MOVE ->
+       printf("STUCK\n");
+       unfinished(wt_unfinished);
+       if
+       :: wt_unfinished && FAIL_ON_NEVER_ONLINE ->
+          fail_never_online = true; assert(!fail_never_online)
+       :: else -> skip
+       fi;
+       if
+       :: bfs_warned && FAIL_ON_WARN -> fail_warn = true; assert(!fail_warn)
+       :: else -> skip
+       fi
+    fi
+  }
+}

@@ -1,0 +1,157 @@
+"""Run SPIN on a scenario's Promela model: `verify(sc, max_triggers,
+workdir)` writes the model, builds the verifier, searches every state,
+and on a failure replays SPIN's trail into fuzzinit Events.
+
+The search is exhaustive or an error: no bitstate hashing (the full state
+is stored; the hash table size only changes speed), `-b` makes the depth
+limit an error, and a search that stops early (memory) is a SpinError -
+never a "complete".
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from fuzzinit.errors import FuzzinitError
+from fuzzinit.export.promela import promela
+from fuzzinit.orderings.schedule import Event
+from fuzzinit.scenario.load import Scenario
+
+COMPLETE = "complete"
+FAILED = "failing ordering"
+MODEL = "model.pml"
+CFLAGS = ("-O2", "-DSAFETY")
+HASH_BITS = 20          # 2**20 slots to start; the table chains, never drops
+MEMLIM_MB = 4096        # pan stops (an error here) rather than swap
+# SPIN's name for what failed -> fuzzinit's outcome name.
+_ASSERTION = re.compile(r"assertion violated\s+!\((fail_[a-z_]+)\)")
+_EV = re.compile(r"^\s*EV (-?\d+) (-?\d+) (-?\d+) (-?\d+)\s*$", re.M)
+
+
+class SpinError(FuzzinitError):
+    """SPIN could not give an exhaustive answer, or is not installed."""
+
+
+@dataclass
+class SpinResult:
+    verdict: str                  # COMPLETE or FAILED
+    states: int                   # states stored
+    transitions: int
+    depth: int                    # depth reached
+    compile_s: float              # spin -a and gcc
+    run_s: float                  # ./pan, wall clock
+    pan_elapsed_s: float          # ./pan's own count
+    outcome: str | None           # the failing outcome (fail_on name)
+    ordering: list[Event] | None  # the failing ordering, from the trail
+    output: str                   # ./pan's report
+
+
+def spin_path() -> str | None:
+    return shutil.which("spin")
+
+
+def max_depth(sc: Scenario, max_triggers: int) -> int:
+    """A depth bound no run reaches: an event is a handful of atomic steps
+    (see runtime.pml), and a run has at most one event per program slot
+    and per trigger allowed."""
+    triggers = min(max_triggers, sum(t.count for t in sc.triggers))
+    events = sum(len(p) for p in sc.programs) + max(0, triggers)
+    return 64 * (events + 8)
+
+
+def _run(cmd: list[str], cwd: Path, what: str) -> subprocess.CompletedProcess[str]:
+    try:
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True,
+                              check=False)
+    except OSError as exc:
+        raise SpinError(f"{what}: cannot run {cmd[0]}: {exc.strerror}") from exc
+    return proc
+
+
+def _tail(text: str, lines: int = 8) -> str:
+    return " | ".join(text.strip().splitlines()[-lines:])
+
+
+def build(sc: Scenario, max_triggers: int, workdir: Path,
+          cflags: tuple[str, ...] = CFLAGS) -> float:
+    """Write the model and compile its verifier in `workdir`; the seconds
+    it took."""
+    spin = spin_path()
+    if spin is None:
+        raise SpinError("spin is not on PATH; fix: install SPIN (Debian"
+                        " package 'spin')")
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / MODEL).write_text(promela(sc, max_triggers), encoding="utf-8")
+    start = time.monotonic()
+    proc = _run([spin, "-a", MODEL], workdir, "spin -a")
+    if proc.returncode != 0 or not (workdir / "pan.c").exists():
+        raise SpinError(f"spin -a {workdir / MODEL} failed:"
+                        f" {_tail(proc.stdout + proc.stderr)}")
+    proc = _run(["gcc", *cflags, f"-DMEMLIM={MEMLIM_MB}", "-o", "pan",
+                 "pan.c"], workdir, "gcc")
+    if proc.returncode != 0:
+        raise SpinError(f"gcc pan.c in {workdir} failed:"
+                        f" {_tail(proc.stderr)}")
+    return time.monotonic() - start
+
+
+def _number(pattern: str, text: str) -> int:
+    found = re.search(pattern, text)
+    return int(found.group(1)) if found else 0
+
+
+def verify(sc: Scenario, max_triggers: int, workdir: Path,
+           cflags: tuple[str, ...] = CFLAGS) -> SpinResult:
+    """SPIN's exhaustive answer for `sc` with up to `max_triggers`
+    triggers: COMPLETE, or FAILED with the outcome and ordering."""
+    workdir = Path(workdir)
+    compile_s = build(sc, max_triggers, workdir, cflags)
+    depth = max_depth(sc, max_triggers)
+    start = time.monotonic()
+    proc = _run(["./pan", "-b", "-n", f"-m{depth}", f"-w{HASH_BITS}"],
+                workdir, "pan")
+    run_s = time.monotonic() - start
+    out = proc.stdout + proc.stderr
+    if "max search depth too small" in out or "depth limit" in out.lower():
+        raise SpinError(f"pan: the depth limit {depth} was reached: the"
+                        " search is not exhaustive")
+    if "out of memory" in out or "MEMLIM" in out:
+        raise SpinError(f"pan ran out of memory (-DMEMLIM={MEMLIM_MB}): the"
+                        " search is not exhaustive")
+    errors = re.search(r"errors: (\d+)", out)
+    if errors is None:
+        raise SpinError(f"pan gave no verdict: {_tail(out)}")
+    states = _number(r"(\d+) states, stored", out)
+    transitions = _number(r"(\d+) transitions", out)
+    reached = _number(r"depth reached (\d+)", out)
+    elapsed = re.search(r"pan: elapsed time ([\d.e+-]+) seconds", out)
+    pan_s = float(elapsed.group(1)) if elapsed else run_s
+    if int(errors.group(1)) == 0:
+        if "Search not completed" in out:
+            raise SpinError(f"pan did not complete the search: {_tail(out)}")
+        return SpinResult(COMPLETE, states, transitions, reached, compile_s,
+                          run_s, pan_s, None, None, out)
+    failed = _ASSERTION.search(out)
+    if failed is None or failed.group(1) == "fail_":
+        raise SpinError(f"pan found an error that is not a failing outcome"
+                        f" (a bug in the export): {_tail(out)}")
+    outcome = failed.group(1)[len("fail_"):]
+    return SpinResult(FAILED, states, transitions, reached, compile_s, run_s,
+                      pan_s, outcome, replay(workdir), out)
+
+
+def replay(workdir: Path) -> list[Event]:
+    """The events of the trail pan wrote in `workdir` (`spin -t`)."""
+    spin = spin_path()
+    if spin is None:
+        raise SpinError("spin is not on PATH")
+    proc = _run([spin, "-T", "-B", "-t", MODEL], Path(workdir), "spin -t")
+    if proc.returncode != 0:
+        raise SpinError(f"spin -t failed: {_tail(proc.stdout + proc.stderr)}")
+    return [Event(int(c), int(op), int(slot), int(trig))
+            for c, op, slot, trig in _EV.findall(proc.stdout)]
