@@ -1015,6 +1015,30 @@ inline take(c, op, slot, trigger) {   /* Schedule.take, and bfs's `used` */
   fi
 }
 
+/* With -DTRACE (simulations only: `spin -DTRACE`), each event also
+ * prints its outcome and the model's state, field by field in machine.py's
+ * order, so that a test can step the Python model alongside. */
+inline trace_state() {
+  printf("OUT %d %d\n", ev_out, step_warnings);
+  wt_c = 0;
+  do
+  :: wt_c < NCPU ->
+     printf("ST %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d\n",
+            wt_c, cpu[wt_c].cr0, cpu[wt_c].cr3, cpu[wt_c].cr4_lo, cpu[wt_c].cr4_hi,
+            cpu[wt_c].efer_lo, cpu[wt_c].efer_hi,
+            cpu[wt_c].fred_config_lo, cpu[wt_c].fred_config_hi,
+            cpu[wt_c].fred_stklvls_lo, cpu[wt_c].fred_stklvls_hi,
+            cpu[wt_c].fred_rsp_lo[0], cpu[wt_c].fred_rsp_hi[0],
+            cpu[wt_c].fred_rsp_lo[1], cpu[wt_c].fred_rsp_hi[1],
+            cpu[wt_c].fred_rsp_lo[2], cpu[wt_c].fred_rsp_hi[2],
+            cpu[wt_c].fred_rsp_lo[3], cpu[wt_c].fred_rsp_hi[3],
+            cpu[wt_c].idt, cpu[wt_c].tss, cpu[wt_c].ghcb, cpu[wt_c].flags);
+     wt_c++
+  :: else -> break
+  od;
+  printf("GL %d %d %d %d\n", g_key, g_pinned_lo, g_pinned_hi, g_flags)
+}
+
 /* One event: the body of bfs.explore's `for ev in moves` loop, run inside
  * the atomic sequence of the CPU's process that chose it. The EV line is
  * fuzzinit.orderings.schedule.Event(cpu, op, slot, trigger): `spin -t`
@@ -1023,6 +1047,9 @@ inline event(c, op, slot, trigger) {
   d_step { printf("EV %d %d %d %d\n", c, op, slot, trigger); step_warnings = 0 };
   step(c, op, ev_out);
   d_step {
+#ifdef TRACE
+    trace_state();
+#endif
     oracle(ev_out);
     if
     :: ev_out == OK ->

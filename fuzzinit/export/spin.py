@@ -25,12 +25,14 @@ from fuzzinit.scenario.load import Scenario
 COMPLETE = "complete"
 FAILED = "failing ordering"
 MODEL = "model.pml"
-CFLAGS = ("-O2", "-DSAFETY")
+CFLAGS = ("-O2", "-DSAFETY", "-DREACH")
 HASH_BITS = 20          # 2**20 slots to start; the table chains, never drops
 MEMLIM_MB = 4096        # pan stops (an error here) rather than swap
-# SPIN's name for what failed -> fuzzinit's outcome name.
-_ASSERTION = re.compile(r"assertion violated\s+!\((fail_[a-z_]+)\)")
+# runtime.pml's assertions name the failing outcome: fail_<outcome>.
+_ASSERTION = re.compile(r"assertion violated\s+!\(fail_[a-z_]+\)")
 _EV = re.compile(r"^\s*EV (-?\d+) (-?\d+) (-?\d+) (-?\d+)\s*$", re.M)
+_TRACE = re.compile(r"^(EV|OUT|ST|GL)((?: -?\d+)+)\s*$", re.M)
+_SPIN_ASSERT = re.compile(r"failed assertion: assert\(!\((fail_[a-z_]+)\)\)")
 
 
 class SpinError(FuzzinitError):
@@ -105,23 +107,28 @@ def _number(pattern: str, text: str) -> int:
     return int(found.group(1)) if found else 0
 
 
+def _pan(workdir: Path, options: list[str]) -> tuple[str, float]:
+    start = time.monotonic()
+    proc = _run(["./pan", *options], workdir, "pan")
+    out = proc.stdout + proc.stderr
+    if "out of memory" in out or "MEMLIM" in out:
+        raise SpinError(f"pan ran out of memory (-DMEMLIM={MEMLIM_MB}): the"
+                        " search is not exhaustive")
+    return out, time.monotonic() - start
+
+
 def verify(sc: Scenario, max_triggers: int, workdir: Path,
            cflags: tuple[str, ...] = CFLAGS) -> SpinResult:
     """SPIN's exhaustive answer for `sc` with up to `max_triggers`
-    triggers: COMPLETE, or FAILED with the outcome and ordering."""
+    triggers: COMPLETE, or FAILED with the outcome and a shortest failing
+    ordering (as explore gives one)."""
     workdir = Path(workdir)
     compile_s = build(sc, max_triggers, workdir, cflags)
     depth = max_depth(sc, max_triggers)
-    start = time.monotonic()
-    proc = _run(["./pan", "-b", "-n", f"-m{depth}", f"-w{HASH_BITS}"],
-                workdir, "pan")
-    run_s = time.monotonic() - start
-    out = proc.stdout + proc.stderr
+    # -b: reaching the depth bound is an error, not a silent cut-off.
+    out, run_s = _pan(workdir, ["-b", "-n", f"-m{depth}", f"-w{HASH_BITS}"])
     if "max search depth too small" in out or "depth limit" in out.lower():
         raise SpinError(f"pan: the depth limit {depth} was reached: the"
-                        " search is not exhaustive")
-    if "out of memory" in out or "MEMLIM" in out:
-        raise SpinError(f"pan ran out of memory (-DMEMLIM={MEMLIM_MB}): the"
                         " search is not exhaustive")
     errors = re.search(r"errors: (\d+)", out)
     if errors is None:
@@ -136,22 +143,93 @@ def verify(sc: Scenario, max_triggers: int, workdir: Path,
             raise SpinError(f"pan did not complete the search: {_tail(out)}")
         return SpinResult(COMPLETE, states, transitions, reached, compile_s,
                           run_s, pan_s, None, None, out)
-    failed = _ASSERTION.search(out)
-    if failed is None or failed.group(1) == "fail_":
+    if _ASSERTION.search(out) is None:
         raise SpinError(f"pan found an error that is not a failing outcome"
                         f" (a bug in the export): {_tail(out)}")
-    outcome = failed.group(1)[len("fail_"):]
-    return SpinResult(FAILED, states, transitions, reached, compile_s, run_s,
-                      pan_s, outcome, replay(workdir), out)
+    # Again with -i (iterative shortening, built with -DREACH): the trail
+    # left is a shortest one. Every event takes the same number of steps
+    # (runtime.pml), so shortest in steps is shortest in events.
+    _, shorten_s = _pan(workdir, ["-i", "-n", f"-m{depth}", f"-w{HASH_BITS}"])
+    events, outcome = replay(workdir)
+    if outcome is None:
+        raise SpinError(f"the shortest trail in {workdir} ends in an error"
+                        " that is not a failing outcome (a bug in the"
+                        " export)")
+    return SpinResult(FAILED, states, transitions, reached, compile_s,
+                      run_s + shorten_s, pan_s, outcome, events, out)
 
 
-def replay(workdir: Path) -> list[Event]:
-    """The events of the trail pan wrote in `workdir` (`spin -t`)."""
+def replay(workdir: Path) -> tuple[list[Event], str | None]:
+    """The events of the trail pan wrote in `workdir` (`spin -t`), and the
+    outcome its failing assertion names."""
     spin = spin_path()
     if spin is None:
         raise SpinError("spin is not on PATH")
     proc = _run([spin, "-T", "-B", "-t", MODEL], Path(workdir), "spin -t")
     if proc.returncode != 0:
         raise SpinError(f"spin -t failed: {_tail(proc.stdout + proc.stderr)}")
-    return [Event(int(c), int(op), int(slot), int(trig))
-            for c, op, slot, trig in _EV.findall(proc.stdout)]
+    failed = _SPIN_ASSERT.search(proc.stdout + proc.stderr)
+    events = [Event(int(c), int(op), int(slot), int(trig))
+              for c, op, slot, trig in _EV.findall(proc.stdout)]
+    return events, failed.group(1)[len("fail_"):] if failed else None
+
+
+@dataclass
+class TracedStep:
+    """One event of a SPIN simulation (`spin -DTRACE`): its outcome,
+    whether it WARNed, and the model's state after it in machine.py's flat
+    layout (64-bit fields as unsigned numbers)."""
+    event: Event
+    outcome: int
+    warned: bool
+    state: list[int]
+
+
+@dataclass
+class Simulation:
+    steps: list[TracedStep]
+    failed: str | None       # the outcome a failing assertion names
+    output: str
+
+
+def _u64(lo: int, hi: int) -> int:
+    return (lo & 0xFFFFFFFF) | (hi & 0xFFFFFFFF) << 32
+
+
+def _cpu_fields(v: list[int]) -> list[int]:
+    """An ST line's numbers (after the cpu) as machine.py's NF fields."""
+    rsps = [_u64(v[10 + 2 * i], v[11 + 2 * i]) for i in range(4)]
+    return [v[0] & 0xFFFFFFFF, v[1], _u64(v[2], v[3]), _u64(v[4], v[5]),
+            _u64(v[6], v[7]), _u64(v[8], v[9]), *rsps, v[18], v[19], v[20],
+            v[21]]
+
+
+def simulate(sc: Scenario, max_triggers: int, workdir: Path,
+             seed: int) -> Simulation:
+    """A random run of the model in SPIN's simulator (no compile), traced
+    event by event: for stepping the Python model alongside."""
+    spin = spin_path()
+    if spin is None:
+        raise SpinError("spin is not on PATH")
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / MODEL).write_text(promela(sc, max_triggers), encoding="utf-8")
+    proc = _run([spin, "-DTRACE", f"-n{seed}", "-T", "-B", MODEL], workdir,
+                "spin")
+    out = proc.stdout + proc.stderr
+    steps: list[TracedStep] = []
+    cpus: list[int] = []
+    for tag, numbers in _TRACE.findall(proc.stdout):
+        v = [int(x) for x in numbers.split()]
+        if tag == "EV":
+            steps.append(TracedStep(Event(*v), 0, False, []))
+        elif tag == "OUT":
+            steps[-1].outcome, steps[-1].warned = v[0], v[1] > 0
+        elif tag == "ST":
+            cpus += _cpu_fields(v[1:])
+        else:
+            steps[-1].state = cpus + [v[0], _u64(v[1], v[2]), v[3]]
+            cpus = []
+    failed = _SPIN_ASSERT.search(out)
+    return Simulation(steps, failed.group(1)[len("fail_"):] if failed
+                      else None, out)
