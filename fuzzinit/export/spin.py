@@ -118,13 +118,16 @@ def _pan(workdir: Path, options: list[str]) -> tuple[str, float]:
 
 
 def verify(sc: Scenario, max_triggers: int, workdir: Path,
-           cflags: tuple[str, ...] = CFLAGS) -> SpinResult:
+           cflags: tuple[str, ...] = CFLAGS,
+           depth: int | None = None) -> SpinResult:
     """SPIN's exhaustive answer for `sc` with up to `max_triggers`
     triggers: COMPLETE, or FAILED with the outcome and a shortest failing
-    ordering (as explore gives one)."""
+    ordering (as explore gives one). `depth` overrides pan's depth bound
+    (default: max_depth); a search that reaches it is a SpinError."""
     workdir = Path(workdir)
     compile_s = build(sc, max_triggers, workdir, cflags)
-    depth = max_depth(sc, max_triggers)
+    if depth is None:
+        depth = max_depth(sc, max_triggers)
     # -b: reaching the depth bound is an error, not a silent cut-off.
     out, run_s = _pan(workdir, ["-b", "-n", f"-m{depth}", f"-w{HASH_BITS}"])
     if "max search depth too small" in out or "depth limit" in out.lower():

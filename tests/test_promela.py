@@ -1,0 +1,419 @@
+"""`fuzzinit export --promela`: SPIN, given a scenario as Promela, answers
+what `fuzzinit explore` answers - on every model and on small hand-made
+scenarios - and SPIN's simulator steps in lockstep with the Python model.
+
+The SPIN tests need `spin` (and gcc) on PATH and are skipped without it;
+CI installs it (.ci/run). Every verification is built and run once, two at
+a time, in a module fixture.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from fuzzinit.explore.bfs import BUDGET, COMPLETE, Exploration, explore
+from fuzzinit.export import promela as pml
+from fuzzinit.export.command import default_max_triggers
+from fuzzinit.export.spin import (
+    FAILED,
+    SpinError,
+    SpinResult,
+    simulate,
+    verify,
+)
+from fuzzinit.model import arch, delivery, machine, outcome
+from fuzzinit.model import run as model_run
+from fuzzinit.model.outcome import NAMES, OK
+from fuzzinit.orderings.schedule import Event, Schedule, well_formed
+from fuzzinit.scenario.load import Scenario, load
+from fuzzinit.verdict import evaluate
+
+ROOT = Path(__file__).parent.parent
+MODELS = sorted(ROOT.joinpath("models").glob("*.toml"))
+FIXED = ROOT / "models/upstream-fix-sev-es.toml"
+SPIN = shutil.which("spin")
+needs_spin = pytest.mark.skipif(
+    SPIN is None, reason="spin is not on PATH (CI installs it: .ci/run)")
+EXPLORE_BUDGET = 1_000_000
+M64 = (1 << 64) - 1
+
+# Small scenarios, each for one rule of the exploration, and what both
+# explore and SPIN must answer: "ok" or the outcome of the failing ordering.
+HAND: dict[str, tuple[str, str]] = {
+    # Permutation mode: the NMI may run before the IST is set up...
+    "permute": ("triple_fault", """
+[scenario]
+name = "permute"
+fail_on = ["unhandled", "triple_fault"]
+[[cpu]]
+program = ["lidt early", "lidt full", "ltr", "tss_setup_ist", "nmi"]
+[orderings]
+mode = "permute"
+"""),
+    # ... unless `before` constraints keep it last.
+    "permute-before": ("ok", """
+[scenario]
+name = "permute-before"
+fail_on = ["unhandled", "triple_fault"]
+[[cpu]]
+program = ["lidt early", "lidt full", "ltr", "tss_setup_ist", "nmi"]
+[orderings]
+mode = "permute"
+before = [["cpu0: lidt full", "cpu0: nmi"], ["cpu0: ltr", "cpu0: nmi"],
+          ["cpu0: tss_setup_ist", "cpu0: nmi"], ["cpu0: lidt early", "cpu0: nmi"]]
+"""),
+    # A trigger whose window closes before the IDT is invalidated...
+    "window-closed": ("ok", """
+[scenario]
+name = "window-closed"
+fail_on = ["triple_fault", "unhandled"]
+[[cpu]]
+program = ["lidt early", "nop setup", "lidt null", "lidt full", "ltr",
+  "tss_setup_ist"]
+[[orderings.trigger]]
+kind = "nmi"
+cpus = [0]
+after = "lidt early"
+before = "lidt null"
+"""),
+    # ... and one that stays open until ltr: an NMI through the null IDT.
+    "window-open": ("triple_fault", """
+[scenario]
+name = "window-open"
+fail_on = ["triple_fault", "unhandled"]
+[[cpu]]
+program = ["lidt early", "nop setup", "lidt null", "lidt full", "ltr",
+  "tss_setup_ist"]
+[[orderings.trigger]]
+kind = "nmi"
+cpus = [0]
+count = 2
+after = "lidt early"
+before = "ltr"
+"""),
+    # #UD in the early handler is unhandled, not in fail_on: the run ends
+    # there, so the #PF through the null IDT after it never happens.
+    "halts": ("ok", """
+[scenario]
+name = "halts"
+fail_on = ["triple_fault"]
+[[cpu]]
+program = ["lidt early", "rdgsbase", "lidt null", "pf"]
+"""),
+    # A trigger that ends the run (#GP from a missing MSR, unhandled) is
+    # not a failure either.
+    "halts-on-trigger": ("ok", """
+[scenario]
+name = "halts-on-trigger"
+fail_on = ["triple_fault"]
+[[cpu]]
+program = ["start 1", "lidt early", "nop bsp"]
+[[cpu]]
+program = ["lidt early", "nop ap"]
+[[orderings.trigger]]
+kind = "rdmsr FRED_CONFIG"
+cpus = [1]
+after = "lidt early"
+"""),
+    "unhandled": ("unhandled", """
+[scenario]
+name = "unhandled"
+fail_on = ["triple_fault", "unhandled"]
+[[cpu]]
+program = ["lidt early", "rdgsbase", "lidt null", "pf"]
+"""),
+    # A WARN on the way fails a run that ends OK when fail_on has warn.
+    "warn": ("warn", """
+[scenario]
+name = "warn"
+fail_on = ["warn"]
+[platform]
+features = ["smep"]
+[[cpu]]
+program = ["cr4_set smep", "setup_cr_pinning", "cr4_clear smep", "nop end"]
+"""),
+    # clear_online before wait_online: the model rules the wait out
+    # (INVALID), and bfs counts it as a move all the same - no never_online.
+    "stuck-on-invalid": ("ok", """
+[scenario]
+name = "stuck-on-invalid"
+fail_on = ["never_online"]
+[[cpu]]
+program = ["start 1", "wait_online 1"]
+[[cpu]]
+program = ["online", "nop ap"]
+[[orderings.trigger]]
+kind = "clear_online"
+cpus = [1]
+after = "online"
+"""),
+    # pin_cleared with SMEP pinned, gated on cpu_online().
+    "pin-cleared": ("pin_cleared", """
+[scenario]
+name = "pin-cleared"
+fail_on = ["pin_cleared"]
+[platform]
+features = ["smep"]
+[kernel]
+pinning = "online"
+[[cpu]]
+program = ["lidt full", "cr4_set smep", "setup_cr_pinning", "nop runs"]
+[[orderings.trigger]]
+kind = "clear_online"
+cpus = [0]
+after = "setup_cr_pinning"
+[[orderings.trigger]]
+kind = "cr4_gadget -smep"
+cpus = [0]
+after = "setup_cr_pinning"
+"""),
+}
+# Deadlock by a `before` cycle, which load() rejects: made with
+# dataclasses.replace, to reach the never_online check of a stuck state.
+DEADLOCK = """
+[scenario]
+name = "deadlock"
+fail_on = ["never_online"]
+[[cpu]]
+program = ["start 1", "nop a"]
+[[cpu]]
+program = ["nop b"]
+"""
+
+
+@dataclass
+class Case:
+    sc: Scenario
+    k: int
+    ex: Exploration
+    spin: SpinResult
+
+
+def _deadlock(path: Path) -> Scenario:
+    path.write_text(DEADLOCK)
+    sc = load(path)
+    return dataclasses.replace(sc, before=[((1, 0), (0, 1)),
+                                           ((0, 1), (1, 0))])
+
+
+def _scenario(name: str, folder: Path) -> Scenario:
+    """A model by its stem, or a hand-made scenario written to `folder`."""
+    if name == "deadlock":
+        return _deadlock(folder / "deadlock.toml")
+    if name in HAND:
+        path = folder / f"{name}.toml"
+        path.write_text(HAND[name][1])
+        return load(path)
+    return load(ROOT / "models" / f"{name}.toml")
+
+
+NAMES_ALL = [p.stem for p in MODELS] + list(HAND) + ["deadlock"]
+
+
+@pytest.fixture(scope="module")
+def cases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Case]:
+    if SPIN is None:
+        pytest.skip("spin is not on PATH (CI installs it: .ci/run)")
+    folder = tmp_path_factory.mktemp("promela")
+    scenarios = {name: _scenario(name, folder) for name in NAMES_ALL}
+
+    def one(name: str) -> Case:
+        sc = scenarios[name]
+        k = default_max_triggers(sc)
+        return Case(sc, k, explore(sc, k, EXPLORE_BUDGET),
+                    verify(sc, k, folder / name))
+
+    with ThreadPoolExecutor(2) as pool:
+        return dict(zip(scenarios, pool.map(one, scenarios), strict=True))
+
+
+def _complete(sc: Scenario, events: list[Event]) -> bool:
+    sched = Schedule(sc)
+    for ev in events:
+        sched.take(ev)
+    return sched.finished()
+
+
+@needs_spin
+@pytest.mark.parametrize("name", NAMES_ALL)
+def test_spin_agrees_with_explore(cases: dict[str, Case], name: str) -> None:
+    case = cases[name]
+    ex, spin, sc = case.ex, case.spin, case.sc
+    assert ex.verdict != BUDGET
+    assert (spin.verdict == FAILED) == (ex.verdict != COMPLETE), \
+        (spin.outcome, ex.result and ex.result.name)
+    if ex.verdict == COMPLETE:
+        assert spin.ordering is None and spin.outcome is None
+        return
+    assert ex.result is not None and ex.ordering is not None
+    assert spin.ordering is not None
+    # SPIN's trail is an ordering the scenario allows, and the Python model
+    # fails on it as explore's ordering fails.
+    assert well_formed(sc, spin.ordering) == ""
+    result = evaluate(sc, spin.ordering,
+                      complete=_complete(sc, spin.ordering))
+    assert result.name == spin.outcome == ex.result.name
+    # Both searches give a shortest failing ordering.
+    if ex.shortest:
+        assert len(spin.ordering) == len(ex.ordering)
+
+
+@needs_spin
+def test_hand_made_scenarios_answer_as_intended(
+        cases: dict[str, Case]) -> None:
+    """Each hand-made scenario exercises the rule it was written for."""
+    expected = {name: want for name, (want, _) in HAND.items()}
+    expected["deadlock"] = "never_online"
+    got = {name: cases[name].spin.outcome or "ok" for name in expected}
+    assert got == expected
+
+
+def _lockstep(sc: Scenario, k: int, workdir: Path, seed: int) -> int:
+    """Step the Python model along a random SPIN simulation; the number
+    of events compared."""
+    sim = simulate(sc, k, workdir, seed)
+    st = model_run.initial_state(sc.machine)
+    for i, traced in enumerate(sim.steps):
+        ev = traced.event
+        assert well_formed(sc, [s.event for s in sim.steps[:i + 1]]) == ""
+        warnings: list[str] = []
+        got = model_run.step(sc.machine, st, ev.cpu, ev.op, [], warnings)
+        where = f"seed {seed}, event {i}: cpu{ev.cpu} {sc.op_text(ev.op)}"
+        assert NAMES[traced.outcome] == NAMES[got], where
+        assert traced.warned == bool(warnings), where
+        # SPIN keeps 64 bits; an EFER write of a wider value differs above.
+        assert traced.state == [x & M64 for x in st], where
+        if got != OK:
+            assert i == len(sim.steps) - 1
+            break
+    return len(sim.steps)
+
+
+@needs_spin
+@pytest.mark.parametrize("name", NAMES_ALL)
+def test_spin_simulation_steps_with_the_python_model(
+        tmp_path: Path, name: str) -> None:
+    sc = _scenario(name, tmp_path)
+    k = default_max_triggers(sc)
+    assert sum(_lockstep(sc, k, tmp_path, seed) for seed in (1, 2, 3)) > 0
+
+
+def _defines(text: str) -> dict[str, int]:
+    """runtime.pml's numeric #defines: N, (N) or (N - M)."""
+    out = {}
+    for name, value in re.findall(
+            r"^#define (\w+)\s+(\(?-?\d+(?: - \d+)?\)?)(?:\s|$)", text,
+            re.M):
+        parts = value.strip("()").split(" - ")
+        out[name] = int(parts[0]) - sum(int(p) for p in parts[1:])
+    return out
+
+
+def test_runtime_constants_are_the_models() -> None:
+    """Every constant runtime.pml shares a name with has the model's value
+    (as a 32-bit word: Promela ints are 32 bits)."""
+    defines = _defines(pml.runtime_text())
+    modules = (machine, arch, outcome, delivery, model_run)
+    checked = 0
+    for name, value in defines.items():
+        for module in modules:
+            if isinstance(getattr(module, name, None), int):
+                assert value & 0xFFFFFFFF == \
+                    getattr(module, name) & 0xFFFFFFFF, name
+                checked += 1
+                break
+    assert defines["CR4_FRED_HI"] << 32 == arch.CR4_FRED
+    assert checked >= 90
+
+
+def test_values_split_into_32_bit_words() -> None:
+    assert (pml.lo(0xFFFFFFFF81000040), pml.hi(0xFFFFFFFF81000040)) == \
+        ("(-2130706368)", "(-1)")
+    assert (pml.lo(1 << 31), pml.hi(1 << 32)) == ("(-2147483647 - 1)", "1")
+    assert [pml.ext(v) for v in (0, (1 << 64) - 1, 1 << 64, -1, -(1 << 70))] \
+        == [0, 0, 1, -1, -1]
+
+
+@needs_spin
+def test_a_depth_bound_that_cuts_the_search_is_an_error(
+        tmp_path: Path) -> None:
+    path = tmp_path / "halts.toml"
+    path.write_text(HAND["permute-before"][1])
+    with pytest.raises(SpinError, match="depth limit 10 was reached"):
+        verify(load(path), 0, tmp_path / "w", depth=10)
+
+
+# --- the command line -------------------------------------------------------
+
+
+def fz(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "fuzzinit", *args],
+                          cwd=cwd, capture_output=True, text=True,
+                          check=False)
+
+
+def test_export_writes_the_model(tmp_path: Path) -> None:
+    out = tmp_path / "sub" / "fixed.pml"
+    proc = fz(tmp_path, "export", "--promela", str(FIXED), "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"wrote {out}: upstream-fix-sev-es as"
+                                  " Promela, at most 2 trigger event(s)")
+    text = out.read_text()
+    assert text == promela_of(FIXED, 2)
+    assert "proctype cpu0()" in text and "proctype cpu1()" in text
+    # Without -o, the same text on standard output.
+    proc = fz(tmp_path, "export", "--promela", str(FIXED))
+    assert proc.returncode == 0 and proc.stdout == text
+
+
+def promela_of(path: Path, k: int) -> str:
+    return pml.promela(load(path), k)
+
+
+def test_export_bounds_triggers_as_explore_does(tmp_path: Path) -> None:
+    explored = json.loads(fz(tmp_path, "explore", str(FIXED),
+                             "--json").stdout)
+    proc = fz(tmp_path, "export", "--promela", str(FIXED))
+    bound = re.search(r"^#define MAX_TRIGGERS\s+(\d+)", proc.stdout, re.M)
+    assert bound is not None
+    assert int(bound.group(1)) == explored["max_triggers"] == 2
+    proc = fz(tmp_path, "export", "--promela", str(FIXED), "--max-triggers",
+              "0", "--mode", "permute")
+    assert re.search(r"^#define MAX_TRIGGERS\s+0\b", proc.stdout, re.M)
+    assert "mode permute, at most 0 trigger event(s)" in proc.stdout
+
+
+def test_export_of_a_missing_file_is_one_line_and_status_2(
+        tmp_path: Path) -> None:
+    proc = fz(tmp_path, "export", "--promela", "nope.toml")
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr == (
+        "fuzzinit: error: nope.toml: cannot read: No such file or"
+        " directory; expected a readable .toml file; fix: check the path"
+        " (fuzzinit models lists them)\n")
+
+
+def test_export_rejects_a_negative_bound_and_an_unwritable_output(
+        tmp_path: Path) -> None:
+    proc = fz(tmp_path, "export", "--promela", str(FIXED), "--max-triggers",
+              "-1")
+    assert (proc.returncode, proc.stderr) == (
+        2, "fuzzinit: error: --max-triggers -1: expected 0 or more\n")
+    (tmp_path / "file").write_text("")
+    proc = fz(tmp_path, "export", "--promela", str(FIXED), "-o",
+              "file/model.pml")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("fuzzinit: error: cannot write"
+                                  " file/model.pml: ")
+    assert proc.stderr.count("\n") == 1
