@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
 import re
 import shutil
 import subprocess
@@ -35,7 +36,7 @@ from fuzzinit.model import arch, delivery, machine, outcome
 from fuzzinit.model import run as model_run
 from fuzzinit.model.outcome import NAMES, OK
 from fuzzinit.orderings.schedule import Event, Schedule, well_formed
-from fuzzinit.scenario.load import Scenario, load
+from fuzzinit.scenario.load import FAILABLE, Scenario, load
 from fuzzinit.verdict import evaluate
 
 ROOT = Path(__file__).parent.parent
@@ -306,6 +307,72 @@ def test_spin_simulation_steps_with_the_python_model(
     sc = _scenario(name, tmp_path)
     k = default_max_triggers(sc)
     assert sum(_lockstep(sc, k, tmp_path, seed) for seed in (1, 2, 3)) > 0
+
+
+# Random scenarios over ops no model uses (MOV to CR0/CR3, EFER and FRED
+# SSP writes, out-of-range MSR values, TDX #VE, ROP gadgets...), for the
+# lockstep check: SPIN's simulator needs no compile, so these are cheap.
+OPS = (
+    "cr4_set smep", "cr4_set fsgsbase", "cr4_set fred", "cr4_set la57",
+    "cr4_set pcide", "cr4_set cet", "cr4_clear smep", "cr4_clear pae",
+    "cr0_clear wp", "cr0_set pg", "mov_cr4 -pae", "mov_cr4 +cet +pcide",
+    "mov_cr0 -pg", "mov_cr0 -pe", "mov_cr3 1", "mov_cr3 -1", "cr4_init",
+    "setup_cr_pinning", "wrmsr FRED_CONFIG entry", "wrmsr FRED_CONFIG 0x834",
+    "wrmsr FRED_STKLVLS linux", "wrmsr FRED_RSP1 stack", "wrmsr FRED_RSP2 0x7",
+    "wrmsr FRED_SSP1 0x10", "wrmsr FRED_RSP3 0x800000000000",
+    "wrmsr EFER 0x500", "wrmsr EFER 0x10000000000000d01", "wrmsr FRED_RSP1 -64",
+    "rdmsr FRED_CONFIG", "rdmsr APIC_BASE", "lidt full", "lidt null",
+    "lidt early", "lidt bringup_ghcb", "ltr", "tss_setup_ist", "setup_ghcb",
+    "sev_es_init_vc_handling", "printk", "cpuid", "port_io", "mmio",
+    "rdgsbase", "nmi", "pf", "ve_info", "patch_alternatives", "console_init",
+    "clear_online", "cr4_gadget -smep")
+TRIGGERS = ("nmi", "printk", "cpuid", "mmio", "port_io", "pf",
+            "rdmsr APIC_BASE", "clear_online", "cr4_gadget -smep")
+
+
+def random_scenario(seed: int) -> str:
+    r = random.Random(seed)
+    ncpu = r.choice((1, 2, 2))
+    programs = [[r.choice(("lidt early", "lidt full", "lidt bringup_ghcb"))]
+                + r.sample(OPS, r.randint(2, 5)) for _ in range(ncpu)]
+    if ncpu == 2:
+        programs[1].append("online")
+        programs[0][1:1] = ["start 1"]
+        programs[0].append("wait_online 1")
+    lines = ["[scenario]", f'name = "r{seed}"',
+             "fail_on = " + json.dumps(sorted(FAILABLE)),
+             "[platform]",
+             f'guest = "{r.choice(("bare", "sev-es", "sev-snp", "tdx"))}"',
+             "features = " + json.dumps(r.sample(
+                 ("fred", "smep", "fsgsbase", "pcid", "la57", "cet"), 4)),
+             f'console = "{r.choice(("8250", "early_serial", "none"))}"',
+             f'terminate = "{r.choice(("exits", "hangs"))}"',
+             "intercepted_msrs = " + json.dumps(r.sample(
+                 ("APIC_BASE", "EFER", "FRED_CONFIG"), r.randint(0, 2))),
+             "[kernel]",
+             f'pinning = "{r.choice(("static_key", "online"))}"',
+             f"fred_vc_dispatch = {r.choice(('true', 'false'))}",
+             f"boot_ghcb_fallback = {r.choice(('true', 'false'))}"]
+    for program in programs:
+        lines += ["[[cpu]]", "program = " + json.dumps(program)]
+    lines += ["[orderings]",
+              f'mode = "{r.choice(("interleave", "permute"))}"']
+    for _ in range(r.randint(0, 2)):
+        lines += ["[[orderings.trigger]]",
+                  f'kind = "{r.choice(TRIGGERS)}"', "cpus = [0]",
+                  f"after = \"{programs[0][0]}\""]
+    return "\n".join(lines) + "\n"
+
+
+@needs_spin
+@pytest.mark.parametrize("seed", range(12))
+def test_spin_simulation_steps_with_the_python_model_on_random_scenarios(
+        tmp_path: Path, seed: int) -> None:
+    path = tmp_path / "r.toml"
+    path.write_text(random_scenario(seed))
+    sc = load(path)
+    k = default_max_triggers(sc)
+    assert sum(_lockstep(sc, k, tmp_path, s) for s in (1, 2, 3)) > 0
 
 
 def _defines(text: str) -> dict[str, int]:

@@ -229,7 +229,8 @@ hidden byte pa_out;
 hidden int nw4_lo; hidden int nw4_hi; hidden byte nw4_act;
 hidden int nw0_v; hidden byte nw0_act;
 hidden int wm_msr; hidden int wm_ext; hidden int wm_lo; hidden int wm_hi;
-hidden byte wm_icpt; hidden byte wm_why; hidden byte wm_gp; hidden int wm_old; hidden int wm_new;
+hidden byte wm_icpt; hidden byte wm_why; hidden byte wm_gp;
+hidden int wm_old; hidden int wm_new;
 hidden int rm_msr; hidden byte rm_icpt;
 hidden byte ap_kind; hidden int ap_a_lo; hidden int ap_a_hi;
 hidden int ap_b_lo; hidden int ap_b_hi; hidden int ap_b_ext;
@@ -280,7 +281,7 @@ inline cr0_write_faults(o, n, cr4v, eferv, out) {   /* arch.cr0_write_faults */
 
 /* arch.canonical48 on a value in [0, 2**64): bits 47..63 are bits 15..31
  * of the _hi word. */
-inline canonical48(hi, out) {
+inline canonical48(hi, out) {   /* arch.canonical48 */
   cn_top = (hi >> 15) & 131071;
   out = (cn_top == 0 || cn_top == 131071)
 }
@@ -309,7 +310,7 @@ inline fred_msr_write_faults(number, ext, lo, hi, out) {
 }
 
 /* arch.fred_stack_level: (stklvls >> 2v) & 3 over the _lo/_hi pair. */
-inline fred_stack_level(c, vector, out) {
+inline fred_stack_level(c, vector, out) {   /* arch.fred_stack_level */
   sl_shift = 2 * vector;
   if
   :: sl_shift < 32 -> out = (cpu[c].fred_stklvls_lo >> sl_shift) & 3
@@ -391,7 +392,7 @@ inline via_of(c, out) {   /* raise_event's `via`: VIA_FRED or the IDT */
 #define RE_START 0
 #define RE_LOOP  1
 #define RE_DF    2
-inline raise_event(c, vector, interrupt, reason, out) {
+inline raise_event(c, vector, interrupt, reason, out) {   /* delivery.raise_event */
   re_vec = vector; re_int = interrupt; re_reason = reason;
   re_state = RE_START;
   do
@@ -603,7 +604,7 @@ inline pinning_active(c, out) {   /* pinning.pinning_active */
 
 /* pinning.native_write_cr4. (Promela: the value is copied first - an
  * inline's arguments are re-evaluated at every use.) */
-inline native_write_cr4(c, v_lo, v_hi, out) {
+inline native_write_cr4(c, v_lo, v_hi, out) {   /* pinning.native_write_cr4 */
   nw4_lo = v_lo; nw4_hi = v_hi;
   mov_cr4(c, nw4_lo, nw4_hi, out);
   pinning_active(c, nw4_act);
@@ -656,7 +657,7 @@ inline native_write_cr0(c, v, out) {   /* pinning.native_write_cr0 */
 /* pinning.cr4_init up to its native_write_cr4 call: the value it writes.
  * (apply makes the call, shared with the other ops that end in
  * native_write_cr4: see apply.) */
-inline cr4_init_value(c, v_lo, v_hi) {
+inline cr4_init_value(c, v_lo, v_hi) {   /* pinning.cr4_init */
   v_lo = cpu[c].cr4_lo; v_hi = cpu[c].cr4_hi;
   if
   :: (M_FEATURES & FEATURE_PCID) != 0 -> v_lo = v_lo | CR4_PCIDE
@@ -713,7 +714,7 @@ inline is_intercepted(msr, out) {   /* `msr in m.intercepted_msrs` */
 /* run._wrmsr. The value is the op's _lo/_hi/_ext words (header comment);
  * EFER keeps bits 0-63 only: no rule reads a higher one. Its two #GP
  * returns share one raise_event at the end (wm_gp), to halve the code. */
-inline wrmsr(c, msr, ext, lo, hi, out) {
+inline wrmsr(c, msr, ext, lo, hi, out) {   /* run._wrmsr */
   wm_msr = msr; wm_ext = ext; wm_lo = lo; wm_hi = hi;
   out = OK; wm_gp = false;
   is_intercepted(wm_msr, wm_icpt);
@@ -803,21 +804,21 @@ inline rdmsr(c, msr, out) {   /* run._rdmsr */
  * not store). The dispatch guards read only the state and the constant op
  * table: pan re-evaluates them when it backtracks, when `hidden`
  * temporaries hold values of some other event. */
-inline apply_args(c, op) {   /* _apply's locals: flags, kind, a, b */
+inline apply_args(c, op) {   /* run._apply's locals: flags, kind, a, b */
   ap_flags = cpu[c].flags;
   ap_kind = op_kind[op];
   ap_a_lo = op_a_lo[op]; ap_a_hi = op_a_hi[op];
   ap_b_lo = op_b_lo[op]; ap_b_hi = op_b_hi[op]; ap_b_ext = op_b_ext[op]
 }
 
-#define AP_IS(op, k) ((cpu[c].flags & STARTED) != 0 && op_kind[op] == (k))
-inline apply(c, op, out) {
+#define AP_IS(c, op, k) ((cpu[c].flags & STARTED) != 0 && op_kind[op] == (k))
+inline apply(c, op, out) {   /* run._apply */
   if
   :: (cpu[c].flags & STARTED) == 0 ->
      d_step { out = INVALID }                     /* runs before it is started */
-  :: AP_IS(op, PRINTK) -> d_step { out = OK; printk(c, out) }
-  :: AP_IS(op, CR4_SET) || AP_IS(op, CR4_CLEAR) || AP_IS(op, CR4_INIT) ||
-     AP_IS(op, CR4_GADGET) ->
+  :: AP_IS(c, op, PRINTK) -> d_step { out = OK; printk(c, out) }
+  :: AP_IS(c, op, CR4_SET) || AP_IS(c, op, CR4_CLEAR) ||
+     AP_IS(c, op, CR4_INIT) || AP_IS(c, op, CR4_GADGET) ->
      d_step {
        apply_args(c, op);
        out = OK;
@@ -840,7 +841,7 @@ inline apply(c, op, out) {
        :: else -> skip
        fi
      }
-  :: AP_IS(op, CR0_SET) || AP_IS(op, CR0_CLEAR) ->
+  :: AP_IS(c, op, CR0_SET) || AP_IS(c, op, CR0_CLEAR) ->
      d_step {
        apply_args(c, op);
        out = OK;
@@ -850,13 +851,13 @@ inline apply(c, op, out) {
        fi;
        native_write_cr0(c, ap_lo, out)
      }
-  :: AP_IS(op, WRMSR) ->
+  :: AP_IS(c, op, WRMSR) ->
      d_step {
        apply_args(c, op);
        wrmsr(c, ap_a_lo, ap_b_ext, ap_b_lo, ap_b_hi, out)
      }
-  :: AP_IS(op, RDMSR) -> d_step { apply_args(c, op); rdmsr(c, ap_a_lo, out) }
-  :: AP_IS(op, NMI_EVENT) ->
+  :: AP_IS(c, op, RDMSR) -> d_step { apply_args(c, op); rdmsr(c, ap_a_lo, out) }
+  :: AP_IS(c, op, NMI_EVENT) ->
      d_step {
        apply_args(c, op);
        out = OK;
@@ -869,7 +870,7 @@ inline apply(c, op, out) {
           cpu[c].flags = cpu[c].flags & ~NMI_BLOCKED  /* IRET/ERETS */
        fi
      }
-  :: AP_IS(op, PF_EVENT) || AP_IS(op, RDGSBASE) ->
+  :: AP_IS(c, op, PF_EVENT) || AP_IS(c, op, RDGSBASE) ->
      d_step {
        apply_args(c, op);
        out = OK;
@@ -884,7 +885,7 @@ inline apply(c, op, out) {
        :: else -> skip
        fi
      }
-  :: AP_IS(op, CPUID) || AP_IS(op, PORT_IO) || AP_IS(op, MMIO) ->
+  :: AP_IS(c, op, CPUID) || AP_IS(c, op, PORT_IO) || AP_IS(c, op, MMIO) ->
      d_step {
        apply_args(c, op);
        if
@@ -894,13 +895,13 @@ inline apply(c, op, out) {
        fi;
        intercepted(c, ap_reason, out)
      }
-  :: AP_IS(op, MOV_CR4) ->
+  :: AP_IS(c, op, MOV_CR4) ->
      d_step {
        apply_args(c, op);
        mov_cr4(c, (cpu[c].cr4_lo | ap_a_lo) & ~ap_b_lo,
                (cpu[c].cr4_hi | ap_a_hi) & ~ap_b_hi, out)
      }
-  :: AP_IS(op, MOV_CR0) ->
+  :: AP_IS(c, op, MOV_CR0) ->
      d_step {
        apply_args(c, op);
        mov_cr0(c, (cpu[c].cr0 | ap_a_lo) & ~ap_b_lo, out)
@@ -910,7 +911,7 @@ inline apply(c, op, out) {
 }
 
 /* run._apply's kinds that raise nothing. */
-inline apply_plain(c, out) {
+inline apply_plain(c, out) {   /* run._apply, continued */
   if
   :: ap_kind == LIDT ->
      cpu[c].idt = ap_a_lo;
@@ -950,7 +951,7 @@ inline apply_plain(c, out) {
 }
 
 /* run.pinned_cleared != 0, over the _lo/_hi pair */
-inline pinned_cleared(c, before_lo, before_hi, out) {
+inline pinned_cleared(c, before_lo, before_hi, out) {   /* run.pinned_cleared */
   out = (g_key &&
          ((before_lo & ~cpu[c].cr4_lo & g_pinned_lo) != 0 ||
           (before_hi & ~cpu[c].cr4_hi & g_pinned_hi) != 0))
@@ -979,7 +980,7 @@ inline step(c, op, out) {   /* run.step */
 /* bfs.explore: an outcome in fail_on fails; any other outcome but OK ends
  * the run without failing (every process then blocks on !halted: a valid
  * end state); INVALID never gets here (APPLY_ALLOWED). */
-inline oracle(out) {
+inline oracle(out) {   /* bfs.explore: an event's outcome */
   if
   :: out == OK -> skip
   :: out == TRIPLE_FAULT && FAIL_ON_TRIPLE_FAULT ->
@@ -1018,7 +1019,7 @@ inline take(c, op, slot, trigger) {   /* Schedule.take, and bfs's `used` */
 /* With -DTRACE (simulations only: `spin -DTRACE`), each event also
  * prints its outcome and the model's state, field by field in machine.py's
  * order, so that a test can step the Python model alongside. */
-inline trace_state() {
+inline trace_state() {   /* (tests only) */
   printf("OUT %d %d\n", ev_out, step_warnings);
   wt_c = 0;
   do
@@ -1043,7 +1044,7 @@ inline trace_state() {
  * the atomic sequence of the CPU's process that chose it. The EV line is
  * fuzzinit.orderings.schedule.Event(cpu, op, slot, trigger): `spin -t`
  * replays a counterexample as these lines. */
-inline event(c, op, slot, trigger) {
+inline event(c, op, slot, trigger) {   /* bfs.explore: one move */
   d_step { printf("EV %d %d %d %d\n", c, op, slot, trigger); step_warnings = 0 };
   step(c, op, ev_out);
   d_step {
@@ -1066,7 +1067,7 @@ inline event(c, op, slot, trigger) {
 }
 
 /* Schedule.finished() is false */
-inline unfinished(out) {
+inline unfinished(out) {   /* not Schedule.finished() */
   out = false; wt_c = 0;
   do
   :: wt_c < NCPU ->
