@@ -412,12 +412,14 @@ def test_values_split_into_32_bit_words() -> None:
 
 
 @needs_spin
-def test_a_depth_bound_that_cuts_the_search_is_an_error(
-        tmp_path: Path) -> None:
-    path = tmp_path / "halts.toml"
+def test_a_search_cut_short_is_an_error_not_an_answer(tmp_path: Path) -> None:
+    path = tmp_path / "small.toml"
     path.write_text(HAND["permute-before"][1])
+    sc = load(path)
     with pytest.raises(SpinError, match="depth limit 10 was reached"):
-        verify(load(path), 0, tmp_path / "w", depth=10)
+        verify(sc, 0, tmp_path / "depth", depth=10)
+    with pytest.raises(SpinError, match="out of memory"):
+        verify(sc, 0, tmp_path / "memory", memlim_mb=1)
 
 
 # --- the command line -------------------------------------------------------

@@ -57,6 +57,6 @@ def run_command(args: argparse.Namespace) -> int:
         raise FuzzinitError(f"cannot write {path}: {exc.strerror}; fix: name"
                             " a file in a writable folder") from exc
     print(f"wrote {path}: {sc.name} as Promela, at most {k} trigger"
-          f" event(s); check it: spin -a {path} && gcc -O2 -DSAFETY -o pan"
-          " pan.c && ./pan -b -n -m100000")
+          f" event(s); check it: spin -a {path} && gcc -O2 -DSAFETY -DREACH"
+          " -o pan pan.c && ./pan -b -n -m100000")
     return 0

@@ -87,9 +87,11 @@ def _preamble(sc: Scenario, max_triggers: int) -> str:
             f"\n * scenario {_comment(sc.name)}: {_comment(sc.title)}"
             f"\n * mode {sc.mode}, at most {max_triggers} trigger event(s);"
             f" fail_on: {', '.join(sorted(sc.fail_on))}."
-            "\n * Check it: spin -a FILE && gcc -O2 -DSAFETY -o pan pan.c &&"
-            " ./pan -b -n -m100000"
-            "\n * A failing ordering: spin -T -t FILE prints it as"
+            "\n * Check it: spin -a FILE && gcc -O2 -DSAFETY -DREACH -o pan"
+            " pan.c && ./pan -b -n -m100000"
+            "\n * (errors: 0 - no failing ordering); ./pan -i -n -m100000"
+            " leaves a shortest failing one"
+            "\n * in FILE.trail, which spin -T -t FILE prints as"
             " 'EV cpu op slot trigger' lines. */\n")
 
 

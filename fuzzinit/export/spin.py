@@ -42,6 +42,7 @@ class SpinError(FuzzinitError):
 @dataclass
 class SpinResult:
     verdict: str                  # COMPLETE or FAILED
+    errors: int                   # errors pan found (it stops at the first)
     states: int                   # states stored
     transitions: int
     depth: int                    # depth reached
@@ -58,9 +59,10 @@ def spin_path() -> str | None:
 
 
 def max_depth(sc: Scenario, max_triggers: int) -> int:
-    """A depth bound no run reaches: an event is a handful of atomic steps
-    (see runtime.pml), and a run has at most one event per program slot
-    and per trigger allowed."""
+    """A depth bound no run reaches: an event is 7 steps (runtime.pml:
+    the choice, then event's d_steps), a run has at most one event per
+    program slot and per trigger allowed, and start-up and the stuck check
+    take a few more. Reaching it anyway is an error (pan -b)."""
     triggers = min(max_triggers, sum(t.count for t in sc.triggers))
     events = sum(len(p) for p in sc.programs) + max(0, triggers)
     return 64 * (events + 8)
@@ -80,7 +82,8 @@ def _tail(text: str, lines: int = 8) -> str:
 
 
 def build(sc: Scenario, max_triggers: int, workdir: Path,
-          cflags: tuple[str, ...] = CFLAGS) -> float:
+          cflags: tuple[str, ...] = CFLAGS,
+          memlim_mb: int = MEMLIM_MB) -> float:
     """Write the model and compile its verifier in `workdir`; the seconds
     it took."""
     spin = spin_path()
@@ -88,13 +91,15 @@ def build(sc: Scenario, max_triggers: int, workdir: Path,
         raise SpinError("spin is not on PATH; fix: install SPIN (Debian"
                         " package 'spin')")
     workdir.mkdir(parents=True, exist_ok=True)
+    for old in (f"{MODEL}.trail", "pan", "pan.c"):
+        (workdir / old).unlink(missing_ok=True)   # nothing from a past run
     (workdir / MODEL).write_text(promela(sc, max_triggers), encoding="utf-8")
     start = time.monotonic()
     proc = _run([spin, "-a", MODEL], workdir, "spin -a")
     if proc.returncode != 0 or not (workdir / "pan.c").exists():
         raise SpinError(f"spin -a {workdir / MODEL} failed:"
                         f" {_tail(proc.stdout + proc.stderr)}")
-    proc = _run(["gcc", *cflags, f"-DMEMLIM={MEMLIM_MB}", "-o", "pan",
+    proc = _run(["gcc", *cflags, f"-DMEMLIM={memlim_mb}", "-o", "pan",
                  "pan.c"], workdir, "gcc")
     if proc.returncode != 0:
         raise SpinError(f"gcc pan.c in {workdir} failed:"
@@ -112,20 +117,21 @@ def _pan(workdir: Path, options: list[str]) -> tuple[str, float]:
     proc = _run(["./pan", *options], workdir, "pan")
     out = proc.stdout + proc.stderr
     if "out of memory" in out or "MEMLIM" in out:
-        raise SpinError(f"pan ran out of memory (-DMEMLIM={MEMLIM_MB}): the"
+        raise SpinError("pan ran out of memory (its -DMEMLIM bound): the"
                         " search is not exhaustive")
     return out, time.monotonic() - start
 
 
 def verify(sc: Scenario, max_triggers: int, workdir: Path,
-           cflags: tuple[str, ...] = CFLAGS,
-           depth: int | None = None) -> SpinResult:
+           cflags: tuple[str, ...] = CFLAGS, depth: int | None = None,
+           memlim_mb: int = MEMLIM_MB) -> SpinResult:
     """SPIN's exhaustive answer for `sc` with up to `max_triggers`
     triggers: COMPLETE, or FAILED with the outcome and a shortest failing
     ordering (as explore gives one). `depth` overrides pan's depth bound
-    (default: max_depth); a search that reaches it is a SpinError."""
+    (default: max_depth) and `memlim_mb` its memory bound; a search that
+    reaches either is a SpinError, never an answer."""
     workdir = Path(workdir)
-    compile_s = build(sc, max_triggers, workdir, cflags)
+    compile_s = build(sc, max_triggers, workdir, cflags, memlim_mb)
     if depth is None:
         depth = max_depth(sc, max_triggers)
     # -b: reaching the depth bound is an error, not a silent cut-off.
@@ -144,8 +150,8 @@ def verify(sc: Scenario, max_triggers: int, workdir: Path,
     if int(errors.group(1)) == 0:
         if "Search not completed" in out:
             raise SpinError(f"pan did not complete the search: {_tail(out)}")
-        return SpinResult(COMPLETE, states, transitions, reached, compile_s,
-                          run_s, pan_s, None, None, out)
+        return SpinResult(COMPLETE, 0, states, transitions, reached,
+                          compile_s, run_s, pan_s, None, None, out)
     if _ASSERTION.search(out) is None:
         raise SpinError(f"pan found an error that is not a failing outcome"
                         f" (a bug in the export): {_tail(out)}")
@@ -158,8 +164,9 @@ def verify(sc: Scenario, max_triggers: int, workdir: Path,
         raise SpinError(f"the shortest trail in {workdir} ends in an error"
                         " that is not a failing outcome (a bug in the"
                         " export)")
-    return SpinResult(FAILED, states, transitions, reached, compile_s,
-                      run_s + shorten_s, pan_s, outcome, events, out)
+    return SpinResult(FAILED, int(errors.group(1)), states, transitions,
+                      reached, compile_s, run_s + shorten_s, pan_s, outcome,
+                      events, out)
 
 
 def replay(workdir: Path) -> tuple[list[Event], str | None]:
