@@ -9,8 +9,15 @@
  * - Promela has no functions: every Python function is an inline with its
  *   results in out-parameters, and its temporaries are `hidden` globals
  *   (not in the state vector) named after the inline, since an inline
- *   cannot declare a local more than once per process. Events run in one
- *   d_step, so nothing interleaves while a temporary is live.
+ *   cannot declare a local more than once per process.
+ * - An event is one atomic sequence: the process's choice, then a few
+ *   d_steps (event, step, apply: a single d_step would pass SPIN's
+ *   MAXDSTEP). SPIN stores no state inside it, so each event is one
+ *   transition. A `hidden` temporary lives inside one d_step only: pan
+ *   does not restore hidden values when it backtracks, so what crosses
+ *   from one d_step to the next (ev_out, step_warnings, st_before_*) is
+ *   in the state vector and cleared at the end of the event, and the
+ *   guards between d_steps read only the state and the constant tables.
  * - Promela ints are 32 bits: a 64-bit value (CR4, EFER, the FRED MSRs, the
  *   pinned bits, op arguments) is a _lo/_hi pair of ints holding bits 0-31
  *   and 32-63; an op's WRMSR value also has _ext = its bits above 63,
