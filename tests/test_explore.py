@@ -144,3 +144,33 @@ def test_verify_fix_exit_codes_when_a_budget_runs_out() -> None:
               "5").returncode == 3
     # BEFORE explores complete (it never fails): decided, not verified.
     assert fz("verify-fix", str(FIXED), str(FIXED)).returncode == 1
+
+
+STUCK = """
+[scenario]
+name = "stuck-on-invalid"
+fail_on = ["never_online"]
+[[cpu]]
+program = ["start 1", "wait_online 1"]
+[[cpu]]
+program = ["online", "nop ap"]
+[[orderings.trigger]]
+kind = "clear_online"
+cpus = [1]
+after = "online"
+"""
+
+
+def test_a_state_whose_only_moves_the_model_rules_out_is_stuck(
+        tmp_path: Path) -> None:
+    """The attacker clears cpu1's online bit before the boot CPU's
+    wait_online: the wait is INVALID in the model, nothing else can run,
+    and the boot CPU waits forever."""
+    path = tmp_path / "stuck.toml"
+    path.write_text(STUCK)
+    ex = explore(load(path), 1)
+    assert ex.verdict == FAILED and ex.result is not None
+    assert ex.result.name == "never_online"
+    sc = load(path)
+    assert [sc.op_text(e.op) for e in ex.ordering or []] == [
+        "start 1", "online", "nop ap", "clear_online"]

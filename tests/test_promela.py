@@ -144,8 +144,8 @@ features = ["smep"]
 program = ["cr4_set smep", "setup_cr_pinning", "cr4_clear smep", "nop end"]
 """),
     # clear_online before wait_online: the model rules the wait out
-    # (INVALID), and bfs counts it as a move all the same - no never_online.
-    "stuck-on-invalid": ("ok", """
+    # (INVALID); with no other move the boot CPU waits forever.
+    "stuck-on-invalid": ("never_online", """
 [scenario]
 name = "stuck-on-invalid"
 fail_on = ["never_online"]

@@ -131,6 +131,7 @@ def _search(sc: Scenario, max_triggers: int, budget: int, por: bool,
                     reduced = reduced or len(moves) > 1
                     break
         if not successors:
+            stuck = True
             for ev in moves:
                 st = list(st_tuple)
                 chain.clear()
@@ -139,11 +140,19 @@ def _search(sc: Scenario, max_triggers: int, budget: int, por: bool,
                 transitions += 1
                 if outcome == INVALID:
                     continue
+                stuck = False
                 if outcome != OK and NAMES[outcome] in fail_on:
                     return failed(key, ev)
                 if outcome != OK:
                     continue  # the run ends here without failing
                 successors.append((ev, st, bool(warnings)))
+            if stuck:
+                # Every move is one the model rules out (a wait_online
+                # whose CPU an attacker took offline): the run is stuck.
+                if not sched.finished() and "never_online" in fail_on:
+                    return failed(key, None)
+                if warned and "warn" in fail_on:
+                    return failed(key, None)
         for ev, st, warned_now in successors:
             nxt: Key = (tuple(st), sched.snapshot_after(snap, ev),
                         used + (1 if ev.slot < 0 else 0),

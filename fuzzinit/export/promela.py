@@ -221,20 +221,15 @@ def _guards(sc: Scenario) -> str:
     offsets = _offsets(sc)
     lines = ["/* --- the events Schedule allows: program slots and triggers"
              " --- */"]
-    names: list[str] = []
     for c, program in enumerate(sc.programs):
         for s, op in enumerate(program):
             name = f"PROG_{c}_{s}"
-            names.append(name)
             lines.append(f"#define {name} ({_program_guard(sc, offsets, c, s)})"
                          f"   /* cpu{c} {_comment(sc.op_text(op))} */")
     for i, t in enumerate(sc.triggers):
         name = f"TRIG_{i}"
-        names.append(name)
         lines.append(f"#define {name} ({_trigger_guard(sc, offsets, i)})"
                      f"   /* {_comment(t.kind)} on cpu{t.cpu} */")
-    body = " || \\\n    ".join(names) if names else "false"
-    lines.append(f"#define ANY_SCHEDULE_MOVE ( \\\n    {body})")
     return "\n".join(lines) + "\n"
 
 

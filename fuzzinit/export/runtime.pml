@@ -1089,17 +1089,15 @@ inline unfinished(out) {   /* not Schedule.finished() */
 }
 
 /* bfs.explore's checks of a state with no move: it runs once every CPU
- * process is blocked (timeout). ANY_SCHEDULE_MOVE (generated) is bfs's
- * `moves` - program and trigger candidates - before the model is asked:
- * a move the model rules out (INVALID) still counts, as in bfs. One
- * d_step: its temporaries are `hidden`. */
+ * process is blocked (timeout). The guards leave out the events the model
+ * rules out (INVALID), so a timeout is bfs's "no move, or every move
+ * INVALID". One d_step: its temporaries are `hidden`. */
 proctype watcher() {
   timeout ->
   d_step {
     if
     :: halted -> skip                   /* the run ended: nothing to check */
-    :: !halted && ANY_SCHEDULE_MOVE -> skip
-    :: !halted && !ANY_SCHEDULE_MOVE ->
+    :: !halted ->
        printf("STUCK\n");
        unfinished(wt_unfinished);
        if
