@@ -47,11 +47,13 @@ class SpinResult:
     transitions: int
     depth: int                    # depth reached
     compile_s: float              # spin -a and gcc
-    run_s: float                  # ./pan, wall clock
+    run_s: float                  # ./pan's search, wall clock (to the
+    #                               first error when it fails)
     pan_elapsed_s: float          # ./pan's own count
     outcome: str | None           # the failing outcome (fail_on name)
     ordering: list[Event] | None  # the failing ordering, from the trail
     output: str                   # ./pan's report
+    shorten_s: float = 0.0        # ./pan -i for a shortest trail
 
 
 def spin_path() -> str | None:
@@ -165,8 +167,8 @@ def verify(sc: Scenario, max_triggers: int, workdir: Path,
                         " that is not a failing outcome (a bug in the"
                         " export)")
     return SpinResult(FAILED, int(errors.group(1)), states, transitions,
-                      reached, compile_s, run_s + shorten_s, pan_s, outcome,
-                      events, out)
+                      reached, compile_s, run_s, pan_s, outcome,
+                      events, out, shorten_s)
 
 
 def replay(workdir: Path) -> tuple[list[Event], str | None]:
