@@ -98,6 +98,12 @@ def _search(sc: Scenario, max_triggers: int, budget: int, por: bool,
         ex.reduced = reduced
         return ex
 
+    def run(st_tuple: tuple[int, ...], ev: Event) -> tuple[int, list[int]]:
+        st = list(st_tuple)
+        chain.clear()
+        warnings.clear()
+        return step(m, st, ev.cpu, ev.op, chain, warnings), st
+
     while queue:
         if len(parent) > budget:
             return Exploration(BUDGET, len(parent), transitions,
@@ -108,51 +114,38 @@ def _search(sc: Scenario, max_triggers: int, budget: int, por: bool,
         moves = sched.program_candidates()
         if used < max_triggers:
             moves += sched.trigger_candidates()
-        if not moves:
-            if not sched.finished() and "never_online" in fail_on:
-                return failed(key, None)
-            if warned and "warn" in fail_on:
-                # A run that ends OK with a WARN on the way is a warn.
-                return failed(key, None)
-            continue
         successors: list[tuple[Event, list[int], bool]] = []
         if indep is not None:
             for ev in indep.candidates(sched, moves, used < max_triggers):
-                st = list(st_tuple)
-                chain.clear()
-                warnings.clear()
-                outcome = step(m, st, ev.cpu, ev.op, chain, warnings)
+                outcome, st = run(st_tuple, ev)
                 transitions += 1
-                if outcome != OK and outcome != INVALID and \
-                        NAMES[outcome] in fail_on:
-                    return failed(key, ev)
                 if outcome == OK and local_write(st_tuple, st, ev.cpu):
                     successors.append((ev, st, bool(warnings)))
                     reduced = reduced or len(moves) > 1
                     break
+                # Not reduced: the full loop below steps it again.
         if not successors:
             stuck = True
             for ev in moves:
-                st = list(st_tuple)
-                chain.clear()
-                warnings.clear()
-                outcome = step(m, st, ev.cpu, ev.op, chain, warnings)
+                outcome, st = run(st_tuple, ev)
                 transitions += 1
                 if outcome == INVALID:
                     continue
                 stuck = False
                 if outcome != OK and NAMES[outcome] in fail_on:
                     return failed(key, ev)
-                if outcome != OK:
-                    continue  # the run ends here without failing
-                successors.append((ev, st, bool(warnings)))
+                if outcome == OK:
+                    successors.append((ev, st, bool(warnings)))
+                # any other outcome ends the run without failing
             if stuck:
-                # Every move is one the model rules out (a wait_online
-                # whose CPU an attacker took offline): the run is stuck.
+                # No move, or only moves the model rules out (a
+                # wait_online whose CPU an attacker took offline).
                 if not sched.finished() and "never_online" in fail_on:
                     return failed(key, None)
                 if warned and "warn" in fail_on:
+                    # A run that ends OK with a WARN on the way is a warn.
                     return failed(key, None)
+                continue
         for ev, st, warned_now in successors:
             nxt: Key = (tuple(st), sched.snapshot_after(snap, ev),
                         used + (1 if ev.slot < 0 else 0),
