@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-from fuzzinit.model.outcome import NEVER_ONLINE, Result
+from fuzzinit.model.outcome import NEVER_ONLINE, OK, WARN, Result
 from fuzzinit.model.run import run
 from fuzzinit.orderings.schedule import Event
 from fuzzinit.scenario.load import Scenario
@@ -15,11 +15,13 @@ from fuzzinit.scenario.load import Scenario
 def evaluate(sc: Scenario, events: Sequence[Event],
              complete: bool = True) -> Result:
     """The model's verdict on `events`; an ordering that could not finish
-    every program (and did not fail first) is never_online."""
+    every program (and did not fail first) is never_online - also when it
+    WARNed on the way: the hang is what the run comes to."""
     result = run(sc.machine, [e.cpu for e in events], [e.op for e in events])
-    if result.outcome == 0 and not complete:
+    if result.outcome in (OK, WARN) and not complete:
         return Result(NEVER_ONLINE, -1, ["a CPU's program can never finish:"
-                                         " no event is allowed"], [])
+                                         " no event is allowed"],
+                      result.warnings)
     return result
 
 

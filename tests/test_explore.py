@@ -174,3 +174,63 @@ def test_a_state_whose_only_moves_the_model_rules_out_is_stuck(
     sc = load(path)
     assert [sc.op_text(e.op) for e in ex.ordering or []] == [
         "start 1", "online", "nop ap", "clear_online"]
+
+
+STUCK_AFTER_WARN = """
+[scenario]
+name = "stuck-warn"
+fail_on = ["never_online"]
+[[cpu]]
+program = ["setup_cr_pinning", "cr0_clear wp", "start 1", "wait_online 1"]
+[[cpu]]
+program = ["online"]
+[[orderings.trigger]]
+kind = "clear_online"
+cpus = [1]
+after = "online"
+"""
+
+
+def test_a_stuck_run_that_warned_is_never_online(tmp_path: Path) -> None:
+    """The WARN (CR0.WP cleared while pinned) comes first, then the boot
+    CPU waits forever: the run's outcome is the hang, which the scenario
+    fails on, not the WARN, which it does not (review of issue 6)."""
+    path = tmp_path / "stuck-warn.toml"
+    path.write_text(STUCK_AFTER_WARN)
+    for por in (True, False):
+        ex = explore(load(path), 1, por=por)
+        assert ex.verdict == FAILED and ex.result is not None
+        assert ex.result.name == "never_online"
+        assert len(ex.result.warnings) == 1
+        assert len(ex.ordering or []) == 5
+
+
+TIE = """
+[scenario]
+name = "tie"
+fail_on = ["triple_fault", "unhandled"]
+[[cpu]]
+program = ["lidt early", "start 1", "rdgsbase"]
+[[cpu]]
+program = ["rdgsbase"]
+[[orderings.trigger]]
+kind = "pf"
+cpus = [0]
+after = "start 1"
+"""
+
+
+def test_por_reports_the_failure_the_plain_search_reports(
+        tmp_path: Path) -> None:
+    """Two failing ops at the same depth: cpu0's RDGSBASE (unhandled, the
+    early IDT) comes first in the plain search's order; POR must not put
+    cpu1's (triple fault, no IDT) ahead of it (review of issue 6)."""
+    path = tmp_path / "tie.toml"
+    path.write_text(TIE)
+    names = set()
+    for por in (True, False):
+        for symmetry in (True, False):
+            ex = explore(load(path), 1, por=por, symmetry=symmetry)
+            assert ex.result is not None and len(ex.ordering or []) == 3
+            names.add(ex.result.name)
+    assert names == {"unhandled"}

@@ -158,6 +158,20 @@ kind = "clear_online"
 cpus = [1]
 after = "online"
 """),
+    # A WARN, then the boot CPU waits forever: the hang is the outcome.
+    "stuck-warn": ("never_online", """
+[scenario]
+name = "stuck-warn"
+fail_on = ["never_online"]
+[[cpu]]
+program = ["setup_cr_pinning", "cr0_clear wp", "start 1", "wait_online 1"]
+[[cpu]]
+program = ["online"]
+[[orderings.trigger]]
+kind = "clear_online"
+cpus = [1]
+after = "online"
+"""),
     # pin_cleared with SMEP pinned, gated on cpu_online().
     "pin-cleared": ("pin_cleared", """
 [scenario]

@@ -59,6 +59,10 @@ def explore(sc: Scenario, max_triggers: int = 1, budget: int = 1_000_000,
         return ex  # without a reduction step, BFS order was not changed
     again = _search(sc, max_triggers, max(budget - ex.states, 1), False,
                     symmetry, start)
+    if again.verdict == COMPLETE:
+        raise RuntimeError(f"{sc.name}: partial-order reduction found a"
+                           " failure the full search does not: a bug in"
+                           " fuzzinit/explore/independence.py")
     if again.verdict != FAILED:
         # The budget ran out first: keep the reduced search's ordering.
         ex.shortest = False

@@ -12,9 +12,12 @@ of consecutive waits (a "wait run") that no trigger window and no
 `before` constraint points into - or when nothing still to run names
 them. The waits only block (run.py: WAIT_ONLINE writes nothing) and the
 online bits they test only grow without `clear_online`, so the run passes
-when all of its CPUs are online, whatever their order; every ordering
-from one state maps to an ordering of the same length from the other with
-the same outcome, which keeps breadth-first counterexamples shortest.
+when all of its CPUs are online, whatever their order. Swapped states
+are not equivalent step for step (the boot CPU may pass `wait_online 1`
+at once in one and not in the other), but a failing ordering from one
+maps to one of the same length from the other (the waits it needs all
+come after every CPU of the run is online, and can go there), and so do
+complete runs: breadth-first counterexamples stay shortest.
 An AP that a `start` still to run names is fixed (its fields are the
 reset state anyway).
 
