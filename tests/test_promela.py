@@ -500,3 +500,18 @@ def test_export_rejects_a_negative_bound_and_an_unwritable_output(
     assert proc.stderr.startswith("fuzzinit: error: cannot write"
                                   " file/model.pml: ")
     assert proc.stderr.count("\n") == 1
+
+
+@needs_spin
+@pytest.mark.parametrize("name", [p.stem for p in MODELS
+                                  if load(p).expect == "ok"])
+def test_spin_state_space_is_explores_plain_one(cases: dict[str, Case],
+                                                name: str) -> None:
+    """On a clean one-AP model SPIN stores explore's unreduced states plus
+    four: three start-up states (init and the processes it runs) and the
+    end state after the watcher's check."""
+    case = cases[name]
+    assert case.ex.verdict == COMPLETE
+    plain = explore(case.sc, case.k, EXPLORE_BUDGET, por=False,
+                    symmetry=False)
+    assert case.spin.states == plain.states + 4
