@@ -1,6 +1,7 @@
 """fuzzinit explore next to SPIN on the exported Promela model, one run.
 
 Run: .venv/bin/python benchmarks/explore.py [--aps 1,2,3,4] [--plain]
+     .venv/bin/python benchmarks/explore.py --ablation
 
 Complete verdicts: the upstream-fix SEV-ES scenario scaled to 1 boot CPU +
 N APs (fuzzinit/explore/scaling.py), with no trigger, with up to two NMIs
@@ -65,7 +66,13 @@ def main() -> None:
     parser.add_argument("--aps", default="1,2,3,4")
     parser.add_argument("--plain", action="store_true",
                         help="also explore without reductions")
+    parser.add_argument("--ablation", action="store_true",
+                        help="only: each reduction on and off, 4 APs and"
+                        " 2 NMIs")
     args = parser.parse_args()
+    if args.ablation:
+        ablation()
+        return
     aps = [int(x) for x in args.aps.split(",")]
     print("complete verdicts (upstream fix, SEV-ES)")
     print(f"{'APs':>3} {'triggers':<13} {'fuzzinit':>9} {'states':>9}"
@@ -114,6 +121,21 @@ def main() -> None:
                   f" {spin_wall:>8.2f} {spin.compile_s:>9.2f}"
                   f" {spin_wall / wall:>7.0f} {spin.shorten_s:>8.2f}"
                   f" {len(spin.ordering or []):>6}")
+
+
+def ablation() -> None:
+    """The goal scenario with both, one or no reduction."""
+    with tempfile.TemporaryDirectory() as tmp_name:
+        path = write(Path(tmp_name), FIXED, 4, frozenset({"nmi"}))
+        sc = load(path)
+        print("upstream fix, 4 APs, up to 2 NMIs")
+        print(f"{'POR':>5} {'symmetry':>8} {'states':>9} {'states/s':>9}"
+              f" {'wall s':>7}")
+        for por, sym in ((True, True), (True, False), (False, True),
+                         (False, False)):
+            ex = explore(sc, 2, 20_000_000, por=por, symmetry=sym)
+            print(f"{por!s:>5} {sym!s:>8} {ex.states:>9,}"
+                  f" {ex.states_per_s:>9,.0f} {ex.elapsed_s:>7.2f}")
 
 
 if __name__ == "__main__":
