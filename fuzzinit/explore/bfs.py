@@ -5,7 +5,10 @@ to `max_triggers` triggers in their windows.
 A search state is the model's int state with the schedule's progress;
 states seen before are not expanded again (state caching), so the count of
 distinct states is the measure of work and is the same on every run.
-Breadth-first order makes the first failing ordering found a shortest one.
+Partial-order reduction (independence.py) and symmetry reduction
+(symmetry.py) cut the states expanded. Breadth-first order makes the first
+failing ordering found a shortest one; POR can lengthen it, so a failure
+found after a reduction step is searched for again without POR.
 The answer is exactly one of: a failing ordering; "complete" (every
 reachable state expanded, none fails); "budget exhausted" (the state
 budget ran out first, nothing failed so far).
