@@ -21,6 +21,7 @@ from fuzzinit.minimise.displacement import move_home
 from fuzzinit.model.outcome import Result
 from fuzzinit.orderings.schedule import Event
 from fuzzinit.orderings.strategies import Ordering, orderings
+from fuzzinit.progress import Progress
 from fuzzinit.report import trace as tracefile
 from fuzzinit.scenario.load import Scenario
 from fuzzinit.verdict import evaluate, fails
@@ -45,26 +46,6 @@ class SearchReport:
     first_failure_example: int | None  # and how many orderings that took
     interrupted: bool = False
     from_database: bool = False    # the database held an example for it
-
-
-class _Progress:
-    """A single stderr line, refreshed at most every half second."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.last = 0.0
-
-    def show(self, text: str) -> None:
-        now = time.monotonic()
-        if self.enabled and now - self.last > 0.5:
-            self.last = now
-            sys.stderr.write(f"\r{text}\x1b[K")
-            sys.stderr.flush()
-
-    def done(self) -> None:
-        if self.enabled and self.last:
-            sys.stderr.write("\r\x1b[K")
-            sys.stderr.flush()
 
 
 @contextmanager
@@ -121,7 +102,7 @@ def search(sc: Scenario, examples: int = 1000, seed: int = 0,
     first: float | None = None
     first_example: int | None = None
     smallest: Ordering | None = None  # kept in case shrinking is interrupted
-    bar = _Progress(progress)
+    bar = Progress(progress)
     stop = [False]
 
     def failing(ordering: Ordering) -> bool:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from fuzzinit.explore.bfs import BUDGET, COMPLETE, FAILED, explore
@@ -234,3 +237,43 @@ def test_por_reports_the_failure_the_plain_search_reports(
             assert ex.result is not None and len(ex.ordering or []) == 3
             names.add(ex.result.name)
     assert names == {"unhandled"}
+
+
+def big_scenario(tmp_path: Path) -> Path:
+    """The upstream fix with four APs and every trigger: about 20 s."""
+    from fuzzinit.explore.scaling import scaled
+    path = tmp_path / "big.toml"
+    path.write_text(scaled(FIXED.read_text(), 4))
+    return path
+
+
+def test_explore_reports_progress(tmp_path: Path) -> None:
+    sc = load(big_scenario(tmp_path))
+    lines: list[str] = []
+    ex = explore(sc, 0, on_progress=lines.append)
+    assert ex.verdict == COMPLETE and ex.states == 18_658
+    # One line per 4096 expanded states: 18,658 states, 4 lines.
+    assert len(lines) == 4
+    assert re.fullmatch(r"upstream-fix-sev-es-4ap: [\d,]+ states, [\d,]+"
+                        r" queued, [\d,]+ states/s", lines[0])
+
+
+def test_ctrl_c_ends_explore_with_the_counts_so_far(tmp_path: Path) -> None:
+    path = big_scenario(tmp_path)
+    for extra in ([], ["--json"]):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fuzzinit", "explore", str(path), *extra],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(3)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 130
+        if extra:
+            data = json.loads(out)
+            assert data["result"] == "interrupted" and data["states"] > 0
+        else:
+            found = re.fullmatch(
+                r"upstream-fix-sev-es-4ap: interrupted after ([\d]+) states,"
+                r" \d+ transitions, [\d,]+ states/s: no failing ordering"
+                r" found so far\n", out)
+            assert found and int(found.group(1)) > 0

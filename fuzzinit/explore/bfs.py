@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from fuzzinit.explore.independence import Independence, local_write
@@ -31,6 +32,8 @@ from fuzzinit.verdict import evaluate
 COMPLETE = "complete"
 BUDGET = "budget exhausted"
 FAILED = "failing ordering"
+INTERRUPTED = "interrupted"  # Ctrl-C: the counts so far, no verdict
+PROGRESS_EVERY = 4096        # expanded states between progress reports
 
 
 @dataclass
@@ -52,22 +55,26 @@ class Exploration:
 
 
 def explore(sc: Scenario, max_triggers: int = 1, budget: int = 1_000_000,
-            por: bool = True, symmetry: bool = True) -> Exploration:
+            por: bool = True, symmetry: bool = True,
+            on_progress: Callable[[str], None] | None = None) -> Exploration:
     """Breadth-first search with state caching, partial-order reduction
     (independence.py) and symmetry reduction (symmetry.py). A failure found
-    with POR on is searched again without it, for a shortest ordering."""
+    with POR on is searched again without it, for a shortest ordering.
+    `on_progress` gets a status line every PROGRESS_EVERY states; Ctrl-C
+    ends the search with INTERRUPTED and the counts so far."""
     start = time.monotonic()
-    ex = _search(sc, max_triggers, budget, por, symmetry, start)
+    ex = _search(sc, max_triggers, budget, por, symmetry, start, on_progress)
     if ex.verdict != FAILED or not ex.reduced:
         return ex  # without a reduction step, BFS order was not changed
     again = _search(sc, max_triggers, max(budget - ex.states, 1), False,
-                    symmetry, start)
+                    symmetry, start, on_progress)
     if again.verdict == COMPLETE:
         raise RuntimeError(f"{sc.name}: partial-order reduction found a"
                            " failure the full search does not: a bug in"
                            " fuzzinit/explore/independence.py")
     if again.verdict != FAILED:
-        # The budget ran out first: keep the reduced search's ordering.
+        # The budget ran out or Ctrl-C came first: keep the reduced
+        # search's ordering.
         ex.shortest = False
         ex.states += again.states
         ex.transitions += again.transitions
@@ -83,7 +90,21 @@ Key = tuple[tuple[int, ...], tuple[object, ...], int, bool]
 
 
 def _search(sc: Scenario, max_triggers: int, budget: int, por: bool,
-            symmetry: bool, start: float) -> Exploration:
+            symmetry: bool, start: float,
+            on_progress: Callable[[str], None] | None) -> Exploration:
+    counts = [0, 0]  # states, transitions: kept up to date for Ctrl-C
+    try:
+        return _bfs(sc, max_triggers, budget, por, symmetry, start,
+                    on_progress, counts)
+    except KeyboardInterrupt:
+        return Exploration(INTERRUPTED, counts[0], counts[1],
+                           time.monotonic() - start, None, None)
+
+
+def _bfs(sc: Scenario, max_triggers: int, budget: int, por: bool,
+         symmetry: bool, start: float,
+         on_progress: Callable[[str], None] | None,
+         counts: list[int]) -> Exploration:
     m = sc.machine
     sched = Schedule(sc)
     indep = Independence(sc) if por else None
@@ -111,10 +132,19 @@ def _search(sc: Scenario, max_triggers: int, budget: int, por: bool,
         warnings.clear()
         return step(m, st, ev.cpu, ev.op, chain, warnings), st
 
+    expanded = 0
     while queue:
+        counts[0] = len(parent)
+        counts[1] = transitions
+        expanded += 1
         if len(parent) > budget:
             return Exploration(BUDGET, len(parent), transitions,
                                time.monotonic() - start, None, None)
+        if on_progress is not None and expanded % PROGRESS_EVERY == 0:
+            elapsed = time.monotonic() - start
+            on_progress(f"{sc.name}: {counts[0]:,} states, {len(queue):,}"
+                        f" queued, {counts[0] / max(elapsed, 1e-9):,.0f}"
+                        " states/s")
         key, state = queue.popleft()
         st_tuple, snap, used, warned = state
         sched.restore(snap)

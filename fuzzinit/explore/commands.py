@@ -5,17 +5,27 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 from typing import Any
 
 from fuzzinit.errors import FuzzinitError
-from fuzzinit.explore.bfs import BUDGET, COMPLETE, Exploration, explore
+from fuzzinit.explore.bfs import (
+    BUDGET,
+    COMPLETE,
+    FAILED,
+    INTERRUPTED,
+    Exploration,
+    explore,
+)
 from fuzzinit.explore.windows import Point, survivable_order, timeline, windows
+from fuzzinit.progress import Progress
 from fuzzinit.report import trace as tracefile
 from fuzzinit.scenario.load import Scenario, load
 
 # Exit status of explore/verify-fix when the budget ran out: not 0, which
 # would claim "no failing ordering", and not 1 (none was found).
 EXIT_BUDGET = 3
+EXIT_INTERRUPTED = 130  # Ctrl-C, as every other command
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -31,8 +41,11 @@ def run_command(args: argparse.Namespace) -> int:
         sc = load(args.model)
         if args.mode:
             sc = dataclasses.replace(sc, mode=args.mode)
+        bar = Progress(not args.json and sys.stderr.isatty())
         ex = explore(sc, _triggers(args, sc), args.budget,
-                     por=not args.no_por, symmetry=not args.no_symmetry)
+                     por=not args.no_por, symmetry=not args.no_symmetry,
+                     on_progress=bar.show)
+        bar.done()
         out = _explore_json(sc, ex, args)
         if args.json:
             print(json.dumps(out))
@@ -54,6 +67,8 @@ def _triggers(args: argparse.Namespace, sc: Scenario) -> int:
 def _status(ex: Exploration) -> int:
     if ex.verdict == COMPLETE:
         return 0
+    if ex.verdict == INTERRUPTED:
+        return EXIT_INTERRUPTED
     return EXIT_BUDGET if ex.verdict == BUDGET else 1
 
 
@@ -83,6 +98,9 @@ def _explore_lines(sc: Scenario, ex: Exploration) -> list[str]:
         return [f"{sc.name}: complete: no failing ordering in {stats}"]
     if ex.verdict == BUDGET:
         return [f"{sc.name}: budget exhausted after {stats}: no failing"
+                " ordering found so far"]
+    if ex.verdict == INTERRUPTED:
+        return [f"{sc.name}: interrupted after {stats}: no failing"
                 " ordering found so far"]
     assert ex.ordering is not None and ex.result is not None
     which = "a shortest" if ex.shortest else "a (not proven shortest)"
@@ -128,11 +146,13 @@ def _window_keys(points: list[Point]) -> set[tuple[int, str, str]]:
 def _verify_fix(args: argparse.Namespace) -> int:
     before, after = load(args.before), load(args.after)
     ex_before = explore(before, _triggers(args, before), args.budget)
-    ex_after = explore(after, _triggers(args, after), args.budget)
+    if ex_before.verdict == INTERRUPTED:
+        ex_after = Exploration(INTERRUPTED, 0, 0, 0.0, None, None)
+    else:
+        ex_after = explore(after, _triggers(args, after), args.budget)
     closed = sorted(_window_keys(windows(before))
                     - _window_keys(windows(after)))
-    ok = ex_before.verdict not in (COMPLETE, BUDGET) and \
-        ex_after.verdict == COMPLETE
+    ok = ex_before.verdict == FAILED and ex_after.verdict == COMPLETE
     if args.json:
         print(json.dumps({
             "before": _explore_json(before, ex_before, args),
@@ -153,6 +173,8 @@ def _verify_fix(args: argparse.Namespace) -> int:
               if ok else "fix NOT verified")
     if ok:
         return 0
+    if INTERRUPTED in (ex_before.verdict, ex_after.verdict):
+        return EXIT_INTERRUPTED
     if ex_before.verdict == COMPLETE or ex_after.verdict not in (COMPLETE,
                                                                BUDGET):
         return 1  # decided: BEFORE cannot fail, or AFTER does
