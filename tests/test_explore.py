@@ -10,7 +10,15 @@ import sys
 import time
 from pathlib import Path
 
-from fuzzinit.explore.bfs import BUDGET, COMPLETE, FAILED, explore
+import pytest
+
+from fuzzinit.explore.bfs import (
+    BUDGET,
+    COMPLETE,
+    FAILED,
+    INTERRUPTED,
+    explore,
+)
 from fuzzinit.explore.windows import timeline, windows
 from fuzzinit.scenario.load import load
 
@@ -277,3 +285,34 @@ def test_ctrl_c_ends_explore_with_the_counts_so_far(tmp_path: Path) -> None:
                 r" \d+ transitions, [\d,]+ states/s: no failing ordering"
                 r" found so far\n", out)
             assert found and int(found.group(1)) > 0
+
+
+def test_ctrl_c_propagates_from_the_library_unless_asked(
+        tmp_path: Path) -> None:
+    """A Python caller (a pytest run, say) gets its KeyboardInterrupt;
+    the CLI asks for the counts instead."""
+    sc = load(big_scenario(tmp_path))
+
+    def ctrl_c(_: str) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        explore(sc, 0, on_progress=ctrl_c)
+    ex = explore(sc, 0, on_progress=ctrl_c, interruptible=True)
+    assert ex.verdict == INTERRUPTED and ex.ordering is None
+    # Stopped at the first report: 4096 states expanded.
+    assert ex.states > 4096
+
+
+def test_ctrl_c_in_verify_fix_is_not_a_verified_failure(
+        tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fuzzinit", "verify-fix",
+         str(big_scenario(tmp_path)), str(FIXED)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert "  upstream-fix-sev-es-4ap: interrupted after" in out
+    assert out.endswith("fix NOT verified\n")

@@ -56,18 +56,21 @@ class Exploration:
 
 def explore(sc: Scenario, max_triggers: int = 1, budget: int = 1_000_000,
             por: bool = True, symmetry: bool = True,
-            on_progress: Callable[[str], None] | None = None) -> Exploration:
+            on_progress: Callable[[str], None] | None = None,
+            interruptible: bool = False) -> Exploration:
     """Breadth-first search with state caching, partial-order reduction
     (independence.py) and symmetry reduction (symmetry.py). A failure found
     with POR on is searched again without it, for a shortest ordering.
-    `on_progress` gets a status line every PROGRESS_EVERY states; Ctrl-C
-    ends the search with INTERRUPTED and the counts so far."""
+    `on_progress` gets a status line every PROGRESS_EVERY states. With
+    `interruptible` (the CLI), Ctrl-C ends the search with INTERRUPTED and
+    the counts so far; otherwise KeyboardInterrupt propagates."""
     start = time.monotonic()
-    ex = _search(sc, max_triggers, budget, por, symmetry, start, on_progress)
+    ex = _search(sc, max_triggers, budget, por, symmetry, start, on_progress,
+                 interruptible)
     if ex.verdict != FAILED or not ex.reduced:
         return ex  # without a reduction step, BFS order was not changed
     again = _search(sc, max_triggers, max(budget - ex.states, 1), False,
-                    symmetry, start, on_progress)
+                    symmetry, start, on_progress, interruptible)
     if again.verdict == COMPLETE:
         raise RuntimeError(f"{sc.name}: partial-order reduction found a"
                            " failure the full search does not: a bug in"
@@ -91,12 +94,15 @@ Key = tuple[tuple[int, ...], tuple[object, ...], int, bool]
 
 def _search(sc: Scenario, max_triggers: int, budget: int, por: bool,
             symmetry: bool, start: float,
-            on_progress: Callable[[str], None] | None) -> Exploration:
+            on_progress: Callable[[str], None] | None,
+            interruptible: bool) -> Exploration:
     counts = [0, 0]  # states, transitions: kept up to date for Ctrl-C
     try:
         return _bfs(sc, max_triggers, budget, por, symmetry, start,
                     on_progress, counts)
     except KeyboardInterrupt:
+        if not interruptible:
+            raise
         return Exploration(INTERRUPTED, counts[0], counts[1],
                            time.monotonic() - start, None, None)
 

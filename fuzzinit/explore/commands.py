@@ -44,7 +44,7 @@ def run_command(args: argparse.Namespace) -> int:
         bar = Progress(not args.json and sys.stderr.isatty())
         ex = explore(sc, _triggers(args, sc), args.budget,
                      por=not args.no_por, symmetry=not args.no_symmetry,
-                     on_progress=bar.show)
+                     on_progress=bar.show, interruptible=True)
         bar.done()
         out = _explore_json(sc, ex, args)
         if args.json:
@@ -145,11 +145,13 @@ def _window_keys(points: list[Point]) -> set[tuple[int, str, str]]:
 
 def _verify_fix(args: argparse.Namespace) -> int:
     before, after = load(args.before), load(args.after)
-    ex_before = explore(before, _triggers(args, before), args.budget)
+    ex_before = explore(before, _triggers(args, before), args.budget,
+                        interruptible=True)
     if ex_before.verdict == INTERRUPTED:
         ex_after = Exploration(INTERRUPTED, 0, 0, 0.0, None, None)
     else:
-        ex_after = explore(after, _triggers(args, after), args.budget)
+        ex_after = explore(after, _triggers(args, after), args.budget,
+                           interruptible=True)
     closed = sorted(_window_keys(windows(before))
                     - _window_keys(windows(after)))
     ok = ex_before.verdict == FAILED and ex_after.verdict == COMPLETE
