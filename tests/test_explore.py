@@ -157,28 +157,14 @@ def test_verify_fix_exit_codes_when_a_budget_runs_out() -> None:
     assert fz("verify-fix", str(FIXED), str(FIXED)).returncode == 1
 
 
-STUCK = """
-[scenario]
-name = "stuck-on-invalid"
-fail_on = ["never_online"]
-[[cpu]]
-program = ["start 1", "wait_online 1"]
-[[cpu]]
-program = ["online", "nop ap"]
-[[orderings.trigger]]
-kind = "clear_online"
-cpus = [1]
-after = "online"
-"""
+SCENARIOS = ROOT / "tests/scenarios"  # shared with tests/test_promela.py
 
 
-def test_a_state_whose_only_moves_the_model_rules_out_is_stuck(
-        tmp_path: Path) -> None:
+def test_a_state_whose_only_moves_the_model_rules_out_is_stuck() -> None:
     """The attacker clears cpu1's online bit before the boot CPU's
     wait_online: the wait is INVALID in the model, nothing else can run,
     and the boot CPU waits forever."""
-    path = tmp_path / "stuck.toml"
-    path.write_text(STUCK)
+    path = SCENARIOS / "stuck-on-invalid.toml"
     ex = explore(load(path), 1)
     assert ex.verdict == FAILED and ex.result is not None
     assert ex.result.name == "never_online"
@@ -187,27 +173,11 @@ def test_a_state_whose_only_moves_the_model_rules_out_is_stuck(
         "start 1", "online", "nop ap", "clear_online"]
 
 
-STUCK_AFTER_WARN = """
-[scenario]
-name = "stuck-warn"
-fail_on = ["never_online"]
-[[cpu]]
-program = ["setup_cr_pinning", "cr0_clear wp", "start 1", "wait_online 1"]
-[[cpu]]
-program = ["online"]
-[[orderings.trigger]]
-kind = "clear_online"
-cpus = [1]
-after = "online"
-"""
-
-
-def test_a_stuck_run_that_warned_is_never_online(tmp_path: Path) -> None:
+def test_a_stuck_run_that_warned_is_never_online() -> None:
     """The WARN (CR0.WP cleared while pinned) comes first, then the boot
     CPU waits forever: the run's outcome is the hang, which the scenario
     fails on, not the WARN, which it does not (review of issue 6)."""
-    path = tmp_path / "stuck-warn.toml"
-    path.write_text(STUCK_AFTER_WARN)
+    path = SCENARIOS / "stuck-warn.toml"
     for por in (True, False):
         ex = explore(load(path), 1, por=por)
         assert ex.verdict == FAILED and ex.result is not None

@@ -50,6 +50,8 @@ M64 = (1 << 64) - 1
 
 # Small scenarios, each for one rule of the exploration, and what both
 # explore and SPIN must answer: "ok" or the outcome of the failing ordering.
+SHARED = {p.stem: p.read_text() for p in
+          (Path(__file__).parent / "scenarios").glob("*.toml")}
 HAND: dict[str, tuple[str, str]] = {
     # Permutation mode: the NMI may run before the IST is set up...
     "permute": ("triple_fault", """
@@ -143,35 +145,9 @@ features = ["smep"]
 [[cpu]]
 program = ["cr4_set smep", "setup_cr_pinning", "cr4_clear smep", "nop end"]
 """),
-    # clear_online before wait_online: the model rules the wait out
-    # (INVALID); with no other move the boot CPU waits forever.
-    "stuck-on-invalid": ("never_online", """
-[scenario]
-name = "stuck-on-invalid"
-fail_on = ["never_online"]
-[[cpu]]
-program = ["start 1", "wait_online 1"]
-[[cpu]]
-program = ["online", "nop ap"]
-[[orderings.trigger]]
-kind = "clear_online"
-cpus = [1]
-after = "online"
-"""),
-    # A WARN, then the boot CPU waits forever: the hang is the outcome.
-    "stuck-warn": ("never_online", """
-[scenario]
-name = "stuck-warn"
-fail_on = ["never_online"]
-[[cpu]]
-program = ["setup_cr_pinning", "cr0_clear wp", "start 1", "wait_online 1"]
-[[cpu]]
-program = ["online"]
-[[orderings.trigger]]
-kind = "clear_online"
-cpus = [1]
-after = "online"
-"""),
+    # Shared with tests/test_explore.py (tests/scenarios/).
+    "stuck-on-invalid": ("never_online", SHARED["stuck-on-invalid"]),
+    "stuck-warn": ("never_online", SHARED["stuck-warn"]),
     # pin_cleared with SMEP pinned, gated on cpu_online().
     "pin-cleared": ("pin_cleared", """
 [scenario]

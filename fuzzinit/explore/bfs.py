@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from fuzzinit.explore.independence import Independence, local_write
-from fuzzinit.explore.symmetry import Symmetry
+from fuzzinit.explore.symmetry import State, Symmetry
 from fuzzinit.model.outcome import INVALID, NAMES, OK, Result
 from fuzzinit.model.run import initial_state, step
 from fuzzinit.orderings.schedule import Event, Schedule
@@ -89,7 +89,8 @@ def explore(sc: Scenario, max_triggers: int = 1, budget: int = 1_000_000,
     return again
 
 
-Key = tuple[tuple[int, ...], tuple[object, ...], int, bool]
+# (model state, schedule progress, triggers used, a WARN seen)
+Key = State
 
 
 def _search(sc: Scenario, max_triggers: int, budget: int, por: bool,

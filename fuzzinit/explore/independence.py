@@ -13,7 +13,7 @@ program op or spends trigger budget), so no cycle proviso is needed. An op
    c's online bit (checked by running it: the actual write set);
 3. nothing any other CPU can still run (its remaining program ops, its
    triggers with budget left) may write what `t` may read (static, per op
-   kind: RESOURCES below).
+   kind: WRITES and reads() below).
 
 Then every failing ordering from s can be rearranged to run `t` first:
 t's result depends only on c's fields and on resources nobody else can
