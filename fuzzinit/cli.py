@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -17,7 +19,7 @@ from typing import Any, NoReturn
 
 from fuzzinit.database import DEFAULT as DEFAULT_DB
 from fuzzinit.database import open_database
-from fuzzinit.errors import FuzzinitError, TraceError
+from fuzzinit.errors import FuzzinitError, TraceError, describe_os_error
 from fuzzinit.export.command import add_parser as add_export_parser
 from fuzzinit.minimise.core import causal_core
 from fuzzinit.model.outcome import Result
@@ -30,7 +32,7 @@ from fuzzinit.report.markdown import render as render_markdown
 from fuzzinit.report.regression import regression_test
 from fuzzinit.report.write import report_json, write_reports, write_trace
 from fuzzinit.scenario.load import Scenario, load
-from fuzzinit.search import search
+from fuzzinit.search import SearchReport, search
 from fuzzinit.verdict import evaluate, fails, signature
 
 
@@ -135,32 +137,80 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+EXIT_INTERRUPTED = 130   # Ctrl-C (128 + SIGINT)
+EXIT_TERMINATED = 143    # SIGTERM (128 + SIGTERM)
+_terminated = [False]
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM ends a command the way Ctrl-C does (summary, counts so far);
+    the exit status then says which signal it was."""
+    _terminated[0] = True
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    saved = signal.signal(signal.SIGTERM, _on_sigterm)
+    _terminated[0] = False
     try:
-        if args.command == "run":
-            return cmd_run(args)
-        if args.command in ("replay", "minimize", "report"):
-            return cmd_trace(args)
-        if args.command == "constraints":
-            return cmd_constraints(args)
-        if args.command == "fuzz":
-            return cmd_fuzz(args)
-        if args.command in ("explore", "windows", "verify-fix"):
-            from fuzzinit.explore.commands import run_command
-            return run_command(args)
-        if args.command == "export":
-            from fuzzinit.export.command import run_command as run_export
-            return run_export(args)
-        return cmd_models(args)
+        status = _dispatch(args)
+        # Output that never reached its reader is a failed run, not a
+        # clean one (stdout on a full disk, a closed pipe).
+        sys.stdout.flush()
     except FuzzinitError as exc:
         sys.stderr.write(f"fuzzinit: error: {exc}\n")
         return 2
     except BrokenPipeError:
-        return 0
+        # The reader went away (| head): say nothing more, and not 0.
+        _silence_stdout()
+        return 141
+    except OSError as exc:
+        _silence_stdout()
+        sys.stderr.write("fuzzinit: error:"
+                         f" {describe_os_error(exc, 'I/O error on')}\n")
+        return 2
+    except RecursionError:
+        sys.stderr.write("fuzzinit: error: input nested too deeply to"
+                         " process; fix: flatten the nesting\n")
+        return 2
     except KeyboardInterrupt:
         sys.stderr.write("fuzzinit: interrupted\n")
-        return 130
+        status = EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, saved)
+    if status == EXIT_INTERRUPTED and _terminated[0]:
+        return EXIT_TERMINATED
+    return status
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "run":
+        return cmd_run(args)
+    if args.command in ("replay", "minimize", "report"):
+        return cmd_trace(args)
+    if args.command == "constraints":
+        return cmd_constraints(args)
+    if args.command == "fuzz":
+        return cmd_fuzz(args)
+    if args.command in ("explore", "windows", "verify-fix"):
+        from fuzzinit.explore.commands import run_command
+        return run_command(args)
+    if args.command == "export":
+        from fuzzinit.export.command import run_command as run_export
+        return run_export(args)
+    return cmd_models(args)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's own flush at
+    exit does not fail a second time and print a traceback."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def _events_json(sc: Scenario, events: list[Event]) -> list[dict[str, Any]]:
@@ -173,22 +223,42 @@ def event_label(sc: Scenario, ev: Event) -> str:
     return f"{text}  ({where})" if where else text
 
 
-def _write_finding(sc: Scenario, core: list[Event], shrunk: list[Event],
-                   result: Result, seed: int | None, reports: Path,
-                   corpus: Path) -> tuple[str, str, str]:
-    sig = signature(result)
-    trace_path = corpus / sc.name / f"{sig}.json"
-    write_trace(sc, core, shrunk, result, seed, trace_path)
+def _writable_folder(flag: str, value: str) -> Path:
+    """A folder the run will write into, checked before the search so that
+    a typo does not cost the search: not a file, and writable (the nearest
+    existing ancestor when it does not exist yet)."""
+    folder = Path(value)
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise FuzzinitError(f"{flag} {value}: {probe} is a file; expected a"
+                            f" folder; fix: name a folder for {flag}")
+    if not os.access(probe if str(probe) else ".", os.W_OK | os.X_OK):
+        raise FuzzinitError(f"{flag} {value}: {probe} is not writable;"
+                            f" fix: point {flag} at a writable folder")
+    return folder
+
+
+def _save_finding(sc: Scenario, core: list[Event], shrunk: list[Event],
+                  result: Result, seed: int | None, trace_path: Path,
+                  reports: Path) -> str | None:
+    """Write the trace, then the reports. Returns an error line when a
+    write failed (the finding is already printed), else None."""
     try:
-        md = write_reports(sc, core, shrunk, result, seed, trace_path,
-                           reports)
+        write_trace(sc, core, shrunk, result, seed, trace_path)
+    except OSError as exc:
+        return f"{describe_os_error(exc)}; the finding above is not saved"
+    try:
+        write_reports(sc, core, shrunk, result, seed, trace_path, reports)
+    except OSError as exc:
+        return (f"{describe_os_error(exc)}; the trace is saved:"
+                f" fuzzinit report {trace_path}")
     except KeyboardInterrupt:
         # The finding is saved; its report (with the fix searches) is not.
-        sys.stderr.write(f"fuzzinit: interrupted while writing the report;"
-                         f" the trace is saved: fuzzinit report"
-                         f" {trace_path}\n")
-        return sig, str(trace_path), ""
-    return sig, str(trace_path), str(md)
+        return (f"interrupted while writing the report; the trace is saved:"
+                f" fuzzinit report {trace_path}")
+    return None
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -196,6 +266,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise FuzzinitError(f"--examples {args.examples}: expected a positive"
                             " number of orderings")
     sc = load(args.model)
+    reports = _writable_folder("--reports", args.reports)
+    corpus = _writable_folder("--corpus", args.corpus)
     if args.mode:
         sc = dataclasses.replace(sc, mode=args.mode)
     report = search(sc, args.examples, args.seed,
@@ -220,39 +292,53 @@ def cmd_run(args: argparse.Namespace) -> int:
                 "no failing ordering in"
             print(f"{sc.name}: {state} {report.examples} orderings"
                   f" ({report.elapsed_s:.2f} s, seed {args.seed})")
-        return 130 if report.interrupted else 0
+        return EXIT_INTERRUPTED if report.interrupted else 0
     result = finding.result
     if report.interrupted:
         sys.stderr.write("fuzzinit: interrupted while shrinking; reporting"
                          " the smallest failing ordering seen so far\n")
-    try:
-        sig, trace_path, md = _write_finding(
-            sc, finding.core, finding.shrunk, result, args.seed,
-            Path(args.reports), Path(args.corpus))
-    except OSError as exc:
-        raise FuzzinitError(
-            f"cannot write the report or trace: {exc.strerror}:"
-            f" {exc.filename}; fix: point --reports and --corpus at"
-            " writable folders") from exc
+    sig = signature(result)
+    trace_path = corpus / sc.name / f"{sig}.json"
+    md = reports / f"{sc.name}-{sig}.md"
     out.update(verdict=result.name, events=_events_json(sc, finding.core),
-               chain=result.chain, signature=sig, trace=trace_path, report=md,
-               shrunk_events=len(finding.shrunk),
+               chain=result.chain, signature=sig, trace=str(trace_path),
+               report=str(md), shrunk_events=len(finding.shrunk),
                elapsed_s=round(report.elapsed_s, 4))
+    # The finding is printed before anything is written: a full disk or
+    # a kill while writing cannot lose it; and output that cannot be
+    # printed does not stop it from being saved.
+    try:
+        _print_finding(args, sc, report, out)
+    except OSError:
+        _save_finding(sc, finding.core, finding.shrunk, result, args.seed,
+                      trace_path, reports)
+        raise
+    problem = _save_finding(sc, finding.core, finding.shrunk, result,
+                            args.seed, trace_path, reports)
+    if problem is not None:
+        sys.stderr.write(f"fuzzinit: error: {problem}\n")
+    return 1
+
+
+def _print_finding(args: argparse.Namespace, sc: Scenario,
+                   report: SearchReport, out: dict[str, Any]) -> None:
+    finding = report.finding
+    assert finding is not None
     if args.json:
-        print(json.dumps(out))
-        return 1
-    print(f"{sc.name}: {result.name} after {report.examples} orderings"
+        print(json.dumps(out), flush=True)
+        return
+    print(f"{sc.name}: {out['verdict']} after {report.examples} orderings"
           f" ({report.elapsed_s:.2f} s, seed {args.seed})")
     print(f"causal core ({len(finding.core)} of {len(finding.shrunk)}"
           " events):")
     for i, ev in enumerate(finding.core, 1):
         print(f"  {i:2d}. {event_label(sc, ev)}")
     print("chain:")
-    for link in result.chain:
+    for link in out["chain"]:
         print(f"  {link}")
-    print(f"report: {md or '(not written: interrupted)'}")
-    print(f"trace:  {trace_path}  (fuzzinit replay {trace_path})")
-    return 1
+    print(f"report: {out['report']}")
+    print(f"trace:  {out['trace']}  (fuzzinit replay {out['trace']})",
+          flush=True)
 
 
 def _load_trace(args: argparse.Namespace) -> tuple[Scenario, list[Event],

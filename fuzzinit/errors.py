@@ -32,3 +32,17 @@ class ScenarioError(FuzzinitError):
 
 class TraceError(FuzzinitError):
     """A trace file that cannot be replayed against its scenario."""
+
+
+def describe_os_error(exc: OSError, action: str = "cannot write") -> str:
+    """One line for a failed read or write: the path, the errno's name and
+    its text, e.g. "cannot write reports/x.md: ENOSPC (No space left on
+    device)"."""
+    import errno
+
+    code = errno.errorcode.get(exc.errno or 0, "")
+    what = f"{code} ({exc.strerror})" if code else str(exc.strerror or exc)
+    # No file name: the error came from writing the command's output.
+    where = f" {exc.filename}" if exc.filename is not None else \
+        " standard output"
+    return f"{action}{where}: {what}"

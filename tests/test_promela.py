@@ -306,7 +306,7 @@ OPS = (
     "cr4_set smep", "cr4_set fsgsbase", "cr4_set fred", "cr4_set la57",
     "cr4_set pcide", "cr4_set cet", "cr4_clear smep", "cr4_clear pae",
     "cr0_clear wp", "cr0_set pg", "mov_cr4 -pae", "mov_cr4 +cet +pcide",
-    "mov_cr0 -pg", "mov_cr0 -pe", "mov_cr3 1", "mov_cr3 -1", "cr4_init",
+    "mov_cr0 -pg", "mov_cr0 -pe", "mov_cr3 1", "mov_cr3 0xfff", "cr4_init",
     "setup_cr_pinning", "wrmsr FRED_CONFIG entry", "wrmsr FRED_CONFIG 0x834",
     "wrmsr FRED_STKLVLS linux", "wrmsr FRED_RSP1 stack", "wrmsr FRED_RSP2 0x7",
     "wrmsr FRED_SSP1 0x10", "wrmsr FRED_RSP3 0x800000000000",

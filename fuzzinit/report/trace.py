@@ -55,8 +55,18 @@ def read(path: str | Path) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise TraceError(f"{path}:{exc.lineno}: not JSON: {exc.msg}; fix:"
                          " pass a trace written by fuzzinit run") from exc
+    except RecursionError as exc:
+        raise TraceError(f"{path}: JSON nested too deeply to read; expected"
+                         " a fuzzinit trace (a few levels deep)") from exc
     if isinstance(doc, dict) and doc.get("fuzzinit_report") is not None:
         doc = _from_report(doc)
+    elif isinstance(doc, dict) and "fuzzinit_trace" in doc:
+        version = doc["fuzzinit_trace"]
+        if type(version) is not int or version != FORMAT:
+            raise TraceError(f"{path}: trace format {version!r} is not"
+                             f" supported; expected \"fuzzinit_trace\":"
+                             f" {FORMAT}; fix: write the trace again with"
+                             " this fuzzinit (fuzzinit run or replay)")
     if not isinstance(doc, dict) or not isinstance(doc.get("events"), list) \
             or not isinstance(doc.get("scenario"), str):
         raise TraceError(f"{path}: not a fuzzinit trace; expected an object"

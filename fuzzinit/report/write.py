@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 from pathlib import Path
 
 from fuzzinit.model.outcome import Result
@@ -52,11 +53,15 @@ def write_reports(sc: Scenario, core: list[Event], shrunk: list[Event],
     write_atomic(base.with_suffix(".md"), render_markdown(report))
     write_atomic(base.with_suffix(".json"), report_json(report))
     write_atomic(base.with_suffix(".html"), render_html(report))
-    reports.mkdir(parents=True, exist_ok=True)
-    with open(reports / ".index.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    # The lock is the folder itself (flock on its descriptor): no lock
+    # file is left behind in reports/.
+    folder = os.open(reports, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)
         record(reports, {"signature": sig, "scenario": sc.path,
                          "name": sc.name, "verdict": result.name,
                          "report": str(base.with_suffix(".md")),
                          "trace": str(trace_path)})
+    finally:
+        os.close(folder)
     return base.with_suffix(".md")

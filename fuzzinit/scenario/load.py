@@ -27,6 +27,11 @@ from fuzzinit.scenario.ops import OpSyntaxError, canonical, parse_op
 
 EXPECTABLE = tuple(n for n in OUTCOMES if n != "invalid")
 NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+# Report files are named <name>-<signature>.html and written through a
+# temporary .<that>.fuzzinit-<pid>-<random>: 255 bytes leave room for 120.
+MAX_NAME = 120
+MAX_NESTING = 64         # routine calls inside routine calls
+MAX_PROGRAM = 10_000     # ops in one CPU's expanded program
 TABLES = ("scenario", "platform", "kernel", "routines", "cpu", "orderings")
 FAILABLE = ("triple_fault", "guest_terminated", "hang", "warn", "unhandled",
             "never_online", "pin_cleared")
@@ -122,10 +127,24 @@ def load(path: str | Path) -> Scenario:
                             "a readable .toml file",
                             "check the path (fuzzinit models lists them)"
                             ) from exc
-    raw = data.decode("utf-8", errors="replace")
+    if data.startswith(b"\xef\xbb\xbf"):
+        raise ScenarioError(str(p), "", "starts with a UTF-8 byte order mark",
+                            "UTF-8 without a BOM (TOML forbids it)",
+                            "save the file as plain UTF-8", 1)
+    try:
+        raw = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(str(p), "", f"not UTF-8 text (byte {exc.start}:"
+                            f" 0x{data[exc.start]:02x})", "a UTF-8 file",
+                            "convert it, e.g. iconv -f latin1 -t utf-8",
+                            data[:exc.start].count(b"\n") + 1) from exc
     ctx = _Ctx(str(p), raw)
     try:
         doc = tomllib.loads(raw)
+    except RecursionError as exc:
+        raise ScenarioError(str(p), "", "arrays or tables nested too deeply"
+                            " to read", "a scenario's few levels of nesting",
+                            "flatten the nesting") from exc
     except tomllib.TOMLDecodeError as exc:
         msg = str(exc)
         line = None
@@ -210,6 +229,11 @@ def build(doc: dict[str, Any], ctx: _Ctx, sha256: str) -> Scenario:
                         " trace files", "letters, digits, '.', '_' and '-',"
                         " not starting with '.'",
                         'e.g. name = "fred-pinned-sev-es-ap"', needle="name")
+    if len(name) > MAX_NAME:
+        raise ctx.error("scenario.name", f"is {len(name)} characters long:"
+                        " too long for report and trace file names",
+                        f"at most {MAX_NAME} characters",
+                        "shorten it; the title can be long", needle="name")
     title = _str(meta, "title", "scenario", ctx, name)
     sources = _strlist(meta, "source", "scenario", ctx, [])
     notes = _str(meta, "notes", "scenario", ctx, "")
@@ -342,11 +366,25 @@ def build(doc: dict[str, Any], ctx: _Ctx, sha256: str) -> Scenario:
                                     "remove the recursive call",
                                     needle=f"{stack[0]} =",
                                     start=routines_line)
+                if len(stack) >= MAX_NESTING:
+                    raise ctx.error(f"routines.{stack[0]}",
+                                    f"routines nested {len(stack) + 1} deep"
+                                    f" ({stack[0]} -> {stack[1]} -> ...)",
+                                    f"at most {MAX_NESTING} levels",
+                                    "inline some of the routines",
+                                    needle=f"{stack[0]} =",
+                                    start=routines_line)
                 expand(routines[text], f"routines.{text}", routines_line,
                        stack + [text], out, labels)
             else:
                 out.append(op_id(text, f"{where}[{i}]", start))
                 labels.append("/".join(stack))
+                if len(out) > MAX_PROGRAM:
+                    raise ctx.error(where, "expands to more than"
+                                    f" {MAX_PROGRAM} ops",
+                                    f"at most {MAX_PROGRAM} ops per program",
+                                    "call fewer routines; an init path is a"
+                                    " few dozen ops")
 
     programs: list[list[int]] = []
     routine_of: list[list[str]] = []

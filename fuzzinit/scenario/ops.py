@@ -57,13 +57,21 @@ class OpSyntaxError(ValueError):
         self.hint = hint
 
 
-def _int(text: str) -> int:
+def _int(text: str, what: str, top: int) -> int:
+    """A number from 0 to `top`: a typo is a load error, never a #GP the
+    model would report as a finding."""
     try:
-        return int(text, 0)
+        value = int(text, 0)
     except ValueError:
         raise OpSyntaxError(f"{text!r} is not a number",
                             "a decimal or 0x-prefixed integer",
                             f"write e.g. 0 or 0x{0x1D4:x}") from None
+    if not 0 <= value <= top:
+        shown = text if len(text) <= 24 else text[:21] + "..."
+        raise OpSyntaxError(f"{what} {shown} is out of range",
+                            f"0 to {top:#x}" if top > 9 else f"0 to {top}",
+                            "check the number for a typo")
+    return value
 
 
 def _bits(words: list[str], table: dict[str, int], what: str,
@@ -134,9 +142,10 @@ def parse_op(text: str, ncpu: int) -> tuple[int, int, int]:
         if len(args) != 1:
             raise OpSyntaxError(f"{name} takes one number", f"{name} N",
                                 f"write e.g. '{name} 1'")
-        value = _int(args[0])
         if name == "mov_cr3":
-            return mc.MOV_CR3, value, 0
+            # The model keeps CR3[11:0], the PCID (SDM Vol. 3A 4.10.1).
+            return mc.MOV_CR3, _int(args[0], "mov_cr3", 0xFFF), 0
+        value = _int(args[0], name, 1 << 63)
         if not 0 <= value < ncpu:
             raise OpSyntaxError(
                 f"{name} {value}: there is no cpu {value}",
@@ -159,7 +168,7 @@ def parse_op(text: str, ncpu: int) -> tuple[int, int, int]:
             return mc.RDMSR, MSRS[msr], 0
         value_text = args[1].lower()
         value = MSR_VALUE_SYMBOLS[value_text] if value_text in \
-            MSR_VALUE_SYMBOLS else _int(args[1])
+            MSR_VALUE_SYMBOLS else _int(args[1], f"wrmsr {msr}", (1 << 64) - 1)
         return mc.WRMSR, MSRS[msr], value
     if name == "lidt":
         if len(args) != 1 or args[0].lower() not in IDT_KINDS:
