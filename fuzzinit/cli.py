@@ -15,7 +15,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from fuzzinit.database import DEFAULT as DEFAULT_DB
 from fuzzinit.database import open_database
@@ -34,6 +34,9 @@ from fuzzinit.report.write import report_json, write_reports, write_trace
 from fuzzinit.scenario.load import Scenario, load
 from fuzzinit.search import SearchReport, search
 from fuzzinit.verdict import evaluate, fails, signature
+
+if TYPE_CHECKING:
+    from fuzzinit.constraints import Mined
 
 
 class _Parser(argparse.ArgumentParser):
@@ -412,6 +415,7 @@ def cmd_constraints(args: argparse.Namespace) -> int:
             sys.stderr.write(f"\r{text}\x1b[K")
             sys.stderr.flush()
 
+    corpus = _writable_folder("--corpus", args.corpus)
     mined = mine(sc, args.examples, args.seed, on_progress=progress)
     if tty:
         sys.stderr.write("\r\x1b[K")
@@ -432,21 +436,17 @@ def cmd_constraints(args: argparse.Namespace) -> int:
                 print(f"  {link}")
         return 1
     rules_json = []
-    folder = Path(args.corpus) / sc.name / "constraints"
+    folder = corpus / sc.name / "constraints"
+    pending: list[tuple[Path, dict[str, Any]]] = []
     for rule in mined.rules:
         sig = signature(rule.result) + f"-{rule.a.slot}-{rule.b.slot}"
         path = folder / f"{sig}.json"
         # seed None: `fuzzinit run` does not reproduce a mined
         # counterexample; `fuzzinit replay` does.
-        doc = tracefile.to_json(psc, rule.counterexample, None, {
-            "verdict": rule.result.name, "chain": rule.result.chain,
-            "rule": rule.text(psc)})
-        try:
-            write_atomic(path, tracefile.dumps(doc))
-        except OSError as exc:
-            raise FuzzinitError(f"cannot write {exc.filename}:"
-                                f" {exc.strerror}; fix: point --corpus at a"
-                                " writable folder") from exc
+        pending.append((path, tracefile.to_json(
+            psc, rule.counterexample, None, {
+                "verdict": rule.result.name, "chain": rule.result.chain,
+                "rule": rule.text(psc)})))
         rules_json.append({
             "rule": rule.text(psc), "why": rule.why(psc),
             "before": tracefile.event_json(psc, rule.a),
@@ -462,29 +462,48 @@ def cmd_constraints(args: argparse.Namespace) -> int:
         "sufficiency_examples": mined.sufficiency_examples,
         "insufficient_counterexample": None if mined.insufficient_core is None
         else _events_json(psc, mined.insufficient_core),
-        "elapsed_s": elapsed}
+        "interrupted": mined.interrupted, "elapsed_s": elapsed}
+    # Printed first, then written: a full disk loses no rule.
     if args.json:
-        print(json.dumps(out))
+        print(json.dumps(out), flush=True)
     else:
-        print(f"{sc.name}: {len(mined.rules)} rules from {mined.failures}"
-              f" distinct failing permutations ({mined.examples} tried,"
-              f" {elapsed:.1f} s, seed {args.seed})")
-        for i, (rule, row) in enumerate(zip(mined.rules, rules_json,
-                                            strict=True), 1):
-            print(f"{i:3d}. {row['rule']}")
-            print(f"     else {row['why']}")
-            print(f"     counterexample: {row['trace']}"
-                  f" ({len(rule.counterexample)} events)")
-        if mined.sufficient:
-            print(f"sufficient so far: no ordering that obeys every rule fails"
-                  f" in {mined.sufficiency_examples} examples (not exhaustive)")
-        elif mined.insufficient_core is not None:
-            shown = ", ".join(f"cpu{e.cpu} {psc.op_text(e.op)}"
-                              for e in mined.insufficient_core)
-            print("not sufficient: an ordering that obeys every rule still"
-                  f" fails; its core: {shown}")
+        _print_rules(sc, psc, mined, rules_json, elapsed, args.seed)
+    for path, doc in pending:
+        try:
+            write_atomic(path, tracefile.dumps(doc))
+        except OSError as exc:
+            sys.stderr.write(f"fuzzinit: error: {describe_os_error(exc)};"
+                             " the rules above are not all saved\n")
+            return 1
     failing = mined.failures or mined.rules or mined.sufficient is False
+    if mined.interrupted and not failing:
+        return EXIT_INTERRUPTED
     return 1 if failing else 0
+
+
+def _print_rules(sc: Scenario, psc: Scenario, mined: Mined,
+                 rules_json: list[dict[str, Any]], elapsed: float,
+                 seed: int) -> None:
+    state = "interrupted after" if mined.interrupted else "from"
+    print(f"{sc.name}: {len(mined.rules)} rules {state} {mined.failures}"
+          f" distinct failing permutations ({mined.examples} tried,"
+          f" {elapsed:.1f} s, seed {seed})")
+    for i, (rule, row) in enumerate(zip(mined.rules, rules_json,
+                                        strict=True), 1):
+        print(f"{i:3d}. {row['rule']}")
+        print(f"     else {row['why']}")
+        print(f"     counterexample: {row['trace']}"
+              f" ({len(rule.counterexample)} events)")
+    if mined.interrupted:
+        print("interrupted: the rules so far; sufficiency not checked")
+    elif mined.sufficient:
+        print(f"sufficient so far: no ordering that obeys every rule fails"
+              f" in {mined.sufficiency_examples} examples (not exhaustive)")
+    elif mined.insufficient_core is not None:
+        shown = ", ".join(f"cpu{e.cpu} {psc.op_text(e.op)}"
+                          for e in mined.insufficient_core)
+        print("not sufficient: an ordering that obeys every rule still"
+              f" fails; its core: {shown}")
 
 
 def _cmd_report(args: argparse.Namespace, sc: Scenario, events: list[Event],

@@ -66,6 +66,7 @@ class Mined:
     sufficient: bool | None              # None: not checked
     sufficiency_examples: int
     insufficient_core: list[Event] | None
+    interrupted: bool = False            # Ctrl-C/SIGTERM: the rules so far
 
 
 def with_trigger_variants(sc: Scenario, order: list[Event]) -> list[list[Event]]:
@@ -212,6 +213,23 @@ def mine(sc: Scenario, examples: int = 2000, seed: int = 0,
         return Mined(sc, ref_fail[1], 0, 0, [], None, 0, None)
     rng = random.Random(seed)
     failing: list[tuple[list[Event], list[Event]]] = []
+    rules: list[Rule] = []
+    tried = [0]
+    try:
+        _sample(sc, examples, rng, failing, tried, on_progress)
+        return _rules(sc, reference, failing, rules, examples, seed,
+                      sufficiency_examples)
+    except KeyboardInterrupt:
+        # Interrupted: what was found so far, with no claim of sufficiency.
+        return Mined(sc, None, len(failing), tried[0],
+                     transitive_reduction(rules), None, 0, None, True)
+
+
+def _sample(sc: Scenario, examples: int, rng: random.Random,
+            failing: list[tuple[list[Event], list[Event]]], tried: list[int],
+            on_progress: Callable[[str], None] | None) -> None:
+    """Random permuted orderings; the distinct failing ones (with their
+    cores) are appended to `failing`, the count tried kept in `tried`."""
     seen: set[tuple[tuple[Event, ...], str]] = set()
     for i in range(examples):
         ordering = random_ordering(sc, rng, trigger_chance=0.05)
@@ -222,10 +240,17 @@ def mine(sc: Scenario, examples: int = 2000, seed: int = 0,
             if key not in seen:
                 seen.add(key)
                 failing.append((ordering, core))
+        tried[0] = i + 1
         if on_progress is not None and i % 200 == 0:
             on_progress(f"{sc.name}: {i} permuted orderings,"
                         f" {len(failing)} distinct failures")
-    rules: list[Rule] = []
+
+
+def _rules(sc: Scenario, reference: list[Event],
+           failing: list[tuple[list[Event], list[Event]]], rules: list[Rule],
+           examples: int, seed: int, sufficiency_examples: int) -> Mined:
+    """Check the candidate pairs of the failures; `rules` grows in place
+    so that an interrupted run keeps what it found."""
     checked: set[tuple[Event, Event]] = set()
     shown: set[tuple[int, int, int]] = set()
 
@@ -270,6 +295,6 @@ def mine(sc: Scenario, examples: int = 2000, seed: int = 0,
         if not check_all(reversed_pairs(sc, shrunk)
                          | candidates(sc, shrunk, report.finding.core)):
             break
-    rules = transitive_reduction(rules)
-    return Mined(sc, None, len(failing), examples, rules, sufficient,
+    return Mined(sc, None, len(failing), examples,
+                 transitive_reduction(rules), sufficient,
                  sufficiency_examples, insufficient)
