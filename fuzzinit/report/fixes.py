@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from fuzzinit.explore.bfs import COMPLETE, FAILED, explore
 from fuzzinit.model import machine as mc
 from fuzzinit.model.arch import CR4_BITS
 from fuzzinit.model.outcome import INVALID
@@ -27,6 +28,9 @@ from fuzzinit.search import search_or_raise
 from fuzzinit.verdict import evaluate, fails
 
 SEARCH_BUDGET = 300
+# States the explorer may take to confirm a search that ran out of
+# orderings before SEARCH_BUDGET covered the whole space.
+EXPLORE_BUDGET = 20_000
 MAX_REORDERS = 3
 
 
@@ -83,10 +87,21 @@ def _passes_search(sc: Scenario) -> str:
     report = search_or_raise(strict, SEARCH_BUDGET, 0)
     if report.examples < 1:
         return ""
-    if report.finding is None:
-        n = report.examples
-        return f"no failing ordering in {n} example{'s' if n != 1 else ''}"
-    return ""
+    if report.finding is not None:
+        return ""
+    n = report.examples
+    text = f"no failing ordering in {n} example{'s' if n != 1 else ''}"
+    if n < SEARCH_BUDGET:
+        # Hypothesis stopped early: it ran out of new orderings. Say so
+        # only once the explorer confirms there is no other one.
+        ex = explore(strict, sum(t.count for t in sc.triggers),
+                     EXPLORE_BUDGET)
+        if ex.verdict == FAILED:
+            return ""
+        if ex.verdict == COMPLETE:
+            text += (", the whole space (fuzzinit explore: complete,"
+                     f" {ex.states} states, none failing)")
+    return text
 
 
 def _reorders(sc: Scenario, shrunk: list[Event], core: list[Event],
