@@ -107,9 +107,10 @@ class Report:
                  " one of them changes the verdict")
         if self.window_only:
             names = ", ".join(str(self.label(e)) for e in self.window_only)
-            text += (f", except {names}, kept because a trigger in the core"
-                     " may fire only after it (the scenario's trigger"
-                     " window)")
+            it = "it" if len(self.window_only) == 1 else "them"
+            text += (f", except {names}: the model does not need {it}, but"
+                     f" without {it} a trigger in the core would fire"
+                     " outside the window the scenario gives it")
         return text + "."
 
     def replay_command(self) -> str:
