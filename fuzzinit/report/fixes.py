@@ -77,9 +77,12 @@ def with_kernel(sc: Scenario, **change: object) -> Scenario:
                                machine_args=args)
 
 
-def _passes_search(sc: Scenario) -> str:
+def passes_search(sc: Scenario) -> str:
     """"" unless a bounded search of `sc` ran and found nothing - a
-    program that can deadlock (never_online) counts as failing."""
+    program that can deadlock (never_online) counts as failing - else what
+    was checked: "no failing ordering in N examples", and ", the whole
+    space" only when the search ran out of orderings before its budget and
+    the explorer, run to completion, agrees."""
     total = sum(len(p) for p in sc.programs)
     if len(program_order(sc)) != total:
         return ""  # the changed program cannot even run to the end
@@ -152,7 +155,7 @@ def _reorders(sc: Scenario, shrunk: list[Event], core: list[Event],
         if moved_result.outcome == INVALID or fails(sc, moved_result):
             continue
         changed = with_program_move(sc, cpu, slot, before_slot)
-        verdict = _passes_search(changed)
+        verdict = passes_search(changed)
         if not verdict:
             continue  # the move alone leaves another failing ordering
         out.append(Fix("reorder", text, "the shrunk ordering with this move"
@@ -171,7 +174,7 @@ def _kernel_fixes(sc: Scenario, shrunk: list[Event],
         changed = with_kernel(sc, pinned_mask=mask & ~bit)
         if fails(changed, evaluate(changed, shrunk)):
             continue
-        verdict = _passes_search(changed)
+        verdict = passes_search(changed)
         if verdict:
             out.append(Fix("kernel", f"take {name} out of the pinned CR4"
                            " mask (kernel.pinned_cr4): cr4_init() then no"
@@ -191,7 +194,7 @@ def _kernel_fixes(sc: Scenario, shrunk: list[Event],
         changed = with_kernel(sc, **{f: True for f in flags})
         if fails(changed, evaluate(changed, shrunk)):
             continue
-        verdict = _passes_search(changed)
+        verdict = passes_search(changed)
         if verdict:
             out.append(Fix("kernel", what,
                            f"the shrunk ordering passes; {verdict}"))
