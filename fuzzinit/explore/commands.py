@@ -17,7 +17,14 @@ from fuzzinit.explore.bfs import (
     Exploration,
     explore,
 )
-from fuzzinit.explore.windows import Point, survivable_order, timeline, windows
+from fuzzinit.explore.windows import (
+    Point,
+    allowed,
+    survivable_order,
+    timeline,
+    windows,
+)
+from fuzzinit.explore.windows import closed as windows_closed
 from fuzzinit.progress import Progress
 from fuzzinit.report import trace as tracefile
 from fuzzinit.scenario.load import Scenario, load
@@ -139,8 +146,27 @@ def _windows(args: argparse.Namespace) -> int:
     return 1 if any(p.outcome != "ok" for p in points) or skipped else 0
 
 
-def _window_keys(points: list[Point]) -> set[tuple[int, str, str]]:
-    return {(p.cpu, p.after_op, p.kind) for p in points if p.outcome != "ok"}
+def _closed_windows(before: Scenario,
+                    after: Scenario) -> tuple[list[Point], list[Point]]:
+    """The fatal points of BEFORE that AFTER closes (windows.closed),
+    split into those where BEFORE lets a trigger of that kind fire
+    (windows.allowed) and what-ifs outside every trigger window."""
+    shut = windows_closed(before, windows(before), after, windows(after))
+    return ([p for p in shut if allowed(before, p)],
+            [p for p in shut if not allowed(before, p)])
+
+
+def _where(sc: Scenario, p: Point) -> str:
+    """"after OP", with the slot when OP occurs twice in the program."""
+    texts = [sc.op_text(op) for op in sc.programs[p.cpu]]
+    if p.after and texts.count(p.after_op) > 1:
+        return f"after {p.after_op} (slot {p.after - 1})"
+    return f"after {p.after_op}"
+
+
+def _closed_json(points: list[Point]) -> list[dict[str, Any]]:
+    return [{"cpu": p.cpu, "after": p.after_op, "slot": p.after - 1,
+             "kind": p.kind} for p in points]
 
 
 def _verify_fix(args: argparse.Namespace) -> int:
@@ -152,15 +178,14 @@ def _verify_fix(args: argparse.Namespace) -> int:
     else:
         ex_after = explore(after, _triggers(args, after), args.budget,
                            interruptible=True)
-    closed = sorted(_window_keys(windows(before))
-                    - _window_keys(windows(after)))
+    closed, what_if = _closed_windows(before, after)
     ok = ex_before.verdict == FAILED and ex_after.verdict == COMPLETE
     if args.json:
         print(json.dumps({
             "before": _explore_json(before, ex_before, args),
             "after": _explore_json(after, ex_after, args),
-            "closed_windows": [{"cpu": c, "after": op, "kind": k}
-                               for c, op, k in closed],
+            "closed_windows": _closed_json(closed),
+            "closed_outside_trigger_windows": _closed_json(what_if),
             "verified": ok}))
     else:
         print("before:")
@@ -169,8 +194,13 @@ def _verify_fix(args: argparse.Namespace) -> int:
         print("\n".join("  " + x for x in _explore_lines(after, ex_after)))
         if closed:
             print("windows closed by the fix:")
-            for c, op, k in closed:
-                print(f"  cpu{c} after {op}: {k}")
+            for p in closed:
+                print(f"  cpu{p.cpu} {_where(before, p)}: {p.kind}")
+        if what_if:
+            print("also closed, where BEFORE lets no such trigger fire"
+                  " (what-if):")
+            for p in what_if:
+                print(f"  cpu{p.cpu} {_where(before, p)}: {p.kind}")
         print("fix verified: BEFORE fails, AFTER explores complete and clean"
               if ok else "fix NOT verified")
     if ok:

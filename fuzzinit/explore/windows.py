@@ -17,6 +17,7 @@ purpose: this maps where an event *would* be fatal.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from dataclasses import dataclass
 
 from fuzzinit.model import machine as mc
@@ -140,3 +141,54 @@ def timeline(points: list[Point]) -> list[str]:
                              + ", ".join(sorted(fatal)) + " fatal")
             i = j + 1
     return lines
+
+
+def allowed(sc: Scenario, p: Point) -> bool:
+    """Whether one of the scenario's triggers may fire at `p`: one of
+    that kind on that CPU whose `after` ops are done there (program order)
+    and whose `before` ops are not (schedule.Schedule.window_open)."""
+    return any(t.cpu == p.cpu and t.kind == p.kind
+               and all(s < p.after for s in t.after)
+               and not any(s < p.after for s in t.before)
+               for t in sc.triggers)
+
+
+def _anchors(before: list[str], after: list[str]) -> dict[int, int]:
+    """Program slots of `before` matched to slots of `after`: the longest
+    matching runs of op texts, in order (difflib), so that an op a fix
+    removed, added or changed is matched to nothing."""
+    sm = difflib.SequenceMatcher(None, before, after, autojunk=False)
+    return {b.a + i: b.b + i for b in sm.get_matching_blocks()
+            for i in range(b.size)}
+
+
+def closed(before_sc: Scenario, before: list[Point], after_sc: Scenario,
+           after: list[Point]) -> list[Point]:
+    """The fatal points of `before` that `after` closes. Points are matched
+    by position, not op text alone: a point after op s of a CPU's program
+    stands for the stretch up to the next op both programs share (matched
+    in order by _anchors); it is closed only if no point of `after` in the
+    matching stretch is fatal for the same kind - so removing, adding or
+    duplicating an op does not make a window that is still open look
+    closed."""
+    fatal_after = {(p.cpu, p.after, p.kind) for p in after
+                   if p.outcome != "ok"}
+    out: list[Point] = []
+    for p in before:
+        if p.outcome == "ok":
+            continue
+        if p.cpu >= after_sc.ncpu:
+            out.append(p)
+            continue
+        b_prog = [before_sc.op_text(op) for op in before_sc.programs[p.cpu]]
+        a_prog = [after_sc.op_text(op) for op in after_sc.programs[p.cpu]]
+        match = _anchors(b_prog, a_prog)
+        s = p.after - 1             # the op just done (-1: just started)
+        prev = max((x for x in match if x <= s), default=-1)
+        lo = match[prev] + 1 if prev >= 0 else 0
+        nxt = min((x for x in match if x > s), default=None)
+        hi = match[nxt] if nxt is not None else len(a_prog)
+        if not any((p.cpu, a, p.kind) in fatal_after
+                   for a in range(lo, hi + 1)):
+            out.append(p)
+    return out

@@ -5,26 +5,89 @@ trigger positions of the original ordering are kept), it accepts a candidate
 only if the model gives the same outcome AND the same chain, and it is
 deterministic (candidates are tried shortlex: bigger deletions first, then
 earlier events first).
+
+A trigger may fire only inside its window (scenario `after`/`before`,
+schedule.Schedule.window_open). A core keeps a trigger inside it: with
+the ops the core keeps and those program order implies were done before
+them, the trigger's `after` ops must be done and its CPU started. So the
+op that opens the window stays in the core when nothing later on that CPU
+implies it - an NMI's `online` when the AP's failing state was built
+before it - even if the model does not need it: without it the core would
+be an ordering the scenario does not allow (an NMI on a CPU that is not
+online yet), and a report built on it would place the failure where the
+trigger cannot exist. 1-minimal thus means: removing any one event
+changes the outcome or the chain, or leaves a trigger outside its window.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from fuzzinit.model import machine as mc
 from fuzzinit.model.outcome import Result
-from fuzzinit.orderings.schedule import Event
+from fuzzinit.orderings.schedule import SYNC_KINDS, Event
 from fuzzinit.scenario.load import Scenario
 from fuzzinit.verdict import evaluate
+
+
+def implied_prefix(sc: Scenario) -> list[list[int]]:
+    """Per CPU and slot: how many of the CPU's first ops must be done once
+    that op is done - all earlier ones in interleave mode; in permutation
+    mode those up to the last sync point before it (schedule.SYNC_KINDS:
+    nothing moves across one)."""
+    out: list[list[int]] = []
+    kinds = sc.machine.op_kind
+    for program in sc.programs:
+        row: list[int] = []
+        sync = 0
+        for s, op in enumerate(program):
+            sync_op = kinds[op] in SYNC_KINDS
+            if sc.mode != "permute" or sync_op:
+                row.append(s + 1)
+            else:
+                row.append(sync)
+            if sync_op:
+                sync = s + 1
+        out.append(row)
+    return out
+
+
+def in_windows(sc: Scenario, candidate: list[Event],
+               implied: list[list[int]] | None = None) -> bool:
+    """Whether every trigger of `candidate` fires with its window open,
+    counting as done the ops before it in `candidate` and the ops program
+    order implies were done before those (`implied`: implied_prefix())."""
+    if implied is None:
+        implied = implied_prefix(sc)
+    m = sc.machine
+    done: list[set[int]] = [set() for _ in sc.programs]
+    prefix = [0] * sc.ncpu
+    started = [c == 0 for c in range(sc.ncpu)]
+    for ev in candidate:
+        if ev.trigger < 0:
+            done[ev.cpu].add(ev.slot)
+            prefix[ev.cpu] = max(prefix[ev.cpu], implied[ev.cpu][ev.slot])
+            if m.op_kind[ev.op] == mc.START:
+                started[m.op_a[ev.op]] = True
+            continue
+        t = sc.triggers[ev.trigger]
+        if not started[t.cpu] or not all(
+                s < prefix[t.cpu] or s in done[t.cpu] for s in t.after):
+            return False
+    return True
 
 
 def causal_core(sc: Scenario, events: list[Event], target: Result,
                 on_try: Callable[[], None] | None = None) -> list[Event]:
     """Shrink `events` to a subsequence that is 1-minimal for failing with
     `target`'s outcome and chain: removing any one event changes the
-    verdict."""
+    verdict or puts a trigger outside its window."""
     want = (target.outcome, target.chain)
+    implied = implied_prefix(sc)
 
     def same(candidate: list[Event]) -> bool:
+        if not in_windows(sc, candidate, implied):
+            return False
         if on_try is not None:
             on_try()
         r = evaluate(sc, candidate)

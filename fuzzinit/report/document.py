@@ -4,9 +4,15 @@ checked fixes); rendering does not.
 
 JSON schema, version 1 (`fuzzinit_report`: 1): scenario {path, name, title,
 sha256, guest, sources}, verdict, signature, seed, summary, failing_cpu,
-window {opens, closes} (each an event or null), background [{id, title,
+window {opens, closes (each an event or null), by_trigger {opens,
+closes} (that end is the failing trigger's own window, not where the model
+stops failing)}, window_only (core events kept only to open a trigger's
+window), background [{id, title,
 paragraphs, sources}], steps [{n, cpu, op, routine, trigger, state,
-in_window}], chain, warnings, fixes [{kind, text, checked}],
+in_window}] (each state is the acting CPU's after that event in the
+shrunk ordering, which also runs the events between core steps; in_window:
+by the event's position there), states_of ("shrunk_events"), chain,
+warnings, fixes [{kind, text, checked}],
 shrunk_events (the whole shrunk ordering), reproduce {replay, run, trace}.
 An event is {cpu, op, slot} or {cpu, op, trigger}; a state is
 timeline.state_of().
@@ -23,10 +29,10 @@ from fuzzinit.orderings.schedule import Event
 from fuzzinit.report import trace as tracefile
 from fuzzinit.report.fixes import Fix, suggest
 from fuzzinit.report.knowledge import Topic, load_topic, topics_for
-from fuzzinit.report.timeline import states_after
+from fuzzinit.report.timeline import positions, states_after
 from fuzzinit.report.window import Window, fault_window
 from fuzzinit.scenario.load import Scenario
-from fuzzinit.verdict import signature
+from fuzzinit.verdict import evaluate, signature
 
 SCHEMA = 1
 
@@ -54,6 +60,9 @@ class Report:
     background: list[Topic]
     fixes: list[Fix]
     trace_path: str
+    # Core events the model does not need, kept because they open the
+    # window of a trigger in the core (minimise.core).
+    window_only: tuple[Event, ...] = ()
 
     @property
     def failing_cpu(self) -> int | None:
@@ -83,11 +92,26 @@ class Report:
             opens = self.label(w.opens) or "the start"
             closes = self.label(w.closes) or "the end of the ordering"
             text += (f" The same event fails the same way anywhere from"
-                     f" after {opens} until {closes} runs.")
+                     f" after {opens} until {closes} runs")
+            kind = sc.triggers[self.core[-1].trigger].kind \
+                if self.core and self.core[-1].trigger >= 0 else ""
+            if w.by_trigger[0]:
+                text += (f"; it would fail earlier too, but the scenario"
+                         f" lets the {kind} fire only after {opens}")
+            if w.by_trigger[1]:
+                text += (f"; it would fail later too, but the scenario"
+                         f" lets the {kind} fire only until {closes}")
+            text += "."
         text += (f" The causal core has {len(self.core)} events (of"
                  f" {len(self.shrunk)} in the shrunk ordering): removing any"
-                 " one of them changes the verdict.")
-        return text
+                 " one of them changes the verdict")
+        if self.window_only:
+            names = ", ".join(str(self.label(e)) for e in self.window_only)
+            it = "it" if len(self.window_only) == 1 else "them"
+            text += (f", except {names}: the model does not need {it}, but"
+                     f" without {it} a trigger in the core would fire"
+                     " outside the window the scenario gives it")
+        return text + "."
 
     def replay_command(self) -> str:
         return f"fuzzinit replay {self.trace_path}"
@@ -115,20 +139,43 @@ def build(sc: Scenario, core: list[Event], shrunk: list[Event],
         if last["cr4_fred"]:
             cr4.append("fred")
         fixes = suggest(sc, shrunk, core, cr4)
-    opened = window is not None and window.opens is not None and \
-        window.opens.cpu == (core[-1].cpu if core else -1)
+    marked = in_window(shrunk, core, window)
     steps: list[Step] = []
-    # A window that opens before anything ran covers the whole core.
-    inside = window is not None and window.opens is None
-    for n, (ev, state) in enumerate(zip(core, states, strict=True), 1):
-        if window is not None and ev == window.opens:
-            inside = True
+    for n, (ev, state, inside) in enumerate(zip(core, states, marked,
+                                                strict=True), 1):
         routine = sc.routine_of[ev.cpu][ev.slot] if ev.slot >= 0 \
             else "trigger"
-        steps.append(Step(n, ev, sc.op_text(ev.op), routine, state,
-                          inside or (n == len(core) and opened)))
+        steps.append(Step(n, ev, sc.op_text(ev.op), routine, state, inside))
     return Report(sc, result, signature(result), seed, core, shrunk, steps,
-                  window, background, fixes, trace_path)
+                  window, background, fixes, trace_path,
+                  _window_only(sc, core, result))
+
+
+def _window_only(sc: Scenario, core: list[Event],
+                 result: Result) -> tuple[Event, ...]:
+    """Core events whose removal leaves the outcome and chain as they are:
+    the ones the core keeps to open a trigger's window."""
+    if result.at < 0:
+        return ()
+    want = (result.outcome, result.chain)
+    out = []
+    for i, ev in enumerate(core[:-1]):
+        r = evaluate(sc, core[:i] + core[i + 1:])
+        if (r.outcome, r.chain) == want:
+            out.append(ev)
+    return tuple(out)
+
+
+def in_window(shrunk: list[Event], core: list[Event],
+              window: Window | None) -> list[bool]:
+    """Per core event, whether the machine is inside the fault window
+    after it: by its position in the shrunk ordering (the event that
+    opens the window is marked, and so is the failing event), so that the
+    marks hold whether or not the opening event is in the core."""
+    if window is None or not core:
+        return [False] * len(core)
+    at = positions(shrunk, core)
+    return [p + 1 >= window.start for p in at[:-1]] + [True]
 
 
 def _event(sc: Scenario, ev: Event | None) -> dict[str, Any] | None:
@@ -146,7 +193,12 @@ def to_json(report: Report) -> dict[str, Any]:
         "verdict": r.name, "signature": report.signature, "seed": report.seed,
         "summary": report.summary(), "failing_cpu": report.failing_cpu,
         "window": {"opens": _event(sc, w.opens if w else None),
-                   "closes": _event(sc, w.closes if w else None)},
+                   "closes": _event(sc, w.closes if w else None),
+                   "by_trigger": {
+                       "opens": bool(w and w.by_trigger[0]),
+                       "closes": bool(w and w.by_trigger[1])}},
+        "window_only": [tracefile.event_json(sc, e)
+                        for e in report.window_only],
         "background": [{"id": t.id, "title": t.title,
                         "paragraphs": list(t.paragraphs),
                         "sources": list(t.sources)}
@@ -154,6 +206,7 @@ def to_json(report: Report) -> dict[str, Any]:
         "steps": [{"n": s.n, **tracefile.event_json(sc, s.event),
                    "routine": s.routine, "state": s.state,
                    "in_window": s.in_window} for s in report.steps],
+        "states_of": "shrunk_events",
         "chain": r.chain, "warnings": r.warnings,
         "fixes": [{"kind": f.kind, "text": f.text, "checked": f.checked}
                   for f in report.fixes],

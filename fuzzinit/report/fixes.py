@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from fuzzinit.explore.bfs import COMPLETE, FAILED, explore
 from fuzzinit.model import machine as mc
 from fuzzinit.model.arch import CR4_BITS
 from fuzzinit.model.outcome import INVALID
@@ -27,6 +28,9 @@ from fuzzinit.search import search_or_raise
 from fuzzinit.verdict import evaluate, fails
 
 SEARCH_BUDGET = 300
+# States the explorer may take to confirm a search that ran out of
+# orderings before SEARCH_BUDGET covered the whole space.
+EXPLORE_BUDGET = 20_000
 MAX_REORDERS = 3
 
 
@@ -73,9 +77,12 @@ def with_kernel(sc: Scenario, **change: object) -> Scenario:
                                machine_args=args)
 
 
-def _passes_search(sc: Scenario) -> str:
+def passes_search(sc: Scenario) -> str:
     """"" unless a bounded search of `sc` ran and found nothing - a
-    program that can deadlock (never_online) counts as failing."""
+    program that can deadlock (never_online) counts as failing - else what
+    was checked: "no failing ordering in N examples", and ", the whole
+    space" only when the search ran out of orderings before its budget and
+    the explorer, run to completion, agrees."""
     total = sum(len(p) for p in sc.programs)
     if len(program_order(sc)) != total:
         return ""  # the changed program cannot even run to the end
@@ -83,10 +90,21 @@ def _passes_search(sc: Scenario) -> str:
     report = search_or_raise(strict, SEARCH_BUDGET, 0)
     if report.examples < 1:
         return ""
-    if report.finding is None:
-        n = report.examples
-        return f"no failing ordering in {n} example{'s' if n != 1 else ''}"
-    return ""
+    if report.finding is not None:
+        return ""
+    n = report.examples
+    text = f"no failing ordering in {n} example{'s' if n != 1 else ''}"
+    if n < SEARCH_BUDGET:
+        # Hypothesis stopped early: it ran out of new orderings. Say so
+        # only once the explorer confirms there is no other one.
+        ex = explore(strict, sum(t.count for t in sc.triggers),
+                     EXPLORE_BUDGET)
+        if ex.verdict == FAILED:
+            return ""
+        if ex.verdict == COMPLETE:
+            text += (", the whole space (fuzzinit explore: complete,"
+                     f" {ex.states} states, none failing)")
+    return text
 
 
 def _reorders(sc: Scenario, shrunk: list[Event], core: list[Event],
@@ -137,7 +155,7 @@ def _reorders(sc: Scenario, shrunk: list[Event], core: list[Event],
         if moved_result.outcome == INVALID or fails(sc, moved_result):
             continue
         changed = with_program_move(sc, cpu, slot, before_slot)
-        verdict = _passes_search(changed)
+        verdict = passes_search(changed)
         if not verdict:
             continue  # the move alone leaves another failing ordering
         out.append(Fix("reorder", text, "the shrunk ordering with this move"
@@ -156,7 +174,7 @@ def _kernel_fixes(sc: Scenario, shrunk: list[Event],
         changed = with_kernel(sc, pinned_mask=mask & ~bit)
         if fails(changed, evaluate(changed, shrunk)):
             continue
-        verdict = _passes_search(changed)
+        verdict = passes_search(changed)
         if verdict:
             out.append(Fix("kernel", f"take {name} out of the pinned CR4"
                            " mask (kernel.pinned_cr4): cr4_init() then no"
@@ -176,7 +194,7 @@ def _kernel_fixes(sc: Scenario, shrunk: list[Event],
         changed = with_kernel(sc, **{f: True for f in flags})
         if fails(changed, evaluate(changed, shrunk)):
             continue
-        verdict = _passes_search(changed)
+        verdict = passes_search(changed)
         if verdict:
             out.append(Fix("kernel", what,
                            f"the shrunk ordering passes; {verdict}"))

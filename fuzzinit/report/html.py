@@ -134,7 +134,8 @@ def render(report: Report) -> str:
             h.append('<ul class="src">' + "".join(
                 f"<li>{escape(s)}</li>" for s in t.sources) + "</ul>")
     h.append("<h2>Problem</h2><table><tr><th>#</th><th>cpu</th><th>op</th>"
-             "<th>where</th><th>state after</th></tr>")
+             "<th>where</th><th>state after (in the shrunk ordering)</th>"
+             "</tr>")
     for s in report.steps:
         where = "trigger" if s.event.slot < 0 else s.routine
         mark = " (window)" if s.in_window else ""

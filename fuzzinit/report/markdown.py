@@ -46,7 +46,9 @@ def render(report: Report) -> str:
             out += [_wrap(s, "  ", "- ") for s in topic.sources]
     out += ["", "## Problem", "",
             _wrap("The causal core, in order, with the acting CPU's state"
-                  " after each step ([window]: inside the fault window):"),
+                  " after each step as the shrunk ordering had it (the"
+                  " events between core steps ran too; [window]: inside"
+                  " the fault window):"),
             ""]
     for step in report.steps:
         mark = "  [window]" if step.in_window else ""
