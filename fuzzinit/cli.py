@@ -422,7 +422,8 @@ def _cmd_report(args: argparse.Namespace, sc: Scenario, events: list[Event],
         ident = "".join(ch if ch.isalnum() else "_" for ch in sc.name)
         path = Path(args.pytest or
                     f"test_fuzzinit_{ident}_{signature(result)}.py")
-        write_atomic(path, regression_test(sc, shrunk, result, args.trace))
+        write_atomic(path, regression_test(sc, shrunk, result, args.trace,
+                                           path))
         print(f"wrote {path}: replays {len(shrunk)} events and asserts"
               " they do not fail")
         return 0
