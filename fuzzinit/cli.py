@@ -23,6 +23,7 @@ from fuzzinit.minimise.core import causal_core
 from fuzzinit.model.outcome import Result
 from fuzzinit.orderings.schedule import Event
 from fuzzinit.report import trace as tracefile
+from fuzzinit.report.commit import render as render_commit
 from fuzzinit.report.document import build as build_report
 from fuzzinit.report.files import write_atomic
 from fuzzinit.report.html import render as render_html
@@ -73,7 +74,8 @@ def _parser() -> argparse.ArgumentParser:
                          " regression test for it")
     rep.add_argument("trace")
     rep.add_argument("--scenario")
-    rep.add_argument("--format", choices=("md", "json", "html"), default="md")
+    rep.add_argument("--format", choices=("md", "json", "html", "commit"),
+                     default="md", help="commit: a git commit message body")
     rep.add_argument("--pytest", nargs="?", const="", default=None,
                      metavar="FILE", help="write a pytest file that replays"
                      " the trace and asserts it does not fail")
@@ -432,6 +434,8 @@ def _cmd_report(args: argparse.Namespace, sc: Scenario, events: list[Event],
         sys.stdout.write(report_json(report))
     elif args.format == "html":
         sys.stdout.write(render_html(report))
+    elif args.format == "commit":
+        sys.stdout.write(render_commit(report))
     else:
         sys.stdout.write(render_markdown(report))
     return 1 if fails(sc, result) else 0
