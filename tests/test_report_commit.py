@@ -29,16 +29,18 @@ def _git(cwd: Path, *args: str, stdin: str | None = None) -> str:
     return proc.stdout
 
 
-def _message(folder: Path, scenario: Path) -> str:
+def _message(folder: Path, scenario: Path,
+             replay_in: Path | None = None) -> str:
     def fz(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "fuzzinit", *args],
                               cwd=folder, capture_output=True, text=True,
                               check=False)
     run = fz("run", str(scenario), "--seed", "1", "--json", "--db", "none")
     assert run.returncode == 1, run.stderr
+    against = ["--scenario", str(replay_in)] if replay_in else []
     proc = fz("report", json.loads(run.stdout)["trace"], "--format",
-              "commit")
-    assert proc.returncode == 1, proc.stderr
+              "commit", *against)
+    assert proc.returncode == (0 if replay_in else 1), proc.stderr
     return proc.stdout
 
 
@@ -138,6 +140,28 @@ def test_git_keeps_every_line(plain: str, cited: str, tmp_path: Path) -> None:
         _git(tmp_path, "commit", "-q", "--allow-empty", "--cleanup=strip",
              "-F", "msg")
         assert _git(tmp_path, "log", "-1", "--format=%B") == message + "\n"
+
+
+def test_a_trace_that_no_longer_fails_claims_no_failure(
+        tmp_path: Path) -> None:
+    """The pinned-FRED ordering replayed on bare metal, where console
+    output raises nothing: no core, chain, window or fix is claimed."""
+    message = _message(tmp_path, PINNED,
+                       replay_in=ROOT / "models/fred-pinned-bare-ap.toml")
+    paragraphs = message.split("\n\n")
+    assert paragraphs[0] == ("fred-pinned-bare-ap: ok: the recorded ordering"
+                             " no longer fails")
+    assert paragraphs[2] == "On bare metal, the recorded ordering ends in ok."
+    assert paragraphs[3] == ("Its 5 events, in order; this scenario does"
+                             " not count ok as a failure:")
+    assert paragraphs[4].splitlines() == [
+        "    1. cpu0 cr4_set fred", "    2. cpu0 setup_cr_pinning",
+        "    3. cpu0 start 1", "    4. cpu1 cr4_init", "    5. cpu1 printk"]
+    assert paragraphs[-1].startswith("Replayed by fuzzinit on"
+                                     " fred-pinned-bare-ap.toml (bare,")
+    for claim in ("Chain:", "Fault window", "Checked fix", "causal core",
+                  "no single reordering"):
+        assert claim not in message
 
 
 @pytest.mark.parametrize("words", range(1, 30))

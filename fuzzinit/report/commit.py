@@ -26,6 +26,7 @@ from pathlib import Path
 from fuzzinit.model.machine import PLATFORMS
 from fuzzinit.report.document import Report
 from fuzzinit.report.timeline import describe
+from fuzzinit.verdict import fails
 
 WIDTH = 72
 SHA_LEN = 12
@@ -77,7 +78,10 @@ def subject(report: Report) -> str:
     that opens the window>", shortened to fit 72 columns."""
     head = f"{report.sc.name}: {report.result.name}"
     candidates = []
-    if report.core:
+    if not fails(report.sc, report.result):
+        # A trace replayed against a fixed scenario: say so, not "when".
+        candidates.append(f"{head}: the recorded ordering no longer fails")
+    elif report.core:
         failing = report.core[-1]
         when = f"{head} when {report.label(failing)} runs"
         w = report.window
@@ -100,6 +104,8 @@ def opening(report: Report) -> str:
     platform = PLATFORMS[report.sc.machine.platform]
     guest = "bare metal" if platform == "bare" else f"a {platform} guest"
     text = f"On {guest}, "
+    if not fails(report.sc, report.result):
+        return text + f"the recorded ordering ends in {report.result.name}."
     cpu = report.failing_cpu
     if cpu is None:
         text += "the machine"
@@ -115,7 +121,18 @@ def opening(report: Report) -> str:
     return text + "."
 
 
+def _passing(report: Report) -> list[str]:
+    out = _fill(f"Its {len(report.core)} events, in order; this scenario"
+                f" does not count {report.result.name} as a failure:") + [""]
+    for step in report.steps:
+        out += _fill(f"cpu{step.event.cpu} {step.op}", "       ",
+                     f"  {step.n:3d}. ")
+    return out
+
+
 def _core(report: Report) -> list[str]:
+    if not fails(report.sc, report.result):
+        return _passing(report)
     out = _fill(f"The causal core, {len(report.core)} of the"
                 f" {len(report.shrunk)} events of the shrunk ordering:"
                 " removing any one of them changes the verdict ([window]:"
@@ -151,7 +168,9 @@ def _window(report: Report) -> list[str]:
 
 
 def _fixes(report: Report) -> list[str]:
-    if not report.fixes:
+    if not fails(report.sc, report.result):
+        out = []
+    elif not report.fixes:
         out = _fill("The model found no single reordering or kernel change"
                     " that removes this failure.")
     else:
@@ -173,8 +192,9 @@ def render(report: Report) -> str:
         _fill(sc.title + ("" if sc.title.endswith(".") else ".")),
         _fill(opening(report)),
         _core(report),
-        _fill("Chain:") + [""] + [line for link in r.chain
-                                  for line in _fill(link, "    ", "  - ")],
+        (_fill("Chain:") + [""] + [line for link in r.chain
+                                   for line in _fill(link, "    ", "  - ")]
+         if r.chain else []),
         _window(report),
         _fixes(report),
     ]
@@ -182,8 +202,9 @@ def render(report: Report) -> str:
         paragraphs.append(_fill("Warnings:") + [""] + [
             line for w in r.warnings for line in _fill(w, "    ", "  - ")])
     seed = f", seed {report.seed}" if report.seed is not None else ""
+    verb = "Found" if fails(sc, r) else "Replayed"
     paragraphs.append(_fill(
-        f"Found by fuzzinit on {Path(sc.path).name} ({platform}{seed},"
+        f"{verb} by fuzzinit on {Path(sc.path).name} ({platform}{seed},"
         f" signature {report.signature})."))
     tags = trailers(report)
     if tags:
