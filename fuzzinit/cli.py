@@ -25,6 +25,7 @@ from fuzzinit.minimise.core import causal_core
 from fuzzinit.model.outcome import Result
 from fuzzinit.orderings.schedule import Event
 from fuzzinit.report import trace as tracefile
+from fuzzinit.report.commit import render as render_commit
 from fuzzinit.report.document import build as build_report
 from fuzzinit.report.files import write_atomic
 from fuzzinit.report.html import render as render_html
@@ -78,7 +79,8 @@ def _parser() -> argparse.ArgumentParser:
                          " regression test for it")
     rep.add_argument("trace")
     rep.add_argument("--scenario")
-    rep.add_argument("--format", choices=("md", "json", "html"), default="md")
+    rep.add_argument("--format", choices=("md", "json", "html", "commit"),
+                     default="md", help="commit: a git commit message body")
     rep.add_argument("--pytest", nargs="?", const="", default=None,
                      metavar="FILE", help="write a pytest file that replays"
                      " the trace and asserts it does not fail")
@@ -527,7 +529,8 @@ def _cmd_report(args: argparse.Namespace, sc: Scenario, events: list[Event],
         ident = "".join(ch if ch.isalnum() else "_" for ch in sc.name)
         path = Path(args.pytest or
                     f"test_fuzzinit_{ident}_{signature(result)}.py")
-        write_atomic(path, regression_test(sc, shrunk, result, args.trace))
+        write_atomic(path, regression_test(sc, shrunk, result, args.trace,
+                                           path))
         print(f"wrote {path}: replays {len(shrunk)} events and asserts"
               " they do not fail")
         return 0
@@ -536,6 +539,8 @@ def _cmd_report(args: argparse.Namespace, sc: Scenario, events: list[Event],
         sys.stdout.write(report_json(report))
     elif args.format == "html":
         sys.stdout.write(render_html(report))
+    elif args.format == "commit":
+        sys.stdout.write(render_commit(report))
     else:
         sys.stdout.write(render_markdown(report))
     return 1 if fails(sc, result) else 0

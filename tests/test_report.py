@@ -182,3 +182,42 @@ def test_report_json_reads_back_as_a_trace(
     proc = fz(folder, "replay", report, "--json")
     assert proc.returncode == 1, proc.stderr
     assert json.loads(proc.stdout)["verdict"] == "triple_fault"
+
+
+def test_generated_regression_test_finds_its_scenario_from_any_cwd(
+        tmp_path: Path) -> None:
+    """The scenario path in the test is relative to the test file, so the
+    test runs from any folder and after the tree is moved."""
+    tree = tmp_path / "tree"
+    (tree / "models").mkdir(parents=True)
+    (tree / "models/pinned.toml").write_text(PINNED.read_text())
+    run = fz(tree, "run", "models/pinned.toml", "--seed", "1", "--json",
+             "--db", "none")
+    assert run.returncode == 1, run.stderr
+    out = tree / "tests/regress/test_pinned.py"
+    out.parent.mkdir(parents=True)
+    proc = fz(tree, "report", json.loads(run.stdout)["trace"], "--pytest",
+              "tests/regress/test_pinned.py")
+    assert proc.returncode == 0, proc.stderr
+    text = out.read_text()
+    assert 'Path(__file__).parent / "../../models/pinned.toml"' in text
+    assert str(tmp_path) not in text
+    moved = tmp_path / "moved"
+    tree.rename(moved)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "FUZZINIT_SCENARIO"}
+
+    def run_test() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+             str(moved / "tests/regress/test_pinned.py")], cwd=elsewhere,
+            capture_output=True, text=True, check=False, env=env)
+
+    before = run_test()
+    assert before.returncode == 1, before.stdout + before.stderr
+    assert "the replayed ordering still ends in triple_fault" in before.stdout
+    (moved / "models/pinned.toml").write_text(FIXED.read_text())
+    after = run_test()
+    assert after.returncode == 0, after.stdout + after.stderr
+    assert "1 passed" in after.stdout
