@@ -128,8 +128,9 @@ def test_shaded_timeline_starts_at_the_window_opening_step() -> None:
     rects = re.findall(r'<rect class="window" x="(\d+)" y="(\d+)"'
                        r' width="(\d+)"', svg)
     x0 = html.LEFT + html.COL * 2 - 4
-    assert rects == [(str(x0), str(html.TOP + html.LANE + 4),
-                      str(html.LEFT + html.COL * 5 - 10 - x0))]
+    # cpu1's lane starts below cpu0's (54 px: one box plus padding); the
+    # shading runs to the ghost `ltr` in the fifth column.
+    assert rects == [(str(x0), "58", str(html.LEFT + html.COL * 5 - 10 - x0))]
 
 
 def test_no_trigger_window_no_clipping_and_no_window_only_events() -> None:

@@ -46,14 +46,19 @@ def _message(folder: Path, scenario: Path,
 
 @pytest.fixture(scope="module")
 def plain(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return _message(tmp_path_factory.mktemp("plain"), PINNED)
+    """The seed scenario without its `fixes:` citation: no trailer."""
+    folder = tmp_path_factory.mktemp("plain")
+    text = PINNED.read_text()
+    assert f'  "{FIXES}",\n' in text
+    scenario = folder / "fred-pinned-sev-es-ap.toml"
+    scenario.write_text(text.replace(f'  "{FIXES}",\n', ""))
+    return _message(folder, scenario)
 
 
 @pytest.fixture(scope="module")
 def cited(tmp_path_factory: pytest.TempPathFactory) -> str:
     folder = tmp_path_factory.mktemp("cited")
-    text = PINNED.read_text()
-    text = text.replace("source = [\n", f'source = [\n  "{FIXES}",\n', 1)
+    text = PINNED.read_text()   # cites FIXES as written
     text = text.replace("[scenario]\n",
                         f'[scenario]\nnotes = "Discussion: {URL}."\n', 1)
     assert FIXES in text and URL in text
@@ -160,7 +165,7 @@ def test_a_trace_that_no_longer_fails_claims_no_failure(
     assert paragraphs[-1].startswith("Replayed by fuzzinit on"
                                      " fred-pinned-bare-ap.toml (bare,")
     for claim in ("Chain:", "Fault window", "Checked fix", "causal core",
-                  "no single reordering"):
+                  "no single reordering", "Fixes:"):
         assert claim not in message
 
 

@@ -68,6 +68,10 @@ def links(report: Report) -> list[str]:
 
 
 def trailers(report: Report) -> list[str]:
+    """Fixes:/Link: from the scenario's citations - none when the ordering
+    no longer fails: the message then reports no bug to tag."""
+    if not fails(report.sc, report.result):
+        return []
     fixes = [f'Fixes: {sha} ("{subject}")'
              for sha, subject in cited_commits(report, "fixes")]
     return fixes + [f"Link: {url}" for url in links(report)]
