@@ -27,7 +27,7 @@ lint: $(STAMP)
 	$(BIN)/mypy fuzzinit tests benchmarks
 
 test: lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -rs
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/model.py

@@ -14,7 +14,9 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("atheris")
+pytest.importorskip("atheris", reason="atheris is not installed: fuzz"
+                    " campaigns need it (pip install 'fuzzinit[fuzz]';"
+                    " make test installs it)")
 
 ROOT = Path(__file__).parent.parent
 PINNED = ROOT / "models/fred-pinned-sev-es-ap.toml"

@@ -33,8 +33,9 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if server is None:
         if os.environ.get("CI"):
             pytest.fail("redis-server is not installed; .ci/run installs it")
-        pytest.skip("redis-server is not installed (apt-get install"
-                    " redis-server)")
+        pytest.skip("redis-server is not installed: the shared-database test"
+                    " needs it (apt-get install redis-server; .ci/run"
+                    " installs it)")
     port = _free_port()
     folder = tmp_path_factory.mktemp("redis")
     proc = subprocess.Popen(

@@ -30,7 +30,8 @@ def _chromium() -> str:
             return found
     if os.environ.get("CI"):
         pytest.fail("chromium is not installed; .ci/run installs it")
-    pytest.skip("chromium is not installed (apt-get install chromium)")
+    pytest.skip("chromium is not installed: the HTML rendering test needs"
+                " it (apt-get install chromium; .ci/run installs it)")
 
 
 def _png_pixels(data: bytes) -> tuple[int, int, bytes]:
