@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fuzzinit.errors import ScenarioError
 from fuzzinit.model import machine as mc
 from fuzzinit.model.arch import (
     CR4_ALWAYS,
@@ -24,6 +22,8 @@ from fuzzinit.model.arch import (
 )
 from fuzzinit.model.outcome import NAMES as OUTCOMES
 from fuzzinit.scenario.ops import OpSyntaxError, canonical, parse_op
+from fuzzinit.scenario.profiles import gather, merge
+from fuzzinit.scenario.source import Ctx, Source, read
 
 EXPECTABLE = tuple(n for n in OUTCOMES if n != "invalid")
 NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
@@ -32,7 +32,8 @@ NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
 MAX_NAME = 120
 MAX_NESTING = 64         # routine calls inside routine calls
 MAX_PROGRAM = 10_000     # ops in one CPU's expanded program
-TABLES = ("scenario", "platform", "kernel", "routines", "cpu", "orderings")
+TABLES = ("include", "scenario", "platform", "kernel", "routines",
+          "overrides", "cpu", "orderings")
 FAILABLE = ("triple_fault", "guest_terminated", "hang", "warn", "unhandled",
             "never_online", "pin_cleared")
 TRIGGER_KINDS = ("nmi", "printk", "cpuid", "mmio", "port_io", "pf", "rdmsr",
@@ -85,80 +86,19 @@ class Scenario:
         return self.machine.op_text[op]
 
 
-class _Ctx:
-    """Error construction with line look-up in the raw text."""
-
-    def __init__(self, path: str, raw: str) -> None:
-        self.path = path
-        self.lines = raw.splitlines()
-
-    def line_of(self, needle: str, start: int = 0) -> int | None:
-        for i in range(start, len(self.lines)):
-            if needle in self.lines[i]:
-                return i + 1
-        return None
-
-    def cpu_line(self, index: int) -> int:
-        seen = -1
-        for i, text in enumerate(self.lines):
-            if text.strip().startswith("[[cpu]]"):
-                seen += 1
-                if seen == index:
-                    return i
-        return 0
-
-    def error(self, where: str, problem: str, expected: str = "",
-              hint: str = "", needle: str | None = None,
-              start: int = 0) -> ScenarioError:
-        line = self.line_of(needle, start) if needle else None
-        if line is None and where:
-            key = where.split(".")[-1].split("[")[0]
-            line = self.line_of(key, start)
-        return ScenarioError(self.path, where, problem, expected, hint, line)
-
-
 def load(path: str | Path) -> Scenario:
-    """Read, parse and validate a scenario file."""
-    p = Path(path)
-    try:
-        data = p.read_bytes()
-    except OSError as exc:
-        raise ScenarioError(str(p), "", f"cannot read: {exc.strerror}",
-                            "a readable .toml file",
-                            "check the path (fuzzinit models lists them)"
-                            ) from exc
-    if data.startswith(b"\xef\xbb\xbf"):
-        raise ScenarioError(str(p), "", "starts with a UTF-8 byte order mark",
-                            "UTF-8 without a BOM (TOML forbids it)",
-                            "save the file as plain UTF-8", 1)
-    try:
-        raw = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ScenarioError(str(p), "", f"not UTF-8 text (byte {exc.start}:"
-                            f" 0x{data[exc.start]:02x})", "a UTF-8 file",
-                            "convert it, e.g. iconv -f latin1 -t utf-8",
-                            data[:exc.start].count(b"\n") + 1) from exc
-    ctx = _Ctx(str(p), raw)
-    try:
-        doc = tomllib.loads(raw)
-    except RecursionError as exc:
-        raise ScenarioError(str(p), "", "arrays or tables nested too deeply"
-                            " to read", "a scenario's few levels of nesting",
-                            "flatten the nesting") from exc
-    except tomllib.TOMLDecodeError as exc:
-        msg = str(exc)
-        line = None
-        if "(at line " in msg:
-            line = int(msg.split("(at line ")[1].split(",")[0])
-            msg = msg.split(" (at line ")[0]
-        raise ScenarioError(str(p), "", f"invalid TOML: {msg}",
-                            "TOML syntax (https://toml.io)",
-                            "check quotes, brackets and commas on that line",
-                            line) from exc
-    return build(doc, ctx, hashlib.sha256(data).hexdigest())
+    """Read, parse and validate a scenario file and the profiles it
+    includes."""
+    main = read(Path(path))
+    profiles = gather(main)
+    digest = hashlib.sha256(main.data)
+    for src in profiles:
+        digest.update(src.data)  # a changed profile changes the scenario
+    return build(main.doc, main.ctx, digest.hexdigest(), profiles,
+                 Path(path))
 
 
-def _table(doc: dict[str, Any], key: str, ctx: _Ctx) -> dict[str, Any]:
+def _table(doc: dict[str, Any], key: str, ctx: Ctx) -> dict[str, Any]:
     value = doc.get(key, {})
     if not isinstance(value, dict):
         raise ctx.error(key, "is not a table", f"[{key}]",
@@ -167,7 +107,7 @@ def _table(doc: dict[str, Any], key: str, ctx: _Ctx) -> dict[str, Any]:
 
 
 def _check_keys(table: dict[str, Any], allowed: tuple[str, ...], where: str,
-                ctx: _Ctx) -> None:
+                ctx: Ctx) -> None:
     for key in table:
         if key not in allowed:
             raise ctx.error(f"{where}.{key}", "unknown key",
@@ -175,7 +115,7 @@ def _check_keys(table: dict[str, Any], allowed: tuple[str, ...], where: str,
                             "remove it or fix its spelling", needle=key)
 
 
-def _str(table: dict[str, Any], key: str, where: str, ctx: _Ctx,
+def _str(table: dict[str, Any], key: str, where: str, ctx: Ctx,
          default: str | None = None) -> str:
     value = table.get(key, default)
     if not isinstance(value, str):
@@ -185,7 +125,7 @@ def _str(table: dict[str, Any], key: str, where: str, ctx: _Ctx,
     return value
 
 
-def _strlist(table: dict[str, Any], key: str, where: str, ctx: _Ctx,
+def _strlist(table: dict[str, Any], key: str, where: str, ctx: Ctx,
              default: list[str]) -> list[str]:
     value = table.get(key, default)
     if not isinstance(value, list) or not all(isinstance(v, str)
@@ -195,7 +135,7 @@ def _strlist(table: dict[str, Any], key: str, where: str, ctx: _Ctx,
     return list(value)
 
 
-def _bool(table: dict[str, Any], key: str, where: str, ctx: _Ctx,
+def _bool(table: dict[str, Any], key: str, where: str, ctx: Ctx,
           default: bool) -> bool:
     value = table.get(key, default)
     if not isinstance(value, bool):
@@ -204,7 +144,7 @@ def _bool(table: dict[str, Any], key: str, where: str, ctx: _Ctx,
     return value
 
 
-def _cr4_mask(names: list[str], where: str, ctx: _Ctx) -> int:
+def _cr4_mask(names: list[str], where: str, ctx: Ctx) -> int:
     mask = 0
     for name in names:
         if name.lower() not in CR4_BITS:
@@ -215,7 +155,36 @@ def _cr4_mask(names: list[str], where: str, ctx: _Ctx) -> int:
     return mask
 
 
-def build(doc: dict[str, Any], ctx: _Ctx, sha256: str) -> Scenario:
+def _kernel(kern: dict[str, Any], ctx: Ctx
+            ) -> tuple[int, str, int, dict[str, Any]]:
+    """[kernel]: the pinned mask, the pinning gate and the entry CR4 (the
+    other keys are booleans read where they are used)."""
+    _check_keys(kern, ("pinned_cr4", "pinning", "fred_vc_dispatch",
+                       "boot_ghcb_fallback", "entry_cr4"), "kernel", ctx)
+    pinned = _cr4_mask(_strlist(kern, "pinned_cr4", "kernel", ctx,
+                                DEFAULT_PINNED), "kernel.pinned_cr4", ctx)
+    pinning = _str(kern, "pinning", "kernel", ctx, "static_key")
+    if pinning not in ("static_key", "online"):
+        raise ctx.error("kernel.pinning", f"unknown pinning gate {pinning!r}",
+                        "static_key or online",
+                        "online is the rejected tip cccc0c8ff0a9",
+                        needle="pinning")
+    entry_cr4 = _cr4_mask(_strlist(kern, "entry_cr4", "kernel", ctx,
+                                   DEFAULT_ENTRY_CR4), "kernel.entry_cr4", ctx)
+    if entry_cr4 >> 32:
+        high = [n for n, b in CR4_BITS.items() if b > 31 and entry_cr4 >> b & 1]
+        raise ctx.error("kernel.entry_cr4",
+                        f"has {', '.join(high)} (CR4 bit above 31)",
+                        "CR4 bits 0-31: the trampoline passes CR4 as a u32",
+                        "remove it; set it from the CPU's program instead",
+                        needle="entry_cr4")
+    for key in ("fred_vc_dispatch", "boot_ghcb_fallback"):
+        _bool(kern, key, "kernel", ctx, True)
+    return pinned, pinning, entry_cr4, kern
+
+
+def build(doc: dict[str, Any], ctx: Ctx, sha256: str,
+          profiles: list[Source], path: Path) -> Scenario:
     for key in doc:
         if key not in TABLES:
             raise ctx.error(key, "unknown table", "one of " + ", ".join(TABLES),
@@ -293,37 +262,14 @@ def build(doc: dict[str, Any], ctx: _Ctx, sha256: str) -> Scenario:
                         "8250 is the serial console (CON_ANYTIME)",
                         needle="console")
 
-    kern = _table(doc, "kernel", ctx)
-    _check_keys(kern, ("pinned_cr4", "pinning", "fred_vc_dispatch",
-                       "boot_ghcb_fallback", "entry_cr4"), "kernel", ctx)
-    pinned = _cr4_mask(_strlist(kern, "pinned_cr4", "kernel", ctx,
-                                DEFAULT_PINNED), "kernel.pinned_cr4", ctx)
-    pinning = _str(kern, "pinning", "kernel", ctx, "static_key")
-    if pinning not in ("static_key", "online"):
-        raise ctx.error("kernel.pinning", f"unknown pinning gate {pinning!r}",
-                        "static_key or online",
-                        "online is the rejected tip cccc0c8ff0a9",
-                        needle="pinning")
-    entry_cr4 = _cr4_mask(_strlist(kern, "entry_cr4", "kernel", ctx,
-                                   DEFAULT_ENTRY_CR4), "kernel.entry_cr4", ctx)
-    if entry_cr4 >> 32:
-        high = [n for n, b in CR4_BITS.items() if b > 31 and entry_cr4 >> b & 1]
-        raise ctx.error("kernel.entry_cr4",
-                        f"has {', '.join(high)} (CR4 bit above 31)",
-                        "CR4 bits 0-31: the trampoline passes CR4 as a u32",
-                        "remove it; set it from the CPU's program instead",
-                        needle="entry_cr4")
-
-    routines_raw = _table(doc, "routines", ctx)
-    routines_line = ctx.line_of("[routines]") or 0
-    routines: dict[str, list[str]] = {}
-    for rname, body in routines_raw.items():
-        if not isinstance(body, list) or not all(isinstance(x, str)
-                                                 for x in body):
-            raise ctx.error(f"routines.{rname}", "is not a list of op strings",
-                            '["op", "op", ...]', "quote every op",
-                            needle=f"{rname} =", start=routines_line)
-        routines[rname] = [canonical(x) for x in body]
+    # Each file's [kernel] is checked where it stands, then merged.
+    for src in profiles:
+        _kernel(_table(src.doc, "kernel", src.ctx), src.ctx)
+    _kernel(_table(doc, "kernel", ctx), ctx)
+    main = Source(path, b"", doc, ctx)
+    merged = merge(main, profiles)
+    pinned, pinning, entry_cr4, kern = _kernel(merged.kernel, ctx)
+    routines = merged.routines
 
     cpus = doc.get("cpu")
     if not isinstance(cpus, list) or not cpus:
@@ -338,14 +284,16 @@ def build(doc: dict[str, Any], ctx: _Ctx, sha256: str) -> Scenario:
     arg_b: list[int] = []
     texts: list[str] = []
 
-    def op_id(text: str, where: str, start: int) -> int:
+    def op_id(text: str, where: str, start: int,
+              file: Ctx | None = None) -> int:
         if text in ops:
             return ops[text]
         try:
             kind, a, b = parse_op(text, ncpu)
         except OpSyntaxError as exc:
-            raise ctx.error(where, exc.problem, exc.expected, exc.hint,
-                            needle=f'"{text}"', start=start) from exc
+            raise (file or ctx).error(where, exc.problem, exc.expected,
+                                      exc.hint, needle=f'"{text}"',
+                                      start=start) from exc
         ops[text] = len(kinds)
         kinds.append(kind)
         arg_a.append(a)
@@ -353,31 +301,32 @@ def build(doc: dict[str, Any], ctx: _Ctx, sha256: str) -> Scenario:
         texts.append(text)
         return ops[text]
 
-    def expand(items: list[str], where: str, start: int, stack: list[str],
-               out: list[int], labels: list[str]) -> None:
+    def expand(items: list[str], where: str, start: int, file: Ctx,
+               stack: list[str], out: list[int], labels: list[str]) -> None:
+        """Routine calls inlined; an error in a routine's body names the
+        file that defined the routine (a profile or the scenario)."""
         for i, text in enumerate(items):
             text = canonical(text)
             if text in routines:
-                if text in stack:
-                    cycle = " -> ".join(stack + [text])
-                    raise ctx.error(f"routines.{stack[0]}",
-                                    f"routine calls itself: {cycle}",
-                                    "routines that end",
-                                    "remove the recursive call",
-                                    needle=f"{stack[0]} =",
-                                    start=routines_line)
-                if len(stack) >= MAX_NESTING:
-                    raise ctx.error(f"routines.{stack[0]}",
-                                    f"routines nested {len(stack) + 1} deep"
-                                    f" ({stack[0]} -> {stack[1]} -> ...)",
-                                    f"at most {MAX_NESTING} levels",
+                if text in stack or len(stack) >= MAX_NESTING:
+                    top, line = merged.origin[stack[0]]
+                    problem = (f"routine calls itself:"
+                               f" {' -> '.join(stack + [text])}"
+                               if text in stack else
+                               f"routines nested {len(stack) + 1} deep"
+                               f" ({stack[0]} -> {stack[1]} -> ...)")
+                    raise top.error(f"routines.{stack[0]}", problem,
+                                    "routines that end" if text in stack
+                                    else f"at most {MAX_NESTING} levels",
+                                    "remove the recursive call"
+                                    if text in stack else
                                     "inline some of the routines",
-                                    needle=f"{stack[0]} =",
-                                    start=routines_line)
-                expand(routines[text], f"routines.{text}", routines_line,
+                                    needle=f"{stack[0]} =", start=line)
+                body, line = merged.origin[text]
+                expand(routines[text], f"routines.{text}", line, body,
                        stack + [text], out, labels)
             else:
-                out.append(op_id(text, f"{where}[{i}]", start))
+                out.append(op_id(text, f"{where}[{i}]", start, file))
                 labels.append("/".join(stack))
                 if len(out) > MAX_PROGRAM:
                     raise ctx.error(where, "expands to more than"
@@ -396,13 +345,18 @@ def build(doc: dict[str, Any], ctx: _Ctx, sha256: str) -> Scenario:
         program = _strlist(table, "program", where, ctx, [])
         out: list[int] = []
         labels: list[str] = []
-        expand(program, f"{where}.program", ctx.cpu_line(c), [], out, labels)
+        expand(program, f"{where}.program", ctx.cpu_line(c), ctx, [], out,
+               labels)
         programs.append(out)
         routine_of.append(labels)
 
-    # Routines no program calls are checked too: a typo there is still one.
+    # The scenario's own routines that no program calls are checked too: a
+    # typo there is still one. A profile's are checked by the library's
+    # tests (their `start N` needs the CPUs of a scenario that uses them).
     for rname in routines:
-        expand([rname], "routines", routines_line, [], [], [])
+        if not merged.from_profile(rname):
+            expand([rname], "routines", merged.origin[rname][1], ctx, [], [],
+                   [])
 
     _check_sync(programs, kinds, arg_a, texts, ctx)
 
@@ -445,7 +399,7 @@ def build(doc: dict[str, Any], ctx: _Ctx, sha256: str) -> Scenario:
 
 
 def _check_sync(programs: list[list[int]], kinds: list[int], arg_a: list[int],
-                texts: list[str], ctx: _Ctx) -> None:
+                texts: list[str], ctx: Ctx) -> None:
     started_by: dict[int, int] = {}
     for c, program in enumerate(programs):
         for op in program:
@@ -492,7 +446,7 @@ def _check_sync(programs: list[list[int]], kinds: list[int], arg_a: list[int],
 
 def _point(text: str, cpu: int, programs: list[list[int]],
            routine_of: list[list[str]], texts: list[str],
-           where: str, ctx: _Ctx) -> tuple[int, int]:
+           where: str, ctx: Ctx) -> tuple[int, int]:
     """First and last program slot of an op text or routine call on `cpu`,
     or (-1, -1); a point that names two places is an error."""
     program = programs[cpu]
@@ -523,7 +477,7 @@ def _point(text: str, cpu: int, programs: list[list[int]],
 
 def _triggers(orderings: dict[str, Any], programs: list[list[int]],
               routine_of: list[list[str]], kinds: list[int],
-              texts: list[str], ncpu: int, ctx: _Ctx,
+              texts: list[str], ncpu: int, ctx: Ctx,
               op_id: Any) -> list[Trigger]:
     specs: list[dict[str, Any]] = []
     short = orderings.get("triggers", {})
@@ -615,7 +569,7 @@ def _triggers(orderings: dict[str, Any], programs: list[list[int]],
 
 def _bound(point: Any, is_after: bool, cpu: int, programs: list[list[int]],
            routine_of: list[list[str]], kinds: list[int], texts: list[str],
-           where: str, ctx: _Ctx, strict: bool
+           where: str, ctx: Ctx, strict: bool
            ) -> tuple[int, tuple[int, ...]]:
     """A window bound: its position in program order (-1: no such point,
     the window is empty) and the program slots that make it (all done for
@@ -650,7 +604,7 @@ def _bound(point: Any, is_after: bool, cpu: int, programs: list[list[int]],
 
 
 def _resolve(ref: Any, programs: list[list[int]], routine_of: list[list[str]],
-             texts: list[str], ctx: _Ctx) -> tuple[int, range]:
+             texts: list[str], ctx: Ctx) -> tuple[int, range]:
     """A `before` program point: its CPU and its slots (every op of a
     routine's first call)."""
     if not isinstance(ref, str) or ":" not in ref or \
@@ -678,7 +632,7 @@ def _resolve(ref: Any, programs: list[list[int]], routine_of: list[list[str]],
 
 def _before(orderings: dict[str, Any], programs: list[list[int]],
             routine_of: list[list[str]], texts: list[str],
-            ctx: _Ctx) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+            ctx: Ctx) -> list[tuple[tuple[int, int], tuple[int, int]]]:
     pairs = orderings.get("before", [])
     if not isinstance(pairs, list):
         raise ctx.error("orderings.before", "is not a list",
@@ -700,7 +654,7 @@ def _before(orderings: dict[str, Any], programs: list[list[int]],
 def _check_acyclic(programs: list[list[int]], kinds: list[int],
                    arg_a: list[int], texts: list[str],
                    before: list[tuple[tuple[int, int], tuple[int, int]]],
-                   ctx: _Ctx) -> None:
+                   ctx: Ctx) -> None:
     """Program order, start/online sync and `before` constraints must admit
     at least one complete ordering (no cycle, no deadlock)."""
     nodes = [(c, s) for c, p in enumerate(programs) for s in range(len(p))]
