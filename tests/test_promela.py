@@ -149,6 +149,59 @@ features = ["smep"]
 [[cpu]]
 program = ["cr4_set smep", "setup_cr_pinning", "cr4_clear smep", "nop end"]
 """),
+    # paranoid_entry runs RDGSBASE only where FSGSBASE is enumerated: an
+    # NMI after patch_alternatives is handled on a CPU without it.
+    "paranoid-no-fsgsbase": ("ok", """
+[scenario]
+name = "paranoid-no-fsgsbase"
+fail_on = ["unhandled", "triple_fault"]
+[[cpu]]
+program = ["ltr", "tss_setup_ist", "lidt full", "patch_alternatives",
+  "nop end"]
+[[orderings.trigger]]
+kind = "nmi"
+cpus = [0]
+after = "patch_alternatives"
+"""),
+    # Online-gated pinning (cccc0c8ff0a9): cr4_init on an online CPU with
+    # the key on WARNs...
+    "cr4-init-warn": ("warn", """
+[scenario]
+name = "cr4-init-warn"
+fail_on = ["warn"]
+[kernel]
+pinning = "online"
+[[cpu]]
+program = ["setup_cr_pinning", "cr4_init", "nop end"]
+"""),
+    # ... and in an SEV-ES guest the WARN's #VC reaches vc_boot_ghcb
+    # before setup_ghcb(): the NULL boot_ghcb #PFs through the bringup IDT.
+    "cr4-init-warn-vc": ("triple_fault", """
+[scenario]
+name = "cr4-init-warn-vc"
+fail_on = ["triple_fault", "unhandled", "guest_terminated"]
+[platform]
+guest = "sev-es"
+[kernel]
+pinning = "online"
+[[cpu]]
+program = ["lidt bringup_ghcb", "setup_cr_pinning", "cr4_init",
+  "setup_ghcb", "nop end"]
+"""),
+    # The NULL boot_ghcb on the early IDT: early_fixup_exception() halts.
+    "boot-ghcb-null-early": ("unhandled", """
+[scenario]
+name = "boot-ghcb-null-early"
+fail_on = ["unhandled", "guest_terminated"]
+[platform]
+guest = "sev-snp"
+[[cpu]]
+program = ["lidt early", "setup_ghcb", "nop end"]
+[[orderings.trigger]]
+kind = "cpuid"
+cpus = [0]
+after = "lidt early"
+"""),
     # Shared with tests/test_explore.py (tests/scenarios/).
     "stuck-on-invalid": ("never_online", SHARED["stuck-on-invalid"]),
     "stuck-warn": ("never_online", SHARED["stuck-warn"]),

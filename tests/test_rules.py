@@ -140,7 +140,7 @@ def go(tmp_path: Path, events: Sequence[Ev], **options: Any) -> Trace:
 def tdx_state(tmp_path: Path, tss: int) -> tuple[Scenario, list[int]]:
     """A TDX boot CPU on the runtime IDT with the given TSS bits and a #VE
     whose info is still unread (no scenario op leaves it so: see gaps)."""
-    sc = scenario(tmp_path, [["nop"]], guest="tdx")
+    sc = scenario(tmp_path, [["nop"]], guest="tdx", features=["fsgsbase"])
     st = initial_state(sc.machine)
     st[mc.F_IDT] = mc.IDT_FULL
     st[mc.F_TSS] = tss
@@ -240,7 +240,8 @@ def test_fault_while_delivering_df_is_shutdown(tmp_path: Path) -> None:
 
 def test_fault_after_delivery_is_a_new_event(tmp_path: Path) -> None:
     """[derived] BX exception.cc: a fault once RIP is loaded is a new event."""
-    tr = go(tmp_path, [*FULL_IDT, (0, "patch_alternatives"), (0, "nmi")])
+    tr = go(tmp_path, [*FULL_IDT, (0, "patch_alternatives"), (0, "nmi")],
+            features=["fsgsbase"])
     assert tr.name == "unhandled"
     assert tr.result.chain == [
         "cpu0: nmi", "NMI arrives",
@@ -618,9 +619,11 @@ def test_rdgsbase_without_fsgsbase_is_ud(tmp_path: Path) -> None:
 def test_paranoid_entry_rdgsbase_ud_after_patch_alternatives(
         tmp_path: Path) -> None:
     """LX commit 05243d490bb7: patched paranoid_entry RDGSBASE #UDs."""
-    before = go(tmp_path, [*FULL_IDT, (0, "nmi"), (0, "patch_alternatives")])
+    before = go(tmp_path, [*FULL_IDT, (0, "nmi"), (0, "patch_alternatives")],
+                features=["fsgsbase"])
     assert before.name == "ok"
-    tr = go(tmp_path, [*FULL_IDT, (0, "patch_alternatives"), (0, "nmi")])
+    tr = go(tmp_path, [*FULL_IDT, (0, "patch_alternatives"), (0, "nmi")],
+            features=["fsgsbase"])
     assert tr.name == "unhandled"
     assert "NMI enters paranoid_entry, whose RDGSBASE (alternatives" \
         " patched) is #UD with CR4.FSGSBASE = 0" in tr.lines
@@ -628,6 +631,25 @@ def test_paranoid_entry_rdgsbase_ud_after_patch_alternatives(
                           (0, "patch_alternatives"), (0, "nmi")],
                features=["fsgsbase"])
     assert fixed.name == "ok"
+
+
+@pytest.mark.parametrize("guest, trigger, vector",
+                         [("bare", "nmi", "NMI"), ("sev-es", "cpuid", "#VC")])
+def test_paranoid_entry_rdgsbase_only_where_fsgsbase_is_enumerated(
+        tmp_path: Path, guest: str, trigger: str, vector: str) -> None:
+    """LX entry_64.S paranoid_entry: ALTERNATIVE "jmp
+    .Lparanoid_entry_checkgs", "", X86_FEATURE_FSGSBASE."""
+    events: list[Ev] = [(0, "setup_ghcb"), *FULL_IDT,
+                        (0, "patch_alternatives"), (0, trigger)]
+    absent = go(tmp_path, events, guest=guest)
+    assert absent.name == "ok"
+    assert not [x for x in absent.lines if "paranoid_entry" in x]
+    present = go(tmp_path, events, guest=guest, features=["fsgsbase"])
+    assert present.name == "unhandled"
+    assert present.result.chain[-2:] == [
+        f"{vector} enters paranoid_entry, whose RDGSBASE (alternatives"
+        " patched) is #UD with CR4.FSGSBASE = 0",
+        "#UD in kernel code with no fixup: die()"]
 
 
 # --- 5. Linux CR pinning ------------------------------------------------
@@ -749,6 +771,45 @@ def test_cr4_init_pins_fred_onto_ap_before_its_msrs(tmp_path: Path) -> None:
         " no entry point" in tr.result.chain
 
 
+CR4_INIT_WARN = ("cr4_init() with CR pinning in force:"
+                 " WARN_ON_ONCE(cr_pinning_enabled())")
+
+
+def test_online_gated_cr4_init_warns_where_pinning_is_in_force(
+        tmp_path: Path) -> None:
+    """tip cccc0c8ff0a9 cr4_init: WARN_ON_ONCE(cr_pinning_enabled())."""
+    events: list[Ev] = [(0, "setup_cr_pinning"), (0, "cr4_init")]
+    tr = go(tmp_path, events, pinning="online")
+    assert tr.name == "warn"
+    assert tr.result.chain == [f"WARN: {CR4_INIT_WARN}"]
+    assert tr.result.at == 1
+    assert tr.glob(mc.G_FLAGS) & mc.WARNED_CR4_INIT
+    twice = go(tmp_path, [*events, (0, "cr4_init")], pinning="online")
+    assert twice.result.warnings == [CR4_INIT_WARN]
+    assert go(tmp_path, events).name == "ok"
+    offline = go(tmp_path, [(0, "setup_cr_pinning"), (0, "start 1"),
+                            (1, "cr4_init")], pinning="online")
+    assert offline.name == "ok"
+    assert go(tmp_path, [(0, "cr4_init")], pinning="online").name == "ok"
+
+
+def test_online_gated_cr4_init_warn_is_console_output_before_the_write(
+        tmp_path: Path) -> None:
+    """tip cccc0c8ff0a9 cr4_init: the WARN prints before __write_cr4()."""
+    tr = go(tmp_path, [(0, "lidt bringup"), (0, "setup_cr_pinning"),
+                       (0, "cr4_init")], guest="sev-es", features=["pcid"],
+            pinning="online")
+    assert tr.name == "guest_terminated"
+    assert tr.result.chain == [
+        "cpu0: cr4_init",
+        "WARN_ON_ONCE(cr_pinning_enabled()): port I/O raises #VC in a sev-es"
+        " guest",
+        "#VC (port I/O) reaches vc_no_ghcb, which serves CPUID only:"
+        " sev_es_terminate()"]
+    assert tr.result.warnings == [CR4_INIT_WARN]
+    assert tr.cpu(0, mc.F_CR4) & CR4_PCIDE == 0
+
+
 def test_online_gated_pinning_is_bypassed_offline(tmp_path: Path) -> None:
     """Rejected tip cccc0c8ff0a9: a CPU not online escapes pinning."""
     events: list[Ev] = [(0, "cr4_set smep"), (0, "setup_cr_pinning"),
@@ -830,11 +891,39 @@ def test_boot_ghcb_handles_all_before_trap_init(tmp_path: Path) -> None:
                        (0, "port_io"), (0, "mmio"), (0, "cpuid")],
             guest="sev-es")
     assert tr.name == "ok"
-    bad = go(tmp_path, [(0, "lidt early"), (0, "cpuid")], guest="sev-es")
-    assert bad.name == "guest_terminated"
-    assert bad.result.chain[-1] == (
-        "#VC reaches handle_vc_boot_ghcb() before setup_ghcb() set up the"
-        " boot GHCB: sev_es_terminate()")
+
+
+NULL_BOOT_GHCB = ("#VC reaches handle_vc_boot_ghcb() before setup_ghcb():"
+                  " it writes through the NULL boot_ghcb -> #PF")
+
+
+def test_boot_ghcb_handler_before_setup_ghcb_dereferences_null(
+        tmp_path: Path) -> None:
+    """LX coco/sev/vc-handle.c handle_vc_boot_ghcb: vc_ghcb_invalidate(
+    boot_ghcb) with no lazy set-up since the SNP series (v5.19)."""
+    early = go(tmp_path, [(0, "lidt early"), (0, "cpuid")], guest="sev-es")
+    assert early.name == "unhandled"
+    assert early.result.chain == [
+        "cpu0: cpuid", "CPUID: CPUID raises #VC in a sev-es guest",
+        NULL_BOOT_GHCB,
+        "#PF in the early handler: early_make_pgtable() cannot map it,"
+        " early_fixup_exception() halts"]
+    events: list[Ev] = [(0, "lidt bringup_ghcb"), (0, "port_io")]
+    bringup = go(tmp_path, events, guest="sev-snp")
+    assert bringup.name == "triple_fault"
+    assert bringup.result.chain == [
+        "cpu0: port_io", "IN/OUT: port I/O raises #VC in a sev-snp guest",
+        NULL_BOOT_GHCB,
+        "#PF through the bringup IDT: no gate for vector 14 -> #GP",
+        "#GP while delivering #PF -> #DF (SDM table 6-5)",
+        "#DF through the bringup IDT: no gate for vector 8 -> #GP",
+        "#GP while delivering #DF -> SHUTDOWN (triple fault)"]
+    # No termination request is made: a hypervisor that ignores one
+    # changes nothing.
+    path = Path(bringup.sc.path)
+    path.write_text(path.read_text().replace(
+        'console = "8250"', 'console = "8250"\nterminate = "hangs"'))
+    assert replay(load(path), events).name == "triple_fault"
 
 
 def test_snp_unregistered_per_cpu_ghcb_is_guest_terminated(

@@ -65,6 +65,7 @@
 #define WARNED_CR0        16
 #define CONSOLE_ON        32
 #define GHCBS_INITIALIZED 64
+#define WARNED_CR4_INIT  128
 /* platforms, pinning gates */
 #define BARE     0
 #define SEV_ES   1
@@ -235,6 +236,7 @@ hidden int m0_v; hidden byte m0_faults;
 hidden byte pa_out;
 hidden int nw4_lo; hidden int nw4_hi; hidden byte nw4_act;
 hidden int nw0_v; hidden byte nw0_act;
+hidden byte ci_act;
 hidden int wm_msr; hidden int wm_ext; hidden int wm_lo; hidden int wm_hi;
 hidden byte wm_icpt; hidden byte wm_why; hidden byte wm_gp;
 hidden int wm_old; hidden int wm_new;
@@ -468,7 +470,9 @@ inline terminate(out) {   /* handlers._terminate */
   out = M_TERMINATED
 }
 
-inline vmm_communication(c, via, reason, out) {   /* handlers._vmm_communication */
+/* handlers._vmm_communication: (outcome, follow-up vector) as two
+ * out-parameters, as handle's. */
+inline vmm_communication(c, via, reason, out, follow) {
   vc_g = g_flags;
   if
   :: via == IDT_BRINGUP && (cpu[c].flags & VC_BOOT_GATE) == 0 ->
@@ -483,7 +487,9 @@ inline vmm_communication(c, via, reason, out) {   /* handlers._vmm_communication
      :: vc_boot ->
         if
         :: (vc_g & BOOT_GHCB) != 0 -> out = OK
-        :: else -> terminate(out)
+        :: (vc_g & BOOT_GHCB) == 0 && via == IDT_EARLY ->
+           out = UNHANDLED          /* NULL boot_ghcb: #PF, the early handler halts */
+        :: else -> out = OK; follow = PF   /* NULL boot_ghcb: #PF, a new event */
         fi
      :: !vc_boot && M_BOOT_GHCB_FALLBACK && (vc_g & GHCBS_INITIALIZED) == 0 ->
         if
@@ -515,6 +521,7 @@ inline handle(c, vector, via, reason, from_delivery, out, follow) {
   :: via == VIA_FRED && vector == VC && !M_FRED_VC_DISPATCH ->
      out = UNHANDLED; h_done = true     /* fred_hwexc() has no #VC case */
   :: via == IDT_FULL && h_paranoid && (g_flags & ALT_PATCHED) != 0 &&
+     (M_FEATURES & FEATURE_FSGSBASE) != 0 &&
      (cpu[c].cr4_lo & CR4_FSGSBASE) == 0 ->
      out = OK; follow = UD; h_done = true    /* RDGSBASE in paranoid_entry */
   :: else -> skip
@@ -526,7 +533,7 @@ inline handle(c, vector, via, reason, from_delivery, out, follow) {
      if
      :: vector == NMI -> out = OK
      :: vector == PF -> out = OK
-     :: vector == VC -> vmm_communication(c, via, reason, out)
+     :: vector == VC -> vmm_communication(c, via, reason, out, follow)
      :: vector == VE ->
         cpu[c].flags = cpu[c].flags & ~VE_PENDING;
         if
@@ -663,7 +670,8 @@ inline native_write_cr0(c, v, out) {   /* pinning.native_write_cr0 */
 
 /* pinning.cr4_init up to its native_write_cr4 call: the value it writes.
  * (apply makes the call, shared with the other ops that end in
- * native_write_cr4: see apply.) */
+ * native_write_cr4: see apply; with M_PIN_GATE == PIN_ONLINE it first
+ * runs cr4_init_warn in a d_step of its own.) */
 inline cr4_init_value(c, v_lo, v_hi) {   /* pinning.cr4_init */
   v_lo = cpu[c].cr4_lo; v_hi = cpu[c].cr4_hi;
   if
@@ -675,6 +683,19 @@ inline cr4_init_value(c, v_lo, v_hi) {   /* pinning.cr4_init */
      v_lo = (v_lo & ~M_PINNED_MASK_LO) | g_pinned_lo;
      v_hi = (v_hi & ~M_PINNED_MASK_HI) | g_pinned_hi
   :: else -> skip
+  fi
+}
+
+/* pinning._cr4_init_warn: WARN_ON_ONCE(cr_pinning_enabled()) in the
+ * rejected cccc0c8ff0a9's cr4_init, before its CR4 write. */
+inline cr4_init_warn(c, out) {   /* pinning._cr4_init_warn */
+  pinning_active(c, ci_act);
+  if
+  :: (g_flags & WARNED_CR4_INIT) != 0 || !ci_act -> out = OK
+  :: else ->
+     g_flags = g_flags | WARNED_CR4_INIT;
+     step_warnings++;                   /* warnings.append(...) */
+     printk(c, out)
   fi
 }
 
@@ -827,25 +848,36 @@ inline apply(c, op, out) {   /* run._apply */
   :: AP_IS(c, op, CR4_SET) || AP_IS(c, op, CR4_CLEAR) ||
      AP_IS(c, op, CR4_INIT) || AP_IS(c, op, CR4_GADGET) ->
      d_step {
-       apply_args(c, op);
        out = OK;
-       ap_call = true;
        if
-       :: ap_kind == CR4_SET ->
-          ap_lo = cpu[c].cr4_lo | ap_a_lo; ap_hi = cpu[c].cr4_hi | ap_a_hi;
-          /* cr4_update_irqsoff() writes only when the value changes */
-          ap_call = (ap_lo != cpu[c].cr4_lo || ap_hi != cpu[c].cr4_hi)
-       :: ap_kind == CR4_CLEAR ->
-          ap_lo = cpu[c].cr4_lo & ~ap_a_lo; ap_hi = cpu[c].cr4_hi & ~ap_a_hi;
-          ap_call = (ap_lo != cpu[c].cr4_lo || ap_hi != cpu[c].cr4_hi)
-       :: ap_kind == CR4_INIT -> cr4_init_value(c, ap_lo, ap_hi)
-       :: else ->                                      /* CR4_GADGET */
-          ap_lo = (cpu[c].cr4_lo | ap_a_lo) & ~ap_b_lo;
-          ap_hi = (cpu[c].cr4_hi | ap_a_hi) & ~ap_b_hi
-       fi;
-       if
-       :: ap_call -> native_write_cr4(c, ap_lo, ap_hi, out)
+       :: op_kind[op] == CR4_INIT && M_PIN_GATE == PIN_ONLINE ->
+          cr4_init_warn(c, out)
        :: else -> skip
+       fi
+     };
+     d_step {
+       if
+       :: out != OK -> skip              /* cr4_init's WARN ended the event */
+       :: else ->
+          apply_args(c, op);
+          ap_call = true;
+          if
+          :: ap_kind == CR4_SET ->
+             ap_lo = cpu[c].cr4_lo | ap_a_lo; ap_hi = cpu[c].cr4_hi | ap_a_hi;
+             /* cr4_update_irqsoff() writes only when the value changes */
+             ap_call = (ap_lo != cpu[c].cr4_lo || ap_hi != cpu[c].cr4_hi)
+          :: ap_kind == CR4_CLEAR ->
+             ap_lo = cpu[c].cr4_lo & ~ap_a_lo; ap_hi = cpu[c].cr4_hi & ~ap_a_hi;
+             ap_call = (ap_lo != cpu[c].cr4_lo || ap_hi != cpu[c].cr4_hi)
+          :: ap_kind == CR4_INIT -> cr4_init_value(c, ap_lo, ap_hi)
+          :: else ->                                   /* CR4_GADGET */
+             ap_lo = (cpu[c].cr4_lo | ap_a_lo) & ~ap_b_lo;
+             ap_hi = (cpu[c].cr4_hi | ap_a_hi) & ~ap_b_hi
+          fi;
+          if
+          :: ap_call -> native_write_cr4(c, ap_lo, ap_hi, out)
+          :: else -> skip
+          fi
        fi
      }
   :: AP_IS(c, op, CR0_SET) || AP_IS(c, op, CR0_CLEAR) ->

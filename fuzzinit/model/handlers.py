@@ -15,6 +15,7 @@ from .machine import (
     F_CR4,
     F_FLAGS,
     F_GHCB,
+    FEATURE_FSGSBASE,
     G_FLAGS,
     GHCB_PERCPU,
     GHCBS_ALLOCATED,
@@ -53,9 +54,12 @@ def handle(m: Machine, st: list[int], base: int, vector: int, via: int,
             return UNHANDLED, -1
     elif via == IDT_FULL and vector in PARANOID:
         g = st[m.glob + G_FLAGS]
-        if g & ALT_PATCHED and not st[base + F_CR4] & CR4_FSGSBASE:
-            # Patched paranoid_entry uses RDGSBASE; with CR4.FSGSBASE = 0 it
-            # is #UD (SDM Vol. 2 RDGSBASE; LX commit 05243d490bb7).
+        if g & ALT_PATCHED and m.features & FEATURE_FSGSBASE \
+                and not st[base + F_CR4] & CR4_FSGSBASE:
+            # Patched paranoid_entry uses RDGSBASE only where FSGSBASE is
+            # enumerated (LX entry_64.S paranoid_entry: ALTERNATIVE "jmp
+            # .Lparanoid_entry_checkgs", "", X86_FEATURE_FSGSBASE); with
+            # CR4.FSGSBASE = 0 it is #UD (SDM Vol. 2 RDGSBASE; 05243d490bb7).
             chain.append(f"{vector_name(vector)} enters paranoid_entry, whose"
                          " RDGSBASE (alternatives patched) is #UD with"
                          " CR4.FSGSBASE = 0")
@@ -118,9 +122,18 @@ def _vmm_communication(m: Machine, st: list[int], base: int, via: int,
         # uses boot_ghcb and terminates on failure (LX coco/sev).
         if g & BOOT_GHCB:
             return OK, -1
-        chain.append("#VC reaches handle_vc_boot_ghcb() before setup_ghcb()"
-                     " set up the boot GHCB: sev_es_terminate()")
-        return _terminate(m, chain)
+        # No lazy set-up since the SNP series (v5.19): vc_ghcb_invalidate(
+        # boot_ghcb) writes through NULL (LX coco/sev/vc-handle.c).
+        chain.append("#VC reaches handle_vc_boot_ghcb() before setup_ghcb():"
+                     " it writes through the NULL boot_ghcb -> #PF")
+        if via == IDT_EARLY:
+            # do_early_exception(): early_make_pgtable() maps no such
+            # address, early_fixup_exception() halts (LX head64.c,
+            # arch/x86/mm/extable.c).
+            chain.append("#PF in the early handler: early_make_pgtable()"
+                         " cannot map it, early_fixup_exception() halts")
+            return UNHANDLED, -1
+        return OK, PF
     # kernel_exc_vmm_communication -> __sev_get_ghcb() (LX coco/sev/core.c).
     if m.boot_ghcb_fallback and not g & GHCBS_INITIALIZED:
         # 3645eb7e3915: `if (!sev_cfg.ghcbs_initialized) return boot_ghcb;`

@@ -60,6 +60,8 @@ WARNED_CR0: Final = 1 << 4     # WARN_ONCE in native_write_cr0 fired
 CONSOLE_ON: Final = 1 << 5     # a console is registered (console_init)
 GHCBS_INITIALIZED: Final = 1 << 6  # sev_cfg.ghcbs_initialized: a setup_ghcb()
 #                                    ran after the per-CPU GHCBs existed
+WARNED_CR4_INIT: Final = 1 << 7  # WARN_ON_ONCE in cr4_init fired (the
+#                                  online-gated pinning of cccc0c8ff0a9)
 
 # --- platforms --------------------------------------------------------------------
 BARE: Final = 0

@@ -18,6 +18,7 @@ from .machine import (
     R_NONE,
     WARNED_CR0,
     WARNED_CR4,
+    WARNED_CR4_INIT,
     Machine,
 )
 from .outcome import OK
@@ -98,13 +99,30 @@ def native_write_cr0(m: Machine, st: list[int], base: int, value: int,
 def cr4_init(m: Machine, st: list[int], base: int, chain: list[str],
              warnings: list[str]) -> int:
     """cr4_init(): PCIDE if PCID, then the pinned bits if the key is on; the
-    rejected cccc0c8ff0a9 dropped the pinned-bit step."""
+    rejected cccc0c8ff0a9 replaced the pinned-bit step by a WARN_ON_ONCE."""
     cr4 = st[base + F_CR4]
     if m.features & FEATURE_PCID:
         cr4 |= CR4_PCIDE
-    if st[m.glob + G_KEY] and m.pin_gate != PIN_ONLINE:
+    if m.pin_gate == PIN_ONLINE:
+        outcome = _cr4_init_warn(m, st, base, chain, warnings)
+        if outcome != OK:
+            return outcome
+    elif st[m.glob + G_KEY]:
         cr4 = (cr4 & ~m.pinned_mask) | st[m.glob + G_PINNED_BITS]
     return native_write_cr4(m, st, base, cr4, chain, warnings)
+
+
+def _cr4_init_warn(m: Machine, st: list[int], base: int, chain: list[str],
+                   warnings: list[str]) -> int:
+    """tip cccc0c8ff0a9 cr4_init(): WARN_ON_ONCE(cr_pinning_enabled()),
+    before __write_cr4(); the WARN is console output."""
+    g = st[m.glob + G_FLAGS]
+    if g & WARNED_CR4_INIT or not pinning_active(m, st, base):
+        return OK
+    st[m.glob + G_FLAGS] = g | WARNED_CR4_INIT
+    warnings.append("cr4_init() with CR pinning in force:"
+                    " WARN_ON_ONCE(cr_pinning_enabled())")
+    return printk(m, st, base, "WARN_ON_ONCE(cr_pinning_enabled())", chain)
 
 
 def setup_cr_pinning(m: Machine, st: list[int], base: int) -> None:
