@@ -137,7 +137,9 @@ def _parser() -> argparse.ArgumentParser:
     vf.add_argument("--json", action="store_true")
     add_export_parser(sub)
     models = sub.add_parser("models", help="list scenarios and expectations")
-    models.add_argument("folder", nargs="?", default="models")
+    models.add_argument("folder", nargs="?", default=None,
+                        help="a folder of scenarios (default: the library"
+                        " installed with fuzzinit)")
     models.add_argument("--json", action="store_true")
     return p
 
@@ -602,8 +604,18 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     return 1 if failing else 0
 
 
+def _shown(path: Path) -> str:
+    """A path relative to the working folder when it is under it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def cmd_models(args: argparse.Namespace) -> int:
-    folder = Path(args.folder)
+    from fuzzinit.scenario.profiles import LIBRARY
+
+    folder = Path(args.folder) if args.folder is not None else LIBRARY
     if folder.is_file():
         raise FuzzinitError(f"{folder}: is a file; expected a folder of"
                             " scenario files; fix: name its folder, e.g."
@@ -619,9 +631,10 @@ def cmd_models(args: argparse.Namespace) -> int:
             sc = load(path)
         except FuzzinitError as exc:
             bad += 1
-            rows.append({"path": str(path), "error": str(exc)})
+            rows.append({"path": _shown(path), "error": str(exc)})
             continue
-        rows.append({"path": str(path), "name": sc.name, "guest": sc.guest,
+        rows.append({"path": _shown(path), "name": sc.name,
+                     "guest": sc.guest,
                      "expect": sc.expect, "fail_on": sorted(sc.fail_on),
                      "title": sc.title, "cpus": sc.ncpu})
     if args.json:

@@ -90,14 +90,14 @@ def test_core_chain_window_and_checked_fix_in_order(plain: str) -> None:
         " removing any\none of them changes the verdict ([window]: inside"
         " the fault window).") + 1]
     assert core.splitlines() == [
-        "    1. cpu0 cr4_set fred (setup_arch/cpu_init_fred_exceptions)",
-        "    2. cpu0 setup_cr_pinning"
-        " (arch_cpu_finalize_init/identify_boot_cpu)",
-        "    3. cpu0 start 1 (smp_init)",
-        "    4. cpu1 cr4_init [window]",
-        "    5. cpu1 printk",
-        "       (cpu_init_exception_handling/cpu_init_fred_exceptions)"
-        " [window]"]
+        "    1. cpu0 cr4_set fred (start_kernel/setup_arch/",
+        "       cpu_init_fred_exceptions)",
+        "    2. cpu0 setup_cr_pinning (start_kernel/arch_cpu_finalize_init/",
+        "       identify_boot_cpu)",
+        "    3. cpu0 start 1 (start_kernel/smp_init)",
+        "    4. cpu1 cr4_init (start_secondary) [window]",
+        "    5. cpu1 printk (start_secondary/cpu_init_exception_handling/",
+        "       cpu_init_fred_exceptions) [window]"]
     chain = paragraphs[paragraphs.index("Chain:") + 1]
     assert chain.splitlines() == [
         "  - cpu1: printk",

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from fuzzinit.model.machine import PLATFORMS
 from fuzzinit.report.document import Report
+from fuzzinit.report.markdown import breakable
 from fuzzinit.report.timeline import describe
 from fuzzinit.verdict import fails
 
@@ -41,7 +42,7 @@ def _fill(text: str, indent: str = "", first: str | None = None) -> list[str]:
     lines = textwrap.wrap(glued, WIDTH, initial_indent=first or indent,
                           subsequent_indent=indent, break_on_hyphens=False,
                           break_long_words=False)
-    return [line.replace("\0", " ") for line in lines]
+    return [line.replace("\0", " ").replace("/ ", "/") for line in lines]
 
 
 def cited_commits(report: Report, kind: str) -> list[tuple[str, str]]:
@@ -143,7 +144,7 @@ def _core(report: Report) -> list[str]:
                 " inside the fault window).")
     out.append("")
     for step in report.steps:
-        where = "trigger" if step.event.slot < 0 else step.routine
+        where = "trigger" if step.event.slot < 0 else breakable(step.routine)
         text = f"cpu{step.event.cpu} {step.op}" + \
             (f" ({where})" if where else "") + \
             (" [window]" if step.in_window else "")

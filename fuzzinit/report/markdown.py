@@ -12,9 +12,16 @@ WIDTH = 72
 
 
 def _wrap(text: str, indent: str = "", first: str | None = None) -> str:
+    # "/ " (a routine path made breakable, see breakable()) joins again.
     return textwrap.fill(text, WIDTH, initial_indent=first or indent,
                          subsequent_indent=indent, break_on_hyphens=False,
-                         break_long_words=False)
+                         break_long_words=False).replace("/ ", "/")
+
+
+def breakable(path: str) -> str:
+    """A routine path that may wrap after each "/" (start_kernel/
+    setup_arch/cpu_init_fred_exceptions is wider than a line can be)."""
+    return path.replace("/", "/ ")
 
 
 def _command(text: str) -> list[str]:
@@ -52,7 +59,7 @@ def render(report: Report) -> str:
             ""]
     for step in report.steps:
         mark = "  [window]" if step.in_window else ""
-        where = "trigger" if step.event.slot < 0 else step.routine
+        where = "trigger" if step.event.slot < 0 else breakable(step.routine)
         head = f"cpu{step.event.cpu} {step.op}" + \
             (f"  ({where})" if where else "") + mark
         out.append(_wrap(head, "    ", f"{step.n:2d}. "))
