@@ -78,7 +78,8 @@ CASES: list[tuple[str, str, int | None, str]] = [
      " fix its spelling"),
     ("unknown_key", BASE.replace('name = "t"', 'name = "t"\nexpct = "ok"'), 3,
      "scenario.expct: unknown key; expected one of name, title, source,"
-     " expect, fail_on, notes; fix: remove it or fix its spelling"),
+     " expect, fail_on, notes, category, kernel, fixed_in; fix: remove it"
+     " or fix its spelling"),
     ("unknown_op", BASE.replace(CPU1, '["cr4_inti", "online"]'), 9,
      f"cpu[1].program[0]: unknown op 'cr4_inti'; expected {OP_HELP}; fix:"
      " did you mean 'cr4_init'?"),

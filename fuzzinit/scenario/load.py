@@ -25,6 +25,11 @@ from fuzzinit.scenario.ops import OpSyntaxError, canonical, parse_op
 from fuzzinit.scenario.profiles import gather, merge
 from fuzzinit.scenario.source import Ctx, Source, read
 
+# What part of a CPU's life, or which feature, a library scenario is about.
+CATEGORIES = ("ap-bringup", "boot-cpu", "hotplug", "s3-resume", "s4-resume",
+              "kexec", "reboot", "efi-runtime", "microcode", "sev", "tdx",
+              "xen", "cet-ibt", "lass", "pcid", "fsgsbase", "fred-stacks",
+              "gdt-percpu", "cr-pinning")
 EXPECTABLE = tuple(n for n in OUTCOMES if n != "invalid")
 NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
 # Report files are named <name>-<signature>.html and written through a
@@ -65,6 +70,9 @@ class Scenario:
     title: str
     sources: list[str]
     notes: str
+    category: str | None      # what part of a CPU's life (CATEGORIES)
+    kernel: str | None        # affected kernel versions, or the profile's
+    fixed_in: str | None      # the scenario with the fix (a path)
     expect: str | None
     fail_on: frozenset[str]
     guest: str
@@ -155,6 +163,40 @@ def _cr4_mask(names: list[str], where: str, ctx: Ctx) -> int:
     return mask
 
 
+def _library_keys(meta: dict[str, Any], ctx: Ctx, path: Path,
+                  profiles: list[Source]
+                  ) -> tuple[str | None, str | None, str | None]:
+    """`category`, `kernel` (default: the last included profile's) and
+    `fixed_in` (a scenario file beside this one)."""
+    category = meta.get("category")
+    if category is not None and category not in CATEGORIES:
+        raise ctx.error("scenario.category", f"unknown category {category!r}",
+                        "one of " + ", ".join(CATEGORIES),
+                        "pick the part of the CPU's life the bug is in",
+                        needle="category")
+    kernel = meta.get("kernel")
+    if kernel is not None and not isinstance(kernel, str):
+        raise ctx.error("scenario.kernel", "is not a string",
+                        'the affected versions, e.g. "v6.9..v6.19"', "",
+                        needle="kernel")
+    if kernel is None:
+        kernels = [src.doc.get("profile", {}).get("kernel")
+                   for src in profiles]
+        kernel = next((k for k in reversed(kernels) if isinstance(k, str)),
+                      None)
+    fixed_in = meta.get("fixed_in")
+    if fixed_in is not None:
+        if not isinstance(fixed_in, str) or \
+                not (path.parent / fixed_in).is_file():
+            raise ctx.error("scenario.fixed_in", f"{fixed_in!r} is not a"
+                            " scenario file beside this one",
+                            "the file name of the fixed scenario",
+                            'e.g. fixed_in = "upstream-fix-sev-es.toml"',
+                            needle="fixed_in")
+        fixed_in = str(path.parent / fixed_in)
+    return category, kernel, fixed_in
+
+
 def _kernel(kern: dict[str, Any], ctx: Ctx
             ) -> tuple[int, str, int, dict[str, Any]]:
     """[kernel]: the pinned mask, the pinning gate and the entry CR4 (the
@@ -191,7 +233,8 @@ def build(doc: dict[str, Any], ctx: Ctx, sha256: str,
                             "remove it or fix its spelling", needle=key)
     meta = _table(doc, "scenario", ctx)
     _check_keys(meta, ("name", "title", "source", "expect", "fail_on",
-                       "notes"), "scenario", ctx)
+                       "notes", "category", "kernel", "fixed_in"),
+                "scenario", ctx)
     name = _str(meta, "name", "scenario", ctx)
     if not NAME_RE.fullmatch(name):
         raise ctx.error("scenario.name", f"{name!r} cannot name report and"
@@ -206,6 +249,7 @@ def build(doc: dict[str, Any], ctx: Ctx, sha256: str,
     title = _str(meta, "title", "scenario", ctx, name)
     sources = _strlist(meta, "source", "scenario", ctx, [])
     notes = _str(meta, "notes", "scenario", ctx, "")
+    category, kernel, fixed_in = _library_keys(meta, ctx, path, profiles)
     expect = meta.get("expect")
     if expect is not None and expect not in EXPECTABLE:
         raise ctx.error("scenario.expect", f"unknown outcome {expect!r}",
@@ -392,6 +436,7 @@ def build(doc: dict[str, Any], ctx: Ctx, sha256: str,
         op_kind=kinds, op_a=arg_a, op_b=arg_b, op_text=texts)
     return Scenario(
         path=ctx.path, name=name, title=title, sources=sources, notes=notes,
+        category=category, kernel=kernel, fixed_in=fixed_in,
         expect=expect, fail_on=frozenset(fail_on), guest=guest, sha256=sha256,
         machine=mc.Machine(**args), machine_args=args, programs=programs,
         routine_of=routine_of, triggers=triggers, before=before, mode=mode,

@@ -9,6 +9,10 @@ including file first, then in the library installed with fuzzinit
 `linux/v6.12`. Each file is read once, in depth-first include order; an
 include cycle is an error.
 
+`linux/commits/<sha>.toml` files are overlays of one upstream commit each,
+included after the profile they apply to (`include = ["linux/v6.12",
+"linux/commits/3645eb7e3915"]`): "this kernel, with this one change".
+
 A profile file holds `[profile]` (its title and sources), `[kernel]`
 defaults, `[routines]` and `[overrides]`, and may include others. Later
 files build on earlier ones, the scenario last:
@@ -48,11 +52,13 @@ class Merged:
 
 
 def library_profiles() -> list[str]:
-    """The profile folders of the installed library, e.g. linux/v6.12."""
+    """The profile folders of the installed library, e.g. linux/v6.12 (not
+    the commit overlays of linux/commits/, included one by one)."""
     if not LIBRARY.is_dir():
         return []
     return sorted({str(p.parent.relative_to(LIBRARY))
-                   for p in LIBRARY.glob("*/*/*.toml")})
+                   for p in LIBRARY.glob("*/*/*.toml")
+                   if p.parent.name != "commits"})
 
 
 def includes_of(src: Source) -> list[str]:
