@@ -1,0 +1,236 @@
+"""`fuzzinit fuzz` when things go wrong: full and read-only disks (real
+tmpfs and read-only bind mounts), files where folders belong, signals, a
+killed campaign's processes and temporary folders, --jobs beyond the cores.
+A campaign never ends clean on a failure and never leaves a process or a
+folder behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("atheris")
+
+ROOT = Path(__file__).parent.parent
+PINNED = ROOT / "models/fred-pinned-sev-es-ap.toml"
+FIXED = ROOT / "models/upstream-fix-sev-es.toml"
+CORES = len(os.sched_getaffinity(0))
+ENOSPC = ("No space left on device (ENOSPC) while checking the folder is"
+          " writable; fix: free space on that disk or give --corpus a folder"
+          " on another one, then run again")
+
+
+def fuzz(cwd: Path, *args: str, env: dict[str, str] | None = None
+         ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fuzzinit", "fuzz", *args], cwd=cwd,
+        capture_output=True, text=True, timeout=60, check=False,
+        env=env)
+
+
+def error_line(proc: subprocess.CompletedProcess[str]) -> str:
+    """The one line of an error: exit 2, nothing else on stderr."""
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+def mount(*args: str) -> None:
+    proc = subprocess.run(["mount", *args], capture_output=True, text=True,
+                          check=False)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount ({proc.stderr.strip()}): needs root")
+
+
+@pytest.fixture
+def mounts() -> Iterator[list[Path]]:
+    """Folders to unmount after the test, last mounted first."""
+    done: list[Path] = []
+    yield done
+    for path in reversed(done):
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def tiny_disk(path: Path, mounts: list[Path], free_pages: int) -> None:
+    """A 64 KiB tmpfs at `path` with `free_pages` pages (4 KiB) left."""
+    path.mkdir(parents=True)
+    mount("-t", "tmpfs", "-o", "size=64k", "tmpfs", str(path))
+    mounts.append(path)
+    with open(path / ".filler", "wb") as fh:
+        fh.write(b"\0" * (16 - free_pages) * 4096)
+
+
+def test_full_corpus_disk_is_an_error_not_a_clean_campaign(
+        tmp_path: Path, mounts: list[Path]) -> None:
+    corpus = tmp_path / "corpus"
+    tiny_disk(corpus, mounts, free_pages=0)
+    proc = fuzz(tmp_path, str(PINNED), "--corpus", str(corpus), "--time",
+                "3")
+    assert error_line(proc) == (
+        f"fuzzinit: error: {corpus}/fred-pinned-sev-es-ap/inputs: {ENOSPC}")
+    assert proc.stdout == ""
+
+
+def test_a_finding_that_cannot_be_saved_ends_the_campaign_as_an_error(
+        tmp_path: Path, mounts: list[Path]) -> None:
+    # One page left: the start-up probe passes, the 5 KiB trace does not.
+    crashes = tmp_path / "corpus/fred-pinned-sev-es-ap/crashes"
+    tiny_disk(crashes, mounts, free_pages=1)
+    proc = fuzz(tmp_path, str(PINNED), "--runs", "20000", "--seed", "1")
+    assert error_line(proc) == (
+        "fuzzinit: error: corpus/fred-pinned-sev-es-ap/crashes/"
+        "0fbf95b2e0e0.json: No space left on device (ENOSPC) while saving a"
+        " finding; finding triple_fault 0fbf95b2e0e0 (5 events) not saved;"
+        " fix: free space on that disk or give --corpus a folder on another"
+        " one, then run again")
+    assert [p.name for p in crashes.iterdir()] == [".filler"]
+
+
+def test_corpus_inputs_libfuzzer_cannot_write_end_the_campaign(
+        tmp_path: Path, mounts: list[Path]) -> None:
+    # libFuzzer ignores its write errors; the upstream fix keeps 6 inputs.
+    inputs = tmp_path / "corpus/upstream-fix-sev-es/inputs"
+    tiny_disk(inputs, mounts, free_pages=1)
+    proc = fuzz(tmp_path, str(FIXED), "--time", "5", "--seed", "1")
+    assert error_line(proc) == (
+        f"fuzzinit: error: corpus/upstream-fix-sev-es/inputs: {ENOSPC}")
+
+
+@pytest.mark.parametrize("existing", [True, False])
+def test_read_only_corpus(tmp_path: Path, mounts: list[Path],
+                          existing: bool) -> None:
+    corpus = tmp_path / "corpus"
+    if existing:
+        (corpus / "upstream-fix-sev-es/inputs").mkdir(parents=True)
+        (corpus / "upstream-fix-sev-es/crashes").mkdir()
+    else:
+        corpus.mkdir()
+    mount("--bind", str(corpus), str(corpus))
+    mounts.append(corpus)
+    mount("-o", "remount,bind,ro", str(corpus))
+    proc = fuzz(tmp_path, str(FIXED), "--corpus", str(corpus), "--time", "2")
+    place = f"{corpus}/upstream-fix-sev-es"
+    problem = (f"{place}/inputs: Read-only file system (EROFS) while checking"
+               " the folder is writable" if existing else
+               f"{place}: Read-only file system (EROFS) while creating the"
+               f" folder {place}/inputs")
+    assert error_line(proc) == (
+        f"fuzzinit: error: {problem}; fix: make it writable or give --corpus"
+        " a writable folder")
+
+
+@pytest.mark.parametrize(("file", "args", "named"), [
+    ("c", ("--corpus", "c"), "c"),
+    ("corpus/upstream-fix-sev-es/inputs", (),
+     "corpus/upstream-fix-sev-es/inputs"),
+    ("corpus/upstream-fix-sev-es/crashes", (),
+     "corpus/upstream-fix-sev-es/crashes"),
+    ("r", ("--reports", "r"), "r")])
+def test_a_file_where_a_folder_belongs(tmp_path: Path, file: str,
+                                       args: tuple[str, ...],
+                                       named: str) -> None:
+    (tmp_path / file).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / file).write_text("")
+    proc = fuzz(tmp_path, str(FIXED), "--runs", "10", *args)
+    option = "--reports" if file == "r" else "--corpus"
+    folder = {"c": "c/upstream-fix-sev-es/inputs", "r": "r"}.get(file, file)
+    assert error_line(proc) == (
+        f"fuzzinit: error: {named}: Not a directory (ENOTDIR) while creating"
+        f" the folder {folder}; fix: expected a folder there: move the file"
+        f" away or give {option} another folder")
+
+
+def test_jobs_above_the_cores_is_an_error(tmp_path: Path) -> None:
+    proc = fuzz(tmp_path, str(FIXED), "--jobs", str(CORES + 1), "--runs",
+                "10")
+    assert error_line(proc) == (
+        f"fuzzinit: error: --jobs {CORES + 1}: expected 1 to {CORES} (the"
+        f" CPU cores fuzzinit may use here); fix: --jobs {CORES} or fewer")
+    assert not (tmp_path / "corpus").exists()
+
+
+def test_sigterm_prints_the_summary_and_exits_143(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fuzzinit", "fuzz", str(FIXED)], cwd=tmp_path,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(2.5)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 143, err
+    lines = out.splitlines()
+    assert lines[0].startswith("upstream-fix-sev-es: campaign interrupted"
+                               " after ")
+    assert [line.split()[0] for line in lines[1:]] == [
+        "execs", "exec/s", "corpus", "coverage", "distinct", "findings"]
+    assert lines[5] == "  distinct failures  0 (0 new)"
+
+
+def _marked(mark: str) -> list[str]:
+    """Command lines of the live processes whose environment has `mark`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if mark.encode() not in (entry / "environ").read_bytes():
+                continue
+            found.append((entry / "cmdline").read_bytes().decode())
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.skipif(CORES < 2, reason="--jobs 2 needs two cores")
+def test_sigkill_of_the_campaign_kills_every_worker_and_the_next_run_cleans(
+        tmp_path: Path) -> None:
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    mark = f"FUZZINIT_TEST_MARK={os.getpid()}-{time.monotonic_ns()}"
+    env = dict(os.environ, TMPDIR=str(tmp),
+               FUZZINIT_TEST_MARK=mark.split("=")[1])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fuzzinit", "fuzz", str(FIXED), "--jobs", "2",
+         "--time", "30"], cwd=tmp_path, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while sum("FuzzWithFork" in c for c in _marked(mark)) < 2:
+        assert time.monotonic() < deadline, _marked(mark)
+        time.sleep(0.1)
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 2
+    while _marked(mark):
+        assert time.monotonic() < deadline, _marked(mark)
+        time.sleep(0.05)
+    assert [p.name for p in tmp.iterdir()][0].startswith("fuzzinit-")
+    rerun = fuzz(tmp_path, str(FIXED), "--runs", "100", env=env)
+    assert rerun.returncode == 0, rerun.stderr
+    assert list(tmp.iterdir()) == []
+
+
+def test_the_next_run_keeps_the_folder_of_a_campaign_still_running(
+        tmp_path: Path) -> None:
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    dead = subprocess.Popen(["sleep", "0.1"])
+    stat = Path(f"/proc/{dead.pid}/stat").read_text()
+    dead_start = stat[stat.rindex(")") + 2:].split()[19]
+    dead.wait()
+    mine = Path("/proc/self/stat").read_text()
+    my_start = mine[mine.rindex(")") + 2:].split()[19]
+    live = tmp / f"fuzzinit-{os.getpid()}-{my_start}-abc"
+    stale = tmp / f"fuzzinit-{dead.pid}-{dead_start}-def"
+    for folder in (live, stale):
+        (folder / "libFuzzerTemp.FuzzWithFork1.dir").mkdir(parents=True)
+    proc = fuzz(tmp_path, str(FIXED), "--runs", "100",
+                env=dict(os.environ, TMPDIR=str(tmp)))
+    assert proc.returncode == 0, proc.stderr
+    assert list(tmp.iterdir()) == [live]
