@@ -478,7 +478,21 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
            "interrupted": summary.interrupted,
            "crashes": summary.crashes_dir, "coverage": args.coverage,
            "jobs": args.jobs}
-    if args.json:
+    try:
+        _print_fuzz_summary(sc, summary, out, args.json)
+    except BrokenPipeError:
+        # A closed stdout must not turn a finding into exit 0 (main()).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    if failing:
+        return 1
+    # Interrupted before any failure: 130 for SIGINT, 143 for SIGTERM.
+    return 128 + (summary.signal or signal.SIGINT) \
+        if summary.interrupted else 0
+
+
+def _print_fuzz_summary(sc: Scenario, summary: Any, out: dict[str, Any],
+                        as_json: bool) -> None:
+    if as_json:
         print(json.dumps(out))
     else:
         state = "interrupted" if summary.interrupted else "done"
@@ -495,11 +509,7 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
         for sig, verdict, n in summary.new_failures:
             print(f"  new: {verdict} {sig} ({n} events):"
                   f" fuzzinit replay {summary.crashes_dir}/{sig}.json")
-    if failing:
-        return 1
-    # Interrupted before any failure: 130 for SIGINT, 143 for SIGTERM.
-    return 128 + (summary.signal or signal.SIGINT) \
-        if summary.interrupted else 0
+    sys.stdout.flush()
 
 
 def cmd_models(args: argparse.Namespace) -> int:

@@ -234,3 +234,49 @@ def test_the_next_run_keeps_the_folder_of_a_campaign_still_running(
                 env=dict(os.environ, TMPDIR=str(tmp)))
     assert proc.returncode == 0, proc.stderr
     assert list(tmp.iterdir()) == [live]
+
+
+PLANTED_BUG = '''\
+import fuzzinit.fuzz.execute as ex
+real = ex.execute
+def execute(sc, data):
+    if len(data) > 8:
+        raise ValueError("planted bug")
+    return real(sc, data)
+ex.execute = execute
+'''
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_an_exception_in_the_harness_is_an_error_with_its_input(
+        tmp_path: Path, jobs: int) -> None:
+    if jobs > CORES:
+        pytest.skip(f"--jobs {jobs} needs {jobs} cores")
+    # A stand-in for a fuzzinit bug, planted in the harness processes only
+    # through sitecustomize (fork mode ignores its workers' crashes).
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site/sitecustomize.py").write_text(PLANTED_BUG)
+    env = dict(os.environ, PYTHONPATH=str(tmp_path / "site"))
+    proc = fuzz(tmp_path, str(FIXED), "--time", "5", "--jobs", str(jobs),
+                env=env)
+    [kept] = (tmp_path / "corpus/upstream-fix-sev-es/harness-errors").iterdir()
+    assert len(kept.read_bytes()) > 8
+    assert error_line(proc) == (
+        "fuzzinit: error: the harness raised ValueError: planted bug on the"
+        f" input corpus/upstream-fix-sev-es/harness-errors/{kept.name} (a"
+        " fuzzinit bug; fix: report it with the scenario and the `fuzzinit"
+        " fuzz` command line)")
+
+
+def test_a_closed_stdout_does_not_turn_a_finding_into_exit_0(
+        tmp_path: Path) -> None:
+    read, write = os.pipe()
+    os.close(read)
+    proc = subprocess.run(
+        [sys.executable, "-m", "fuzzinit", "fuzz",
+         str(ROOT / "models/fred-pinned-bare-ap-lint1.toml"), "--runs",
+         "5000", "--seed", "1"], cwd=tmp_path, stdout=write,
+        stderr=subprocess.PIPE, text=True, timeout=60, check=False)
+    os.close(write)
+    assert proc.returncode == 1, proc.stderr
+    assert len(list(tmp_path.glob("corpus/*/crashes/*.json"))) == 1

@@ -16,6 +16,7 @@ status ends it as an error. Its processes and temporary folder die with it
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -330,12 +331,15 @@ def _verdict_of_harness(owned: Owned, watch: _Watch, stopped: bool,
             finding = (str(problem["signature"]), str(problem["verdict"]),
                        int(problem["events"]))
         raise CampaignIOError(str(problem["path"]),
-                              int(problem["errno"] or 5),
-                              "saving a finding", "--corpus", finding)
+                              int(problem["errno"] or errno.EIO),
+                              str(problem.get("doing", "saving a finding")),
+                              "--corpus", finding)
     if problem is not None:
-        raise FuzzinitError(f"the harness raised {problem['text']} (a"
+        kept = problem.get("input")
+        raise FuzzinitError(f"the harness raised {problem['text']}"
+                            f"{f' on the input {kept}' if kept else ''} (a"
                             " fuzzinit bug; fix: report it with the scenario"
-                            " and `fuzzinit fuzz` command line)")
+                            " and the `fuzzinit fuzz` command line)")
     status = owned.status
     expected = {0}
     if stop_on_failure or jobs > 1:

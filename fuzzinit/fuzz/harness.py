@@ -19,8 +19,10 @@ the campaign, which ends as an error: a finding is never dropped quietly.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import NoReturn
 
@@ -32,10 +34,31 @@ def _io_error(exc: OSError, path: Path,
     sig, verdict, n = finding if finding else (None, None, None)
     channel.send({"kind": "io_error", "errno": exc.errno,
                   "path": str(exc.filename or path), "signature": sig,
-                  "verdict": verdict, "events": n})
+                  "verdict": verdict, "events": n,
+                  "doing": "saving a finding" if finding
+                  else "opening the crashes folder"})
     sys.stderr.write(f"fuzzinit-io-error {exc.errno} {path}\n")
     sys.stderr.flush()
     os._exit(channel.EXIT_IO_ERROR)
+
+
+def _keep(folder: Path, data: bytes) -> str | None:
+    """Save an input the harness raised on; its path, None if it cannot."""
+    path = folder / f"crash-{hashlib.sha1(data).hexdigest()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".crash-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    except OSError:
+        return None
+    return str(path)
 
 
 def main() -> None:
@@ -74,10 +97,12 @@ def main() -> None:
         except SaveError as exc:
             _io_error(exc.exc, exc.path, exc.finding)
         except Exception as exc:
-            # A fuzzinit bug: atheris reports the input; the campaign
-            # must not look clean (fork mode ignores workers' crashes).
+            # A fuzzinit bug: the campaign must not look clean (fork mode
+            # ignores workers' crashes) and the input must not be lost
+            # (libFuzzer's crash file is in the temporary folder).
             channel.send({"kind": "exception",
-                          "text": f"{type(exc).__name__}: {exc}"[:2000]})
+                          "text": f"{type(exc).__name__}: {exc}"[:1000],
+                          "input": _keep(out / "harness-errors", data)})
             raise
 
     atheris.Setup(sys.argv, test_one_input)
