@@ -6,6 +6,7 @@ folder behind."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import signal
@@ -298,3 +299,25 @@ def test_a_closed_stdout_does_not_turn_a_finding_into_exit_0(
     os.close(write)
     assert proc.returncode == 1, proc.stderr
     assert len(list(tmp_path.glob("corpus/*/crashes/*.json"))) == 1
+
+
+def test_a_corpus_input_cut_short_is_an_io_error(tmp_path: Path) -> None:
+    from fuzzinit.fuzz.faults import CampaignIOError, CorpusCheck
+
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    (inputs / "seed-by-hand").write_bytes(b"any")
+    check = CorpusCheck(inputs)
+    whole = hashlib.sha1(b"0123456789").hexdigest()
+    (inputs / whole).write_bytes(b"0123456789")
+    (inputs / "also-by-hand").write_bytes(b"")
+    check.check(final=True)                  # names match: nothing to say
+    short = hashlib.sha1(b"abcdef").hexdigest()
+    (inputs / short).write_bytes(b"abc")     # what a full disk leaves
+    check.check()                            # written just now: not yet
+    with pytest.raises(CampaignIOError) as err:
+        check.check(final=True)
+    assert str(err.value) == (
+        f"{inputs}/{short}: Input/output error (EIO) while libFuzzer wrote a"
+        " corpus input (3 bytes, cut short); fix: check that disk, then run"
+        " again")
