@@ -82,8 +82,12 @@ def remove_stale(root: Path) -> None:
 
 def _group_members(pgid: int) -> list[tuple[int, int, str]]:
     """(pid, parent pid, state) of each process in group `pgid`."""
-    found = []
-    for entry in Path("/proc").iterdir():
+    found: list[tuple[int, int, str]] = []
+    try:
+        entries = list(Path("/proc").iterdir())
+    except OSError:
+        return found   # no /proc: SIGKILL to the group is all there is
+    for entry in entries:
         if not entry.name.isdigit():
             continue
         try:
