@@ -321,3 +321,44 @@ def test_a_corpus_input_cut_short_is_an_io_error(tmp_path: Path) -> None:
         f"{inputs}/{short}: Input/output error (EIO) while libFuzzer wrote a"
         " corpus input (3 bytes, cut short); fix: check that disk, then run"
         " again")
+
+
+def test_a_tmpdir_that_cannot_run_the_harness(tmp_path: Path,
+                                              mounts: list[Path]) -> None:
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    mount("-t", "tmpfs", "-o", "size=1m,noexec", "tmpfs", str(tmp))
+    mounts.append(tmp)
+    proc = fuzz(tmp_path, str(FIXED), "--runs", "10",
+                env=dict(os.environ, TMPDIR=str(tmp)))
+    assert re.fullmatch(
+        f"fuzzinit: error: {tmp}/fuzzinit-[0-9]+-[0-9]+-[a-z0-9_]+/"
+        r"fuzzinit_harness\.py: Permission denied \(EACCES\) while starting"
+        r" the harness; fix: give TMPDIR a writable folder on a disk that"
+        r" lets programs run \(not mounted noexec\)", error_line(proc))
+    assert list(tmp.iterdir()) == []
+
+
+def test_a_read_only_reports_folder(tmp_path: Path,
+                                    mounts: list[Path]) -> None:
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    mount("--bind", str(reports), str(reports))
+    mounts.append(reports)
+    mount("-o", "remount,bind,ro", str(reports))
+    proc = fuzz(tmp_path, str(FIXED), "--runs", "10")
+    assert error_line(proc) == (
+        "fuzzinit: error: reports: Read-only file system (EROFS) while"
+        " checking the folder is writable; fix: make it writable or give"
+        " --reports a writable folder")
+
+
+def test_an_index_that_cannot_be_written(tmp_path: Path) -> None:
+    (tmp_path / "reports/index.json").mkdir(parents=True)
+    proc = fuzz(tmp_path, str(ROOT / "models/fred-pinned-bare-ap-lint1.toml"),
+                "--runs", "5000", "--seed", "1")
+    assert error_line(proc) == (
+        "fuzzinit: error: reports/index.json: Is a directory (EISDIR) while"
+        " writing a report; fix: expected a file there: move that folder"
+        " away")
+    assert len(list(tmp_path.glob("corpus/*/crashes/*.json"))) == 1

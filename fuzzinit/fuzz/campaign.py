@@ -222,8 +222,14 @@ def _campaign(sc: Scenario, corpus: Path, reports: Path,
         except OSError as exc:
             raise from_os_error(exc, tmp, "writing the harness launcher",
                                 "TMPDIR") from exc
-        owned = Owned(_args(exe, inputs, tmp, time_s, runs, seed, jobs),
-                      _env(sc, out, coverage, stop_on_failure, tmp))
+        try:
+            owned = Owned(_args(exe, inputs, tmp, time_s, runs, seed, jobs),
+                          _env(sc, out, coverage, stop_on_failure, tmp))
+        except OSError as exc:
+            raise CampaignIOError(
+                str(exe), exc.errno or errno.EIO, "starting the harness",
+                "TMPDIR", fix="give TMPDIR a writable folder on a disk that"
+                " lets programs run (not mounted noexec)") from exc
         watch.follow(owned)
         try:
             stopped = _loop(owned, watch, signals, crashes, before, inputs,

@@ -29,7 +29,8 @@ class CampaignIOError(FuzzinitError):
     finding it could not save (signature, verdict, core events) if any."""
 
     def __init__(self, path: str, code: int, doing: str, option: str,
-                 finding: tuple[str, str, int] | None = None) -> None:
+                 finding: tuple[str, str, int] | None = None,
+                 fix: str | None = None) -> None:
         self.path = path
         self.code = code
         self.finding = finding
@@ -38,7 +39,7 @@ class CampaignIOError(FuzzinitError):
         if finding is not None:
             sig, verdict, n = finding
             text += f"; finding {verdict} {sig} ({n} events) not saved"
-        super().__init__(f"{text}; fix: {_fix(code, option)}")
+        super().__init__(f"{text}; fix: {fix or _fix(code, option)}")
 
 
 def _fix(code: int, option: str) -> str:
@@ -50,13 +51,16 @@ def _fix(code: int, option: str) -> str:
     if code in (errno.EEXIST, errno.ENOTDIR):
         return (f"expected a folder there: move the file away or give"
                 f" {option} another folder")
+    if code == errno.EISDIR:
+        return "expected a file there: move that folder away"
     return "check that disk, then run again"
 
 
 def from_os_error(exc: OSError, fallback: Path, doing: str, option: str,
                   finding: tuple[str, str, int] | None = None
                   ) -> CampaignIOError:
-    path = exc.filename if exc.filename is not None else fallback
+    # os.replace(tmp, path) names both: the second is the file meant.
+    path = exc.filename2 or exc.filename or fallback
     return CampaignIOError(str(path), exc.errno or errno.EIO, doing, option,
                            finding)
 
