@@ -158,6 +158,10 @@ class _Watch:
                     self.problem = msg
 
     def _stderr(self, stream: Any) -> None:
+        with stream:
+            self._stats(stream)
+
+    def _stats(self, stream: Any) -> None:
         progress = self.progress
         for line in stream:
             line = line.rstrip("\n")
