@@ -278,13 +278,16 @@ def test_an_exception_in_the_harness_is_an_error_with_its_input(
     env = dict(os.environ, PYTHONPATH=str(tmp_path / "site"))
     proc = fuzz(tmp_path, str(FIXED), "--time", "5", "--jobs", str(jobs),
                 env=env)
-    [kept] = (tmp_path / "corpus/upstream-fix-sev-es/harness-errors").iterdir()
-    assert len(kept.read_bytes()) > 8
-    assert error_line(proc) == (
-        "fuzzinit: error: the harness raised ValueError: planted bug on the"
-        f" input corpus/upstream-fix-sev-es/harness-errors/{kept.name} (a"
-        " fuzzinit bug; fix: report it with the scenario and the `fuzzinit"
-        " fuzz` command line)")
+    # Each worker that hit it saved its input; the line names one.
+    m = re.fullmatch(
+        r"fuzzinit: error: the harness raised ValueError: planted bug on the"
+        r" input corpus/upstream-fix-sev-es/harness-errors/crash-([0-9a-f]+)"
+        r" \(a fuzzinit bug; fix: report it with the scenario and the"
+        r" `fuzzinit fuzz` command line\)", error_line(proc))
+    assert m, proc.stderr
+    kept = tmp_path / f"corpus/upstream-fix-sev-es/harness-errors/crash-{m[1]}"
+    data = kept.read_bytes()
+    assert len(data) > 8 and hashlib.sha1(data).hexdigest() == m[1]
 
 
 def test_a_closed_stdout_does_not_turn_a_finding_into_exit_0(
