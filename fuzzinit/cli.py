@@ -555,6 +555,9 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
         raise FuzzinitError("fuzz needs atheris; fix: pip install"
                             " 'fuzzinit[fuzz]' (atheris 3.0.0 on Python"
                             " 3.11)") from exc
+    import os
+    import signal
+
     from fuzzinit.fuzz.campaign import run_campaign
 
     for flag in ("time", "runs"):
@@ -562,8 +565,13 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
         if value is not None and value < 1:
             raise FuzzinitError(f"--{flag} {value}: expected a positive"
                                 " number")
-    if args.jobs < 1:
-        raise FuzzinitError(f"--jobs {args.jobs}: expected 1 or more")
+    # Each job is one process busy on one core: more only fight for them.
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+        else os.cpu_count() or 1
+    if not 1 <= args.jobs <= cores:
+        raise FuzzinitError(f"--jobs {args.jobs}: expected 1 to {cores} (the"
+                            f" CPU cores fuzzinit may use here); fix: --jobs"
+                            f" {cores} or fewer")
     sc = load(args.model)
     summary = run_campaign(
         sc, Path(args.corpus), Path(args.reports), args.time, args.runs,
@@ -582,7 +590,21 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
            "interrupted": summary.interrupted,
            "crashes": summary.crashes_dir, "coverage": args.coverage,
            "jobs": args.jobs}
-    if args.json:
+    try:
+        _print_fuzz_summary(sc, summary, out, args.json)
+    except BrokenPipeError:
+        # A closed stdout must not turn a finding into exit 0 (main()).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    if failing:
+        return 1
+    # Interrupted before any failure: 130 for SIGINT, 143 for SIGTERM.
+    return 128 + (summary.signal or signal.SIGINT) \
+        if summary.interrupted else 0
+
+
+def _print_fuzz_summary(sc: Scenario, summary: Any, out: dict[str, Any],
+                        as_json: bool) -> None:
+    if as_json:
         print(json.dumps(out))
     else:
         state = "interrupted" if summary.interrupted else "done"
@@ -599,9 +621,7 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
         for sig, verdict, n in summary.new_failures:
             print(f"  new: {verdict} {sig} ({n} events):"
                   f" fuzzinit replay {summary.crashes_dir}/{sig}.json")
-    if summary.interrupted and not failing:
-        return 130
-    return 1 if failing else 0
+    sys.stdout.flush()
 
 
 def _shown(path: Path) -> str:

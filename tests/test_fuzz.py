@@ -116,6 +116,8 @@ def test_sigkill_leaves_a_corpus_the_next_run_reads(tmp_path: Path) -> None:
     assert status == 0 and out["execs"] >= 1024
 
 
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2,
+                    reason="--jobs is capped at the cores")
 def test_two_jobs_share_one_corpus(tmp_path: Path) -> None:
     status, out = fuzz(tmp_path, str(LINT1), "--jobs", "2", "--time", "6")
     assert status == 1
