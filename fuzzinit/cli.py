@@ -2,7 +2,8 @@
 
 Exit status: 0 no failing ordering (or a replayed trace passes), 1 a failing
 ordering was found (or a replayed trace fails), 2 bad input or usage (one
-line on stderr), 130 interrupted by Ctrl-C (after a summary).
+line on stderr), 130 interrupted by Ctrl-C and 143 by SIGTERM (after a
+summary), 141 when the reader of stdout went away.
 """
 
 from __future__ import annotations
