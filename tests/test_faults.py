@@ -103,7 +103,7 @@ def test_run_on_a_full_disk_prints_the_finding_and_fails(
               "--reports", str(full_disk / "reports"))
     assert proc.returncode == 1
     assert "causal core (5 of" in proc.stdout
-    assert "  4. cpu1 cr4_init\n" in proc.stdout
+    assert "  4. cpu1 cr4_init  (start_secondary)\n" in proc.stdout
     sig = proc.stdout.split("trace:  ")[1].split(".json")[0].split("/")[-1]
     assert one_line(proc.stderr) == (
         "fuzzinit: error: cannot write"

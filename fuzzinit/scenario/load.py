@@ -22,7 +22,7 @@ from fuzzinit.model.arch import (
 )
 from fuzzinit.model.outcome import NAMES as OUTCOMES
 from fuzzinit.scenario.ops import OpSyntaxError, canonical, parse_op
-from fuzzinit.scenario.profiles import gather, merge
+from fuzzinit.scenario.profiles import LIBRARY, gather, merge
 from fuzzinit.scenario.source import Ctx, Source, read
 
 # What part of a CPU's life, or which feature, a library scenario is about.
@@ -186,14 +186,17 @@ def _library_keys(meta: dict[str, Any], ctx: Ctx, path: Path,
                       None)
     fixed_in = meta.get("fixed_in")
     if fixed_in is not None:
-        if not isinstance(fixed_in, str) or \
-                not (path.parent / fixed_in).is_file():
+        # Beside this file, else in the library (as includes are), so a
+        # copy of a library scenario keeps its link.
+        found = [base / fixed_in for base in (path.parent, LIBRARY)
+                 if isinstance(fixed_in, str) and (base / fixed_in).is_file()]
+        if not found:
             raise ctx.error("scenario.fixed_in", f"{fixed_in!r} is not a"
-                            " scenario file beside this one",
-                            "the file name of the fixed scenario",
+                            " scenario file beside this one or in the"
+                            " library", "the file name of the fixed scenario",
                             'e.g. fixed_in = "upstream-fix-sev-es.toml"',
                             needle="fixed_in")
-        fixed_in = str(path.parent / fixed_in)
+        fixed_in = str(found[0])
     return category, kernel, fixed_in
 
 
