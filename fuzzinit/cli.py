@@ -633,6 +633,37 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
+def _fix_commit(sc: Scenario) -> str | None:
+    """The upstream fix a scenario cites: its `"fix: <sha> <subject>"`."""
+    for entry in sc.sources:
+        if entry.startswith("fix: "):
+            return entry[len("fix: "):]
+    return None
+
+
+def _print_models(rows: list[dict[str, Any]]) -> None:
+    """The scenarios grouped by category, each with its expectation, kernel
+    and fix; files that do not load last."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        if "error" not in row:
+            groups.setdefault(row["category"] or "(no category)",
+                              []).append(row)
+    for category in sorted(groups):
+        print(f"{category}:")
+        for row in groups[category]:
+            print(f"  {row['path']:<46} expect {row['expect'] or '-':<13}"
+                  f" {row['guest']:<8} {row['kernel'] or '-'}")
+            print(f"      {row['title']}")
+            if row["fix"]:
+                print(f"      fix: {row['fix']}")
+            if row["fixed_in"]:
+                print(f"      fixed in: {row['fixed_in']}")
+    for row in rows:
+        if "error" in row:
+            print(f"{row['path']}: ERROR {row['error']}")
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from fuzzinit.scenario.profiles import LIBRARY
 
@@ -655,18 +686,16 @@ def cmd_models(args: argparse.Namespace) -> int:
             rows.append({"path": _shown(path), "error": str(exc)})
             continue
         rows.append({"path": _shown(path), "name": sc.name,
-                     "guest": sc.guest,
+                     "guest": sc.guest, "category": sc.category,
+                     "kernel": sc.kernel, "fix": _fix_commit(sc),
+                     "fixed_in": None if sc.fixed_in is None
+                     else _shown(Path(sc.fixed_in)),
                      "expect": sc.expect, "fail_on": sorted(sc.fail_on),
                      "title": sc.title, "cpus": sc.ncpu})
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
-        for row in rows:
-            if "error" in row:
-                print(f"{row['path']}: ERROR {row['error']}")
-            else:
-                print(f"{row['path']:<48} {row['guest']:<8}"
-                      f" expect {row['expect'] or '-':<13} {row['title']}")
+        _print_models(rows)
     if bad:
         sys.stderr.write(f"fuzzinit: error: {bad} scenario file(s) do not"
                          " load\n")

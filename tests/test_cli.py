@@ -309,12 +309,31 @@ def test_models_json_lists_the_folder(tmp_path: Path) -> None:
         == [("m/bare.toml", "bare", "bare", "ok"),
             ("m/pinned.toml", "pinned", "sev-es", "triple_fault")]
 
+    assert [(r["category"], r["kernel"], r["fix"], r["fixed_in"])
+            for r in rows] == [(None, None, None, None)] * 2
+
     proc = fz(tmp_path, "models", "m")
     assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.splitlines()
-    assert len(lines) == 2
-    assert lines[1].startswith("m/pinned.toml ")
-    assert "expect triple_fault" in lines[1]
+    assert proc.stdout.splitlines() == [
+        "(no category):",
+        "  m/bare.toml" + " " * 36 + "expect ok            bare     -",
+        "      bare",
+        "  m/pinned.toml" + " " * 34 + "expect triple_fault  sev-es   -",
+        "      pinned"]
+
+
+def test_models_groups_the_library_by_category(tmp_path: Path) -> None:
+    proc = fz(tmp_path, "models", "--json")
+    rows = {r["name"]: r for r in json.loads(proc.stdout)}
+    seed = rows["fred-pinned-sev-es-ap"]
+    assert (seed["category"], seed["kernel"], seed["fix"]) == (
+        "ap-bringup", "v6.12", "411df123c017 x86/cpu: Remove X86_CR4_FRED"
+        " from the CR4 pinned bits mask")
+    assert seed["fixed_in"].endswith("fuzzinit/library/upstream-fix-sev-es"
+                                     ".toml")
+    text = fz(tmp_path, "models").stdout.splitlines()
+    heads = [line for line in text if not line.startswith(" ")]
+    assert heads == sorted(heads) and "ap-bringup:" in heads
 
 
 def test_models_with_a_broken_file_exits_2(tmp_path: Path) -> None:
@@ -324,9 +343,10 @@ def test_models_with_a_broken_file_exits_2(tmp_path: Path) -> None:
     assert one_error_line(proc) == \
         "fuzzinit: error: 1 scenario file(s) do not load"
     lines = proc.stdout.splitlines()
-    assert lines[0].startswith("m/broken.toml: ERROR m/broken.toml:1:"
-                               " invalid TOML: ")
-    assert lines[1].startswith("m/pinned.toml ")
+    assert lines[:2] == ["(no category):", "  m/pinned.toml" + " " * 34
+                         + "expect triple_fault  sev-es   -"]
+    assert lines[-1].startswith("m/broken.toml: ERROR m/broken.toml:1:"
+                                " invalid TOML: ")
 
     proc = fz(tmp_path, "models", "m", "--json")
     assert proc.returncode == 2
