@@ -51,9 +51,13 @@ def _png_pixels(data: bytes) -> tuple[int, int, bytes]:
 
 @pytest.fixture(scope="module")
 def html_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("html")
+    return _report_page(tmp_path_factory.mktemp("html"), PINNED)
+
+
+def _report_page(folder: Path, model: Path) -> Path:
+    """The HTML report `fuzzinit run` writes for `model`'s failure."""
     proc = subprocess.run(
-        [sys.executable, "-m", "fuzzinit", "run", str(PINNED), "--seed", "1",
+        [sys.executable, "-m", "fuzzinit", "run", str(model), "--seed", "1",
          "--db", "none"], cwd=folder, capture_output=True, text=True,
         check=False)
     assert proc.returncode == 1, proc.stderr
@@ -139,14 +143,7 @@ def four_ap_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("html4")
     model = folder / "pinned4.toml"
     model.write_text(scaled(PINNED.read_text(), 4))
-    proc = subprocess.run(
-        [sys.executable, "-m", "fuzzinit", "run", str(model), "--seed", "1",
-         "--db", "none"], cwd=folder, capture_output=True, text=True,
-        check=False)
-    assert proc.returncode == 1, proc.stderr
-    [page] = [p for p in (folder / "reports").glob("*.html")
-              if p.name != "index.html"]
-    return page
+    return _report_page(folder, model)
 
 
 def test_timeline_rows_fit_the_page_with_no_empty_lane(
