@@ -159,7 +159,10 @@ def _on_sigterm(signum: int, frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    saved = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        saved = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread: leave signals alone
+        saved = signal.getsignal(signal.SIGTERM)
     _terminated[0] = False
     try:
         status = _dispatch(args)
@@ -186,7 +189,11 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("fuzzinit: interrupted\n")
         status = EXIT_INTERRUPTED
     finally:
-        signal.signal(signal.SIGTERM, saved)
+        if saved is not _on_sigterm:
+            try:
+                signal.signal(signal.SIGTERM, saved)
+            except (ValueError, TypeError):
+                pass
     if status == EXIT_INTERRUPTED and _terminated[0]:
         return EXIT_TERMINATED
     return status
