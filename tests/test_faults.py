@@ -198,7 +198,11 @@ def test_sigterm_at_a_random_point_of_run_never_looks_clean(
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert "Traceback" not in err
-    if proc.returncode == 143:        # stopped before anything was found
+    if proc.returncode == -signal.SIGTERM:
+        # Still importing: Python's default action ended it, before it
+        # could claim anything (a shell shows 143 too).
+        assert out == ""
+    elif proc.returncode == 143:      # stopped before anything was found
         assert out.startswith("fred-pinned-sev-es-ap: interrupted after ")
     else:                              # found: printed, whatever was cut
         assert proc.returncode == 1, (out, err)
