@@ -15,6 +15,8 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -199,6 +201,32 @@ def main(argv: list[str] | None = None) -> int:
     return status
 
 
+@contextmanager
+def _deferred_signals() -> Iterator[list[int]]:
+    """While a finding is printed and saved, Ctrl-C and SIGTERM are noted,
+    not raised: the finding is whole on screen and on disk, and the
+    command then exits 1 for it."""
+    seen: list[int] = []
+
+    def note(signum: int, frame: object) -> None:
+        seen.append(signum)
+
+    saved = []
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            saved.append((sig, signal.signal(sig, note)))
+    except ValueError:   # not the main thread
+        pass
+    try:
+        yield seen
+    finally:
+        for sig, old in saved:
+            signal.signal(sig, old)
+        if seen:
+            sys.stderr.write("fuzzinit: interrupted while saving the finding;"
+                             " it is saved (see above)\n")
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
         return cmd_run(args)
@@ -283,6 +311,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     sc = load(args.model)
     reports = _writable_folder("--reports", args.reports)
     corpus = _writable_folder("--corpus", args.corpus)
+    _writable_folder("--corpus", str(corpus / sc.name))
     if args.mode:
         sc = dataclasses.replace(sc, mode=args.mode)
     report = search(sc, args.examples, args.seed,
@@ -322,14 +351,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     # The finding is printed before anything is written: a full disk or
     # a kill while writing cannot lose it; and output that cannot be
     # printed does not stop it from being saved.
-    try:
-        _print_finding(args, sc, report, out)
-    except OSError:
-        _save_finding(sc, finding.core, finding.shrunk, result, args.seed,
-                      trace_path, reports)
-        raise
-    problem = _save_finding(sc, finding.core, finding.shrunk, result,
-                            args.seed, trace_path, reports)
+    with _deferred_signals():
+        try:
+            _print_finding(args, sc, report, out)
+        except OSError:
+            problem = _save_finding(sc, finding.core, finding.shrunk, result,
+                                    args.seed, trace_path, reports)
+            if problem is not None:
+                # Neither shown nor saved: say at least what it was.
+                core = ", ".join(f"cpu{e['cpu']} {e['op']}"
+                                 for e in out["events"])
+                sys.stderr.write(f"fuzzinit: error: {problem}; the finding:"
+                                 f" {result.name}: {core}\n")
+            raise
+        problem = _save_finding(sc, finding.core, finding.shrunk, result,
+                                args.seed, trace_path, reports)
     if problem is not None:
         sys.stderr.write(f"fuzzinit: error: {problem}\n")
     return 1
@@ -475,22 +511,38 @@ def cmd_constraints(args: argparse.Namespace) -> int:
         "insufficient_counterexample": None if mined.insufficient_core is None
         else _events_json(psc, mined.insufficient_core),
         "interrupted": mined.interrupted, "elapsed_s": elapsed}
-    # Printed first, then written: a full disk loses no rule.
-    if args.json:
-        print(json.dumps(out), flush=True)
-    else:
-        _print_rules(sc, psc, mined, rules_json, elapsed, args.seed)
-    for path, doc in pending:
+    # Printed first, then written: a full disk loses no rule; output that
+    # cannot be printed does not stop them from being saved.
+    with _deferred_signals():
         try:
-            write_atomic(path, tracefile.dumps(doc))
-        except OSError as exc:
-            sys.stderr.write(f"fuzzinit: error: {describe_os_error(exc)};"
-                             " the rules above are not all saved\n")
-            return 1
+            if args.json:
+                print(json.dumps(out), flush=True)
+            else:
+                _print_rules(sc, psc, mined, rules_json, elapsed, args.seed)
+                sys.stdout.flush()
+        except OSError:
+            _save_rules(pending)
+            raise
+        problem = _save_rules(pending)
+    if problem is not None:
+        sys.stderr.write(f"fuzzinit: error: {problem}; the rules above are"
+                         " not all saved\n")
+        return 1
     failing = mined.failures or mined.rules or mined.sufficient is False
     if mined.interrupted and not failing:
         return EXIT_INTERRUPTED
     return 1 if failing else 0
+
+
+def _save_rules(pending: list[tuple[Path, dict[str, Any]]]) -> str | None:
+    """Write the counterexample traces; the first failure's line, or
+    None."""
+    for path, doc in pending:
+        try:
+            write_atomic(path, tracefile.dumps(doc))
+        except OSError as exc:
+            return describe_os_error(exc)
+    return None
 
 
 def _print_rules(sc: Scenario, psc: Scenario, mined: Mined,
@@ -568,11 +620,13 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
 
     from fuzzinit.fuzz.campaign import run_campaign
 
-    for flag in ("time", "runs"):
+    # libFuzzer reads these as C ints: a larger value would wrap and end
+    # the campaign early, looking clean.
+    for flag, low, high in (("time", 1, 2**31 - 1), ("runs", 1, 2**31 - 1),
+                            ("seed", 0, 2**32 - 1)):
         value = getattr(args, flag)
-        if value is not None and value < 1:
-            raise FuzzinitError(f"--{flag} {value}: expected a positive"
-                                " number")
+        if value is not None and not low <= value <= high:
+            raise FuzzinitError(f"--{flag} {value}: expected {low} to {high}")
     # Each job is one process busy on one core: more only fight for them.
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
         else os.cpu_count() or 1
@@ -599,10 +653,15 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
            "crashes": summary.crashes_dir, "coverage": args.coverage,
            "jobs": args.jobs}
     try:
-        _print_fuzz_summary(sc, summary, out, args.json)
+        with _deferred_signals():
+            _print_fuzz_summary(sc, summary, out, args.json)
+            sys.stdout.flush()
     except BrokenPipeError:
-        # A closed stdout must not turn a finding into exit 0 (main()).
+        # A closed stdout must not turn a finding into exit 0 (main()),
+        # nor a clean campaign: 141, as for every command.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        if not failing:
+            return 141
     if failing:
         return 1
     # Interrupted before any failure: 130 for SIGINT, 143 for SIGTERM.

@@ -7,9 +7,10 @@ import random
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from hypothesis import HealthCheck, Phase, find, settings
 from hypothesis.database import ExampleDatabase
@@ -121,23 +122,26 @@ def search(sc: Scenario, examples: int = 1000, seed: int = 0,
                  + (", shrinking a failure" if first is not None else ""))
         return bad
 
-    key = database_key(sc, swarm)
-    if database is not None:
-        saved = _replay_saved(sc, database, key)
-        if saved is not None:
-            core = causal_core(sc, saved, evaluate(sc, saved))
-            return SearchReport(sc, seed, 1, time.monotonic() - start,
-                                Finding(saved, core, evaluate(sc, core)),
-                                time.monotonic() - start, 1, False, True)
-    # Hypothesis's own database is off: a seeded find() ignores it, and
-    # fuzzinit stores the shrunk ordering itself (below), in a format that
-    # outlives Hypothesis versions.
-    config = settings(max_examples=examples, database=None, deadline=None,
-                      phases=[Phase.generate, Phase.shrink],
-                      suppress_health_check=list(HealthCheck))
-    interrupted = False
-    shrunk: Ordering | None = None
+    # The stop flag covers the whole search: a signal that comes after a
+    # failure was found (while it is reduced and saved to the database)
+    # lets that finish, so the finding reaches the caller.
     with _stop_requests(stop):
+        key = database_key(sc, swarm)
+        if database is not None:
+            saved = _replay_saved(sc, database, key)
+            if saved is not None:
+                core = causal_core(sc, saved, evaluate(sc, saved))
+                return SearchReport(sc, seed, 1, time.monotonic() - start,
+                                    Finding(saved, core, evaluate(sc, core)),
+                                    time.monotonic() - start, 1, False, True)
+        # Hypothesis's own database is off: a seeded find() ignores it, and
+        # fuzzinit stores the shrunk ordering itself (below), in a format that
+        # outlives Hypothesis versions.
+        config = settings(max_examples=examples, database=None, deadline=None,
+                          phases=[Phase.generate, Phase.shrink],
+                          suppress_health_check=list(HealthCheck))
+        interrupted = False
+        shrunk: Ordering | None = None
         try:
             shrunk = find(orderings(sc, swarm), failing, settings=config,
                           random=random.Random(seed))
@@ -148,36 +152,51 @@ def search(sc: Scenario, examples: int = 1000, seed: int = 0,
             shrunk = smallest  # report the best failure seen so far
         finally:
             bar.done()
-    finding = None
-    if shrunk is not None and sc.mode == "permute" and shrunk.complete:
-        moved = Ordering(move_home(sc, list(shrunk),
-                                   evaluate(sc, shrunk, shrunk.complete)))
-        shrunk = moved
-    if shrunk is not None and database is not None and shrunk.complete:
-        database.save(key, json.dumps(
-            [tracefile.event_json(sc, e) for e in shrunk]).encode())
-    if shrunk is not None:
-        result = evaluate(sc, shrunk, shrunk.complete)
-        core = causal_core(sc, list(shrunk), result) if shrunk.complete \
-            else list(shrunk)
-        finding = Finding(list(shrunk), core, evaluate(sc, core)
-                          if shrunk.complete else result)
-    return SearchReport(sc, seed, count, time.monotonic() - start, finding,
-                        first, first_example, interrupted)
+        finding = None
+        if shrunk is not None and sc.mode == "permute" and shrunk.complete:
+            moved = Ordering(move_home(sc, list(shrunk),
+                                       evaluate(sc, shrunk, shrunk.complete)))
+            shrunk = moved
+        if shrunk is not None and database is not None and shrunk.complete:
+            _database_call(database.save, key, json.dumps(
+                [tracefile.event_json(sc, e) for e in shrunk]).encode())
+        if shrunk is not None:
+            result = evaluate(sc, shrunk, shrunk.complete)
+            core = causal_core(sc, list(shrunk), result) if shrunk.complete \
+                else list(shrunk)
+            finding = Finding(list(shrunk), core, evaluate(sc, core)
+                              if shrunk.complete else result)
+        return SearchReport(sc, seed, count, time.monotonic() - start, finding,
+                            first, first_example, interrupted)
 
 
 def _replay_saved(sc: Scenario, database: ExampleDatabase,
                   key: bytes) -> list[Event] | None:
     """The first saved ordering that still fails; ones that no longer do
     (the model or scenario changed) are dropped."""
-    for value in sorted(database.fetch(key), key=lambda v: (len(v), v)):
+    values = _database_call(database.fetch, key) or []
+    for value in sorted(values, key=lambda v: (len(v), v)):
         try:
             raw = json.loads(value)
             events = tracefile.events_of(sc, {"events": raw}, "database")
         except (ValueError, TypeError, FuzzinitError):
-            database.delete(key, value)
+            _database_call(database.delete, key, value)
             continue
         if fails(sc, evaluate(sc, events)):
             return events
-        database.delete(key, value)
+        _database_call(database.delete, key, value)
     return None
+
+
+def _database_call(method: Callable[..., Any], *args: Any) -> Any:
+    """An example-database call that cannot cost the search its finding: a
+    database that fails mid-run (a Redis server gone, a read-only user) is
+    a warning, and the run goes on without it."""
+    try:
+        result = method(*args)
+        return list(result) if method.__name__ == "fetch" else result
+    except Exception as exc:  # redis raises its own RedisError family
+        sys.stderr.write(f"fuzzinit: warning: example database:"
+                         f" {type(exc).__name__}: {exc}; going on without"
+                         " it\n")
+        return None

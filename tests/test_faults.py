@@ -9,12 +9,15 @@ The full and read-only disks are real: a 64 KiB tmpfs, mounted by the test
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import random
 import signal
+import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from fuzzinit.explore.scaling import scaled
-from fuzzinit.report.files import sweep_temporaries
+from fuzzinit.report.files import sweep_temporaries, write_atomic
 
 ROOT = Path(__file__).parent.parent
 PINNED = ROOT / "models/fred-pinned-sev-es-ap.toml"
@@ -183,6 +186,11 @@ def test_sigkill_at_a_random_point_of_run_loses_nothing(
     for path in tmp_path.rglob("*.json"):
         if ".fuzzinit-" not in path.name:
             json.loads(path.read_text(encoding="utf-8"))
+    # The next run comes later: leftovers are older than the two seconds
+    # in which a temporary may not be locked yet.
+    for path in tmp_path.rglob("*"):
+        if ".fuzzinit-" in path.name:
+            os.utime(path, (time.time() - 60, time.time() - 60))
     again = fz(tmp_path, "run", str(PINNED), "--seed", "1", "--db", "none")
     assert again.returncode == 1, again.stderr
     assert _temporaries(tmp_path) == []
@@ -282,8 +290,83 @@ def test_a_dead_writers_temporaries_are_swept_a_live_ones_kept(
     stale = tmp_path / f".x.md.fuzzinit-{dead.pid}-abc123"
     live = tmp_path / f".y.md.fuzzinit-{os.getpid()}-def456"
     other = tmp_path / ".z.md.something-else"
-    for path in (stale, live, other):
+    young = tmp_path / f".w.md.fuzzinit-{dead.pid}-young1"
+    for path in (stale, live, other, young):
         path.write_text("half")
-    assert sweep_temporaries(tmp_path) == [stale]
+    for path in (stale, live, other):
+        os.utime(path, (time.time() - 60, time.time() - 60))
+    # A live writer holds its temporary locked (another PID namespace
+    # would not see its pid, so the lock is what counts).
+    with open(live) as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        assert sweep_temporaries(tmp_path) == [stale]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        [live.name, other.name])
+        [live.name, other.name, young.name])
+    # A folder of that name, or one that cannot be removed, is passed over.
+    (tmp_path / f".v.md.fuzzinit-{dead.pid}-dir123").mkdir()
+    assert sweep_temporaries(tmp_path) == [live]
+
+
+def test_a_symlink_stays_a_link_and_a_fifo_is_written_through(
+        tmp_path: Path) -> None:
+    target = tmp_path / "real.txt"
+    target.write_text("old")
+    link = tmp_path / "link.txt"
+    link.symlink_to(target)
+    write_atomic(link, "new")
+    assert link.is_symlink() and target.read_text() == "new"
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()))
+    reader.start()
+    write_atomic(fifo, "through the pipe")
+    reader.join(timeout=10)
+    assert got == ["through the pipe"]
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+
+
+@pytest.mark.parametrize("where", ["fuzzinit.search.causal_core",
+                                   "fuzzinit.cli.write_trace"])
+def test_a_signal_after_the_failure_was_found_loses_nothing(
+        where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """SIGTERM while the failure is reduced, or while it is written: the
+    finding is still printed and saved, and the run exits 1."""
+    import importlib
+
+    from fuzzinit.cli import main
+
+    module_name, func_name = where.rsplit(".", 1)
+    module = importlib.import_module(module_name)
+    real = getattr(module, func_name)
+    sent: list[bool] = []
+
+    def with_signal(*args: object, **kwargs: object) -> object:
+        if not sent:
+            sent.append(True)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, func_name, with_signal)
+    monkeypatch.chdir(tmp_path)
+    status = main(["run", str(PINNED), "--seed", "1", "--db", "none"])
+    out, err = capsys.readouterr()
+    assert sent and status == 1, (out, err)
+    assert "causal core (5 of" in out
+    assert len(list(tmp_path.glob("corpus/*/*.json"))) == 1
+    assert len(list(tmp_path.glob("reports/fred-pinned-*.md"))) == 1
+
+
+def test_constraints_save_their_rules_when_stdout_is_full(
+        tmp_path: Path) -> None:
+    with open("/dev/full", "w") as full:
+        proc = fz(tmp_path, "constraints", str(FIXED), "--examples", "300",
+                  stdout=full.fileno())
+    assert proc.returncode == 2
+    assert one_line(proc.stderr) == (
+        f"fuzzinit: error: I/O error on standard output: {ENOSPC}")
+    saved = list((tmp_path / "corpus/upstream-fix-sev-es/constraints")
+                 .glob("*.json"))
+    assert len(saved) >= 1

@@ -22,12 +22,12 @@ def record(reports: Path, entry: dict[str, Any]) -> dict[str, Any]:
     if path.exists():
         try:
             loaded = json.loads(path.read_text(encoding="utf-8"))
-            rows = {(r["name"], r["signature"]): r
-                    for r in loaded.get("findings", [])
-                    if isinstance(r, dict) and "signature" in r
-                    and "name" in r}
-        except (ValueError, AttributeError):
-            rows = {}  # a damaged index is rebuilt from this run on
+        except (ValueError, RecursionError):
+            loaded = {}  # a damaged index is rebuilt from this run on
+        found = loaded.get("findings") if isinstance(loaded, dict) else None
+        rows = {(r["name"], r["signature"]): r
+                for r in (found if isinstance(found, list) else [])
+                if _valid(r)}
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     key = (entry["name"], entry["signature"])
     old = rows.get(key)
@@ -39,6 +39,18 @@ def record(reports: Path, entry: dict[str, Any]) -> dict[str, Any]:
     write_atomic(reports / "index.md", _markdown(ordered))
     write_atomic(reports / "index.html", _html(ordered))
     return merged
+
+
+ROW_TEXT = ("signature", "scenario", "name", "verdict", "report", "trace",
+            "first_seen", "last_seen")
+
+
+def _valid(row: Any) -> bool:
+    """A row this module wrote: every text field a string, count an int.
+    Other rows (a hand-edited or damaged index) are dropped."""
+    return isinstance(row, dict) and \
+        all(isinstance(row.get(k), str) for k in ROW_TEXT) and \
+        type(row.get("count")) is int
 
 
 def _markdown(rows: list[dict[str, Any]]) -> str:

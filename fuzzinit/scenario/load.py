@@ -188,8 +188,10 @@ def _library_keys(meta: dict[str, Any], ctx: Ctx, path: Path,
     if fixed_in is not None:
         # Beside this file, else in the library (as includes are), so a
         # copy of a library scenario keeps its link.
+        plain = isinstance(fixed_in, str) and fixed_in.endswith(".toml") \
+            and "/" not in fixed_in and not fixed_in.startswith(".")
         found = [base / fixed_in for base in (path.parent, LIBRARY)
-                 if isinstance(fixed_in, str) and (base / fixed_in).is_file()]
+                 if plain and (base / fixed_in).is_file()]
         if not found:
             raise ctx.error("scenario.fixed_in", f"{fixed_in!r} is not a"
                             " scenario file beside this one or in the"
@@ -574,7 +576,7 @@ def _triggers(orderings: dict[str, Any], programs: list[list[int]],
                             "write e.g. nmi = 1", needle=kind.split()[0])
         cpus = spec.get("cpus", list(range(ncpu)))
         if not isinstance(cpus, list) or not all(
-                isinstance(c, int) and 0 <= c < ncpu for c in cpus):
+                type(c) is int and 0 <= c < ncpu for c in cpus):
             raise ctx.error(where, f"cpus {cpus!r}",
                             f"a list of CPU numbers from 0 to {ncpu - 1}",
                             "e.g. cpus = [1]", needle="cpus")

@@ -61,6 +61,8 @@ def _int(text: str, what: str, top: int) -> int:
     """A number from 0 to `top`: a typo is a load error, never a #GP the
     model would report as a finding."""
     try:
+        if not text.isascii():   # int() would take other scripts' digits
+            raise ValueError(text)
         value = int(text, 0)
     except ValueError:
         raise OpSyntaxError(f"{text!r} is not a number",

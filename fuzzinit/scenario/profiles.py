@@ -75,12 +75,22 @@ def includes_of(src: Source) -> list[str]:
 
 
 def _resolve(entry: str, src: Source) -> list[Path]:
+    if entry.startswith("/") or entry in (".", "..") or "\0" in entry:
+        raise src.ctx.error("include", f"{entry!r} is not a profile name",
+                            "a folder or .toml file relative to this file,"
+                            " or a library profile such as linux/v6.12",
+                            "name the profile folder or file",
+                            needle=entry)
     for base in (src.path.parent, LIBRARY):
         cand = base / entry
         if cand.is_dir():
             files = sorted(cand.glob("*.toml"))
-            if files:
-                return files
+            if not files:
+                raise src.ctx.error("include", f"{entry!r}: the folder"
+                                    f" {cand} holds no .toml file",
+                                    "a profile folder of routine files",
+                                    "check the path", needle=entry)
+            return files
         for path in (cand, cand.with_name(cand.name + ".toml")):
             if path.is_file():
                 return [path]
@@ -143,6 +153,7 @@ def merge(main: Source, profiles: list[Source]) -> Merged:
     merged = Merged(profiles=profiles, scenario_path=main.ctx.path)
     for src in [*profiles, main]:
         ctx = src.ctx
+        inherited = set(merged.routines)   # what earlier files define
         for table in ("routines", "overrides"):
             body = src.doc.get(table, {})
             if not isinstance(body, dict):
@@ -159,7 +170,7 @@ def merge(main: Source, profiles: list[Source]) -> Merged:
                                     f"move {name} to [overrides] to replace"
                                     " the profile's", needle=f"{name} =",
                                     start=line)
-                if table == "overrides" and name not in merged.routines:
+                if table == "overrides" and name not in inherited:
                     known = ", ".join(sorted(merged.routines)) or "none"
                     raise ctx.error(f"overrides.{name}", "overrides a routine"
                                     " that no included profile defines",
