@@ -5,8 +5,10 @@ Run: .venv/bin/python benchmarks/model.py  (or `make bench`)
 Prints, from one run: primitive ops/s and orderings/s on the seed scenario
 (every ordering fails at the AP's printk) and on the upstream-fix scenario
 (every ordering runs to the end), for both builds and their ratio; then the
-seed scenario's time to first failure and the wall time of
-`fuzzinit run --seed 1` as a new process.
+seed scenario's time to first failure, the wall time of
+`fuzzinit run --seed 1` as a new process, and scenario loads/s: the seed
+scenario on its kernel profile (five files) next to its hand-written copy
+(one file, tests/scenarios/fred-pinned-sev-es-ap-flat.toml).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from fuzzinit.search import search
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ("fred-pinned-sev-es-ap", "upstream-fix-sev-es")
 ORDERINGS = 20_000
+LOADS = 300
 
 
 def measure(sc: Scenario, runner: Any, machine: Any,
@@ -81,6 +84,18 @@ def main() -> None:
     print(f"fuzzinit run --json --seed 1: exit {proc.returncode},"
           f" verdict {out['verdict']}, core {len(out['events'])} events,"
           f" {wall:.2f} s wall (new process)")
+    rates = {}
+    for label, path in (
+            ("on the profile", ROOT / "models/fred-pinned-sev-es-ap.toml"),
+            ("hand-written", ROOT / "tests/scenarios/"
+             "fred-pinned-sev-es-ap-flat.toml")):
+        start = time.perf_counter()
+        for _ in range(LOADS):
+            load(path)
+        rates[label] = LOADS / (time.perf_counter() - start)
+        print(f"seed scenario {label}: {rates[label]:,.0f} loads/s")
+    print(f"profile / hand-written load rate:"
+          f" {rates['on the profile'] / rates['hand-written']:.2f}")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import sys
@@ -61,9 +62,11 @@ def _stop_requests(stop: list[bool]) -> Iterator[None]:
         stop[0] = True
 
     saved = []
-    # Not inside an atheris worker: libFuzzer's C handlers are installed
-    # there, which Python cannot restore afterwards.
-    if "atheris" not in sys.modules:
+    # Not inside an atheris harness (the campaign's child, which alone has
+    # FUZZINIT_OUT): libFuzzer's C handlers are installed there, which
+    # Python cannot restore afterwards. The campaign process itself, which
+    # imports atheris too, keeps Python's handlers.
+    if not ("atheris" in sys.modules and "FUZZINIT_OUT" in os.environ):
         try:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 saved.append((sig, signal.signal(sig, handler)))
