@@ -691,6 +691,17 @@ def _print_fuzz_summary(sc: Scenario, summary: Any, out: dict[str, Any],
     sys.stdout.flush()
 
 
+def _is_profile(path: Path) -> bool:
+    """A profile file has a [profile] table and no [scenario] one."""
+    import tomllib
+
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return False   # load() reports it
+    return "profile" in doc and "scenario" not in doc
+
+
 def _shown(path: Path) -> str:
     """A path relative to the working folder when it is under it."""
     try:
@@ -744,7 +755,11 @@ def cmd_models(args: argparse.Namespace) -> int:
                             " or name the folder")
     rows: list[dict[str, Any]] = []
     bad = 0
+    profiles = 0
     for path in sorted(folder.glob("*.toml")):
+        if _is_profile(path):
+            profiles += 1   # a kernel profile file, not a scenario
+            continue
         try:
             sc = load(path)
         except FuzzinitError as exc:
@@ -762,6 +777,10 @@ def cmd_models(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
     else:
         _print_models(rows)
+        if not rows:
+            print(f"{_shown(folder)}: no scenario files"
+                  + (f" ({profiles} kernel profile files)" if profiles
+                     else ""))
     if bad:
         sys.stderr.write(f"fuzzinit: error: {bad} scenario file(s) do not"
                          " load\n")

@@ -212,3 +212,15 @@ def test_models_with_no_folder_lists_the_installed_library(
     assert {r["name"] for r in rows} >= {"fred-pinned-sev-es-ap",
                                          "upstream-fix-sev-es"}
     assert len(rows) == len(list(LIBRARY.glob("*.toml")))
+
+
+def test_models_on_a_profile_folder_lists_no_scenario(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from fuzzinit.cli import main
+
+    shutil.copytree(LIBRARY / "linux/v6.12", tmp_path / "v6.12")
+    monkeypatch.chdir(tmp_path)
+    assert main(["models", "v6.12"]) == 0
+    assert capsys.readouterr().out == (
+        "v6.12: no scenario files (3 kernel profile files)\n")

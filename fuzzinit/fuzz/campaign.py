@@ -234,8 +234,8 @@ def _campaign(sc: Scenario, corpus: Path, reports: Path,
                 str(exe), exc.errno or errno.EIO, "starting the harness",
                 "TMPDIR", fix="give TMPDIR a writable folder on a disk that"
                 " lets programs run (not mounted noexec)") from exc
-        watch.follow(owned)
         try:
+            watch.follow(owned)
             stopped = _loop(owned, watch, signals, crashes, before, inputs,
                             check, stop_on_failure, show, sc.name)
         finally:
