@@ -6,6 +6,7 @@ folder behind."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import re
@@ -237,6 +238,10 @@ def test_sigkill_of_the_campaign_kills_every_worker_and_the_next_run_cleans(
 
 def test_the_next_run_keeps_the_folder_of_a_campaign_still_running(
         tmp_path: Path) -> None:
+    """A campaign holds a lock on its folder's .lock: that, not its pid
+    (which another PID namespace would not see), keeps the folder. An
+    unlocked folder goes even under a live pid; an older campaign's folder
+    without a lock goes by its dead pid once it is old enough."""
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     dead = subprocess.Popen(["sleep", "0.1"])
@@ -245,12 +250,17 @@ def test_the_next_run_keeps_the_folder_of_a_campaign_still_running(
     dead.wait()
     mine = Path("/proc/self/stat").read_text()
     my_start = mine[mine.rindex(")") + 2:].split()[19]
-    live = tmp / f"fuzzinit-{os.getpid()}-{my_start}-abc"
-    stale = tmp / f"fuzzinit-{dead.pid}-{dead_start}-def"
-    for folder in (live, stale):
+    live = tmp / f"fuzzinit-{dead.pid}-{dead_start}-abc"
+    unlocked = tmp / f"fuzzinit-{os.getpid()}-{my_start}-ghi"
+    legacy = tmp / f"fuzzinit-{dead.pid}-{dead_start}-def"
+    for folder in (live, unlocked, legacy):
         (folder / "libFuzzerTemp.FuzzWithFork1.dir").mkdir(parents=True)
-    proc = fuzz(tmp_path, str(FIXED), "--runs", "100",
-                env=dict(os.environ, TMPDIR=str(tmp)))
+    (unlocked / ".lock").write_text("")
+    os.utime(legacy, (time.time() - 60, time.time() - 60))
+    with open(live / ".lock", "w") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        proc = fuzz(tmp_path, str(FIXED), "--runs", "100",
+                    env=dict(os.environ, TMPDIR=str(tmp)))
     assert proc.returncode == 0, proc.stderr
     assert list(tmp.iterdir()) == [live]
 
@@ -365,3 +375,25 @@ def test_an_index_that_cannot_be_written(tmp_path: Path) -> None:
         " writing a report; fix: expected a file there: move that folder"
         " away")
     assert len(list(tmp_path.glob("corpus/*/crashes/*.json"))) == 1
+
+
+def test_an_oversize_channel_message_stays_one_whole_line(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker's message longer than one atomic pipe write is shortened
+    field by field, never cut mid-JSON (which would also spoil the next
+    line)."""
+    from fuzzinit.fuzz import channel
+
+    read_end, write_end = os.pipe()
+    monkeypatch.setenv(channel.NOTIFY_FD, str(write_end))
+    channel.send({"kind": "exception", "text": "é" * 3000,
+                  "input": "crash-abc"})
+    channel.send({"kind": "finding", "path": "x.json"})
+    os.close(write_end)
+    with os.fdopen(read_end) as fh:
+        lines = fh.read().splitlines()
+    first, second = (channel.parse(line) for line in lines)
+    assert first is not None and first["kind"] == "exception"
+    assert first["input"] == "crash-abc"
+    assert first["text"].endswith("...") and len(lines[0]) < channel.PIPE_BUF
+    assert second == {"kind": "finding", "path": "x.json"}

@@ -43,7 +43,7 @@ from fuzzinit.fuzz.faults import (
     nearest_folder,
     probe,
 )
-from fuzzinit.fuzz.process import Owned, make_temp
+from fuzzinit.fuzz.process import Owned, make_temp, release_temp
 from fuzzinit.report import trace as tracefile
 from fuzzinit.report.write import write_reports
 from fuzzinit.scenario.load import Scenario
@@ -248,6 +248,7 @@ def _campaign(sc: Scenario, corpus: Path, reports: Path,
         check.check(final=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        release_temp()
     after = _stems(crashes)
     new = [_finding(crashes / f"{sig}.json") for sig in sorted(after - before)]
     if signals.signum is None:

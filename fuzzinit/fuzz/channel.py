@@ -32,10 +32,19 @@ def send(message: dict[str, Any]) -> None:
     if not fd:
         return
     data = (json.dumps(message) + "\n").encode()
+    # Too long for one atomic write: shorten the long text fields until it
+    # fits, so the line stays whole JSON (cutting the bytes would break it
+    # and the line after it).
+    limit = 1024
+    while len(data) > PIPE_BUF and limit >= 16:
+        message = {k: (v[:limit] + "..." if isinstance(v, str)
+                       and len(v) > limit else v)
+                   for k, v in message.items()}
+        data = (json.dumps(message) + "\n").encode()
+        limit //= 2
     if len(data) > PIPE_BUF:
-        message = {k: v for k, v in message.items() if k != "path"}
-        message["path"] = "?"
-        data = (json.dumps(message) + "\n").encode()[:PIPE_BUF]
+        data = (json.dumps({"kind": message.get("kind", "io_error")})
+                + "\n").encode()
     try:
         os.write(int(fd), data)
     except (OSError, ValueError):

@@ -59,14 +59,51 @@ def _alive(pid: int, start: int) -> bool:
     return _start_time(pid) == start
 
 
+_held: list[int] = []   # lock descriptors of this process's temp folders
+
+
 def make_temp() -> Path:
     """The campaign's temporary folder, after removing those of campaigns
-    that are gone."""
+    that are gone. The campaign holds a flock on `.lock` inside it for its
+    whole life (the descriptor is not inherited by the harness), so a
+    folder is known to be in use even from another PID namespace."""
     root = Path(tempfile.gettempdir())
     remove_stale(root)
     me = os.getpid()
-    return Path(tempfile.mkdtemp(prefix=f"fuzzinit-{me}-{_start_time(me)}-",
-                                 dir=root))
+    folder = Path(tempfile.mkdtemp(
+        prefix=f"fuzzinit-{me}-{_start_time(me) or 0}-", dir=root))
+    fd = os.open(folder / ".lock", os.O_WRONLY | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    _held.append(fd)
+    return folder
+
+
+def release_temp() -> None:
+    """Drop the locks of this process's temp folders (they are removed)."""
+    while _held:
+        os.close(_held.pop())
+
+
+def _in_use(folder: Path, pid: int, start: int) -> bool:
+    try:
+        fd = os.open(folder / ".lock", os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        # No lock yet (being created) or an older campaign's folder: by
+        # its pid and start time, and only once it is a few seconds old.
+        try:
+            young = time.time() - folder.stat().st_mtime < 10
+        except OSError:
+            return False
+        return young or (_alive(pid, start) if start else True)
+    except OSError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
 
 
 def remove_stale(root: Path) -> None:
@@ -76,7 +113,8 @@ def remove_stale(root: Path) -> None:
         return
     for entry in entries:
         m = TMP_NAME.match(entry.name)
-        if m and not _alive(int(m.group(1)), int(m.group(2))):
+        if m and entry.is_dir() and not entry.is_symlink() and \
+                not _in_use(entry, int(m.group(1)), int(m.group(2))):
             shutil.rmtree(entry, ignore_errors=True)
 
 
