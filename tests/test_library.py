@@ -88,3 +88,17 @@ def test_the_model_package_never_reads_a_scenario() -> None:
     for module in model.glob("*.py"):
         text = module.read_text(encoding="utf-8")
         assert "fuzzinit.scenario" not in text, module.name
+
+
+def test_the_pcid_report_shows_the_pcid_bits_of_cr3() -> None:
+    """The PCID pair's story is CR3[11:0] != 0 when PCIDE is set: the
+    per-step state shows CR3's PCID once it is non-zero (and not before)."""
+    from fuzzinit.report.timeline import describe, states_after
+    from fuzzinit.search import search
+
+    sc = load(LIBRARY / "pcid-hibernate-resume.toml")
+    found = search(sc, 300, 1).finding
+    assert found is not None and found.result.name == "unhandled"
+    lines = [describe(s) for s in states_after(sc, found.core, found.shrunk)]
+    assert "CR3.PCID=0x1" in lines[-1]
+    assert "CR3.PCID" not in describe(states_after(sc, found.core[:1])[0])

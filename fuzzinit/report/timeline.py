@@ -26,6 +26,7 @@ def state_of(sc: Scenario, st: list[int], cpu: int) -> dict[str, object]:
         "fred_stklvls": st[base + mc.F_FRED_STKLVLS],
         "fred_rsp": [st[base + mc.F_FRED_RSP0 + i] for i in range(4)],
         "cr4": [n for n in SHOWN_CR4 if cr4 >> CR4_BITS[n] & 1],
+        "cr3_pcid": st[base + mc.F_CR3],
         "idt": mc.IDT_NAMES[st[base + mc.F_IDT]],
         "pinning": bool(st[m.glob + mc.G_KEY]),
         "pinned": [n for n, b in CR4_BITS.items() if pinned >> b & 1],
@@ -45,6 +46,9 @@ def describe(state: dict[str, object]) -> str:
     cr4 = state["cr4"]
     assert isinstance(cr4, list)
     parts.append("CR4:" + ("|".join(cr4) if cr4 else "-"))
+    pcid = state.get("cr3_pcid")
+    if pcid:   # shown only when set: a PCIDE write then #GPs (SDM 4.10.1)
+        parts.append(f"CR3.PCID={pcid:#x}")
     parts.append(f"IDT={state['idt']}")
     if "ghcb" in state:
         parts.append(f"GHCB={state['ghcb']}")
