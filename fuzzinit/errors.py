@@ -1,5 +1,7 @@
 """The user-mistake exceptions: one family, each rendered as one line."""
 
+import errno
+
 
 class FuzzinitError(Exception):
     """Base of every error fuzzinit reports to the user (exit status 2)."""
@@ -38,8 +40,6 @@ def describe_os_error(exc: OSError, action: str = "cannot write") -> str:
     """One line for a failed read or write: the path, the errno's name and
     its text, e.g. "cannot write reports/x.md: ENOSPC (No space left on
     device)"."""
-    import errno
-
     code = errno.errorcode.get(exc.errno or 0, "")
     what = f"{code} ({exc.strerror})" if code else str(exc.strerror or exc)
     # No file name: the error came from writing the command's output.

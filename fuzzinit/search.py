@@ -161,8 +161,9 @@ def search(sc: Scenario, examples: int = 1000, seed: int = 0,
                                        evaluate(sc, shrunk, shrunk.complete)))
             shrunk = moved
         if shrunk is not None and database is not None and shrunk.complete:
-            _database_call(database.save, key, json.dumps(
-                [tracefile.event_json(sc, e) for e in shrunk]).encode())
+            value = json.dumps(
+                [tracefile.event_json(sc, e) for e in shrunk]).encode()
+            _database_call(database.save, key, value)
         if shrunk is not None:
             result = evaluate(sc, shrunk, shrunk.complete)
             core = causal_core(sc, list(shrunk), result) if shrunk.complete \
@@ -177,7 +178,7 @@ def _replay_saved(sc: Scenario, database: ExampleDatabase,
                   key: bytes) -> list[Event] | None:
     """The first saved ordering that still fails; ones that no longer do
     (the model or scenario changed) are dropped."""
-    values = _database_call(database.fetch, key) or []
+    values = _database_call(lambda: list(database.fetch(key))) or []
     for value in sorted(values, key=lambda v: (len(v), v)):
         try:
             raw = json.loads(value)
@@ -191,13 +192,12 @@ def _replay_saved(sc: Scenario, database: ExampleDatabase,
     return None
 
 
-def _database_call(method: Callable[..., Any], *args: Any) -> Any:
+def _database_call(call: Callable[..., Any], *args: Any) -> Any:
     """An example-database call that cannot cost the search its finding: a
     database that fails mid-run (a Redis server gone, a read-only user) is
     a warning, and the run goes on without it."""
     try:
-        result = method(*args)
-        return list(result) if method.__name__ == "fetch" else result
+        return call(*args)
     except Exception as exc:  # redis raises its own RedisError family
         sys.stderr.write(f"fuzzinit: warning: example database:"
                          f" {type(exc).__name__}: {exc}; going on without"

@@ -102,8 +102,7 @@ def load(path: str | Path) -> Scenario:
     digest = hashlib.sha256(main.data)
     for src in profiles:
         digest.update(src.data)  # a changed profile changes the scenario
-    return build(main.doc, main.ctx, digest.hexdigest(), profiles,
-                 Path(path))
+    return build(main, digest.hexdigest(), profiles)
 
 
 def _table(doc: dict[str, Any], key: str, ctx: Ctx) -> dict[str, Any]:
@@ -230,8 +229,8 @@ def _kernel(kern: dict[str, Any], ctx: Ctx
     return pinned, pinning, entry_cr4, kern
 
 
-def build(doc: dict[str, Any], ctx: Ctx, sha256: str,
-          profiles: list[Source], path: Path) -> Scenario:
+def build(main: Source, sha256: str, profiles: list[Source]) -> Scenario:
+    doc, ctx, path = main.doc, main.ctx, main.path
     for key in doc:
         if key not in TABLES:
             raise ctx.error(key, "unknown table", "one of " + ", ".join(TABLES),
@@ -315,7 +314,6 @@ def build(doc: dict[str, Any], ctx: Ctx, sha256: str,
     for src in profiles:
         _kernel(_table(src.doc, "kernel", src.ctx), src.ctx)
     _kernel(_table(doc, "kernel", ctx), ctx)
-    main = Source(path, b"", doc, ctx)
     merged = merge(main, profiles)
     pinned, pinning, entry_cr4, kern = _kernel(merged.kernel, ctx)
     routines = merged.routines

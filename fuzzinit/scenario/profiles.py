@@ -44,7 +44,6 @@ class Merged:
     # The file that gave each routine its body, and that table's line.
     origin: dict[str, tuple[Ctx, int]] = field(default_factory=dict)
     kernel: dict[str, Any] = field(default_factory=dict)
-    profiles: list[Source] = field(default_factory=list)
     scenario_path: str = ""
 
     def from_profile(self, routine: str) -> bool:
@@ -150,7 +149,7 @@ def _check_profile(src: Source) -> None:
 
 def merge(main: Source, profiles: list[Source]) -> Merged:
     """Apply the profiles, then the scenario, table by table."""
-    merged = Merged(profiles=profiles, scenario_path=main.ctx.path)
+    merged = Merged(scenario_path=main.ctx.path)
     for src in [*profiles, main]:
         ctx = src.ctx
         inherited = set(merged.routines)   # what earlier files define
