@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO := models/fred-pinned-sev-es-ap.toml
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,11 +23,15 @@ demo: $(STAMP)
 	else echo "demo: expected a failing ordering, fuzzinit exited $$status"; exit 1; fi
 
 lint: $(STAMP)
-	$(BIN)/ruff check fuzzinit tests benchmarks fuzz
-	$(BIN)/mypy fuzzinit tests benchmarks
+	$(BIN)/ruff check fuzzinit tests benchmarks fuzz tools
+	$(BIN)/mypy fuzzinit tests benchmarks tools
 
 test: lint
 	$(BIN)/pytest -q -rs
+
+# The README's op table comes from the op definitions (fuzzinit/model/ops_*.py).
+docs: $(STAMP)
+	$(BIN)/python tools/ops_table.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/model.py

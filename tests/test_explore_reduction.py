@@ -13,7 +13,7 @@ from fuzzinit.explore.bfs import COMPLETE, FAILED, Exploration, explore
 from fuzzinit.explore.independence import Independence, local_write
 from fuzzinit.explore.scaling import scaled
 from fuzzinit.explore.symmetry import Symmetry
-from fuzzinit.model import machine as mc
+from fuzzinit.model import ops_smp as smp
 from fuzzinit.model.outcome import OK
 from fuzzinit.model.run import initial_state, step
 from fuzzinit.orderings.schedule import Event, Schedule, well_formed
@@ -153,7 +153,7 @@ def test_symmetric_states_share_a_key_only_when_the_boot_cpu_allows(
     # The boot CPU up to its waits: both APs started.
     while sched.program_candidates()[0].cpu == 0:
         ev = sched.program_candidates()[0]
-        if m.op_kind[ev.op] == mc.WAIT_ONLINE:
+        if m.op_kind[ev.op] == smp.WAIT_ONLINE:
             break
         assert step(m, st0, 0, ev.op, [], []) == OK
         sched.take(ev)
@@ -288,4 +288,4 @@ def test_snapshot_after_is_take_from_restore(tmp_path: Path) -> None:
                 if sched.snapshot() not in seen:
                     seen.add(sched.snapshot())
                     frontier.append(sched.snapshot())
-        assert {-1, mc.START, mc.ONLINE_OP} <= kinds
+        assert {-1, smp.START, smp.ONLINE_OP} <= kinds

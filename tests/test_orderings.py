@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from fuzzinit.minimise.core import causal_core
 from fuzzinit.minimise.displacement import displaced
-from fuzzinit.model import machine as mc
+from fuzzinit.model import ops_smp as smp
 from fuzzinit.orderings.schedule import Event, program_order, well_formed
 from fuzzinit.orderings.strategies import Ordering, orderings
 from fuzzinit.scenario.load import Scenario, load
@@ -76,7 +76,7 @@ def _check_ordering(sc: Scenario, ordering: Ordering) -> None:
         if ev.cpu:
             assert any(sc.op_text(sc.programs[c][s]) == f"start {ev.cpu}"
                        for c, s in done), (ev, "before its start")
-        if m.op_kind[ev.op] == mc.WAIT_ONLINE:
+        if m.op_kind[ev.op] == smp.WAIT_ONLINE:
             target = m.op_a[ev.op]
             assert target == 0 or any(
                 c == target and sc.op_text(sc.programs[c][s]) == "online"
@@ -251,7 +251,7 @@ def test_permuted_orderings_move_ops_only_between_sync_points(
         # runs before it, every op after it runs after it.
         position = {s: i for i, s in enumerate(slots)}
         for s, op in enumerate(program):
-            if m.op_kind[op] in (mc.START, mc.ONLINE_OP, mc.WAIT_ONLINE):
+            if m.op_kind[op] in (smp.START, smp.ONLINE_OP, smp.WAIT_ONLINE):
                 assert all(position[x] < position[s] for x in range(s))
                 assert all(position[x] > position[s]
                            for x in range(s + 1, len(program)))

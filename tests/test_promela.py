@@ -33,7 +33,20 @@ from fuzzinit.export.spin import (
     simulate,
     verify,
 )
-from fuzzinit.model import arch, delivery, machine, outcome
+from fuzzinit.model import (
+    arch,
+    delivery,
+    machine,
+    ops_cr,
+    ops_events,
+    ops_idt,
+    ops_kernel,
+    ops_msr,
+    ops_platform,
+    ops_smp,
+    outcome,
+    vocabulary,
+)
 from fuzzinit.model import run as model_run
 from fuzzinit.model.outcome import NAMES, OK
 from fuzzinit.orderings.schedule import Event, Schedule, well_formed
@@ -360,20 +373,7 @@ def test_spin_simulation_steps_with_the_python_model(
 # Random scenarios over ops no model uses (MOV to CR0/CR3, EFER and FRED
 # SSP writes, out-of-range MSR values, TDX #VE, ROP gadgets...), for the
 # lockstep check: SPIN's simulator needs no compile, so these are cheap.
-OPS = (
-    "cr4_set smep", "cr4_set fsgsbase", "cr4_set fred", "cr4_set la57",
-    "cr4_set pcide", "cr4_set cet", "cr4_clear smep", "cr4_clear pae",
-    "cr0_clear wp", "cr0_set pg", "mov_cr4 -pae", "mov_cr4 +cet +pcide",
-    "mov_cr0 -pg", "mov_cr0 -pe", "mov_cr3 1", "mov_cr3 0xfff", "cr4_init",
-    "setup_cr_pinning", "wrmsr FRED_CONFIG entry", "wrmsr FRED_CONFIG 0x834",
-    "wrmsr FRED_STKLVLS linux", "wrmsr FRED_RSP1 stack", "wrmsr FRED_RSP2 0x7",
-    "wrmsr FRED_SSP1 0x10", "wrmsr FRED_RSP3 0x800000000000",
-    "wrmsr EFER 0x500", "wrmsr EFER 0x10000000000000d01", "wrmsr FRED_RSP1 -64",
-    "rdmsr FRED_CONFIG", "rdmsr APIC_BASE", "lidt full", "lidt null",
-    "lidt early", "lidt bringup_ghcb", "ltr", "tss_setup_ist", "setup_ghcb",
-    "sev_es_init_vc_handling", "printk", "cpuid", "port_io", "mmio",
-    "rdgsbase", "nmi", "pf", "ve_info", "patch_alternatives", "console_init",
-    "clear_online", "cr4_gadget -smep")
+OPS = tuple(text for op in vocabulary.OPS for text in op.samples)
 TRIGGERS = ("nmi", "printk", "cpuid", "mmio", "port_io", "pf",
             "rdmsr APIC_BASE", "clear_online", "cr4_gadget -smep")
 
@@ -438,7 +438,9 @@ def test_runtime_constants_are_the_models() -> None:
     """Every constant runtime.pml shares a name with has the model's value
     (as a 32-bit word: Promela ints are 32 bits)."""
     defines = _defines(pml.runtime_text())
-    modules = (machine, arch, outcome, delivery, model_run)
+    modules = (machine, arch, outcome, delivery, model_run, ops_cr,
+               ops_events, ops_idt, ops_kernel, ops_msr, ops_platform,
+               ops_smp)
     checked = 0
     for name, value in defines.items():
         for module in modules:

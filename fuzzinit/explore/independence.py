@@ -30,40 +30,23 @@ re-searches without it when it has found a failure (bfs.explore).
 from __future__ import annotations
 
 from fuzzinit.model import machine as mc
+from fuzzinit.model import op as opdef
+from fuzzinit.model import ops_smp as smp
+from fuzzinit.model.vocabulary import OPS
 from fuzzinit.orderings.schedule import Event, Schedule
 from fuzzinit.scenario.load import Scenario
 
-# Shared resources an op kind may read or write (from fuzzinit/model: the
-# only writes outside the stepping CPU's fields are the ones listed here).
-PIN = 1       # G_KEY, G_PINNED_BITS: setup_cr_pinning (pinning.py)
-GFLAGS = 2    # G_FLAGS other than WARNED_*: setup_ghcb (platform.py),
-#               sev_es_init_vc_handling, patch_alternatives, console_init
-ONLINE = 4    # a CPU's online bit: online, clear_online; read by wait_online
-BLOCK = 8     # another CPU's fields: start
-
-WRITES: dict[int, int] = {
-    mc.SETUP_CR_PINNING: PIN,
-    mc.SETUP_GHCB: GFLAGS,
-    mc.SEV_ES_INIT_VC_HANDLING: GFLAGS,
-    mc.PATCH_ALTERNATIVES: GFLAGS,
-    mc.CONSOLE_INIT: GFLAGS,
-    mc.ONLINE_OP: ONLINE,
-    mc.CLEAR_ONLINE: ONLINE,
-    mc.START: BLOCK | ONLINE,
-}
-# Kinds that read no shared resource (run.py _apply: they touch only the
-# stepping CPU's fields and raise nothing). Every other kind may deliver
-# an exception, print, or check pinning, so it may read PIN and GFLAGS.
-PURE = frozenset((mc.LIDT, mc.LTR, mc.TSS_SETUP_IST, mc.MOV_CR3, mc.VE_INFO,
-                  mc.NOP))
+# Shared resources an op kind may read or write: each op's `reads` and
+# `writes` (fuzzinit/model/op.py), where the op is defined.
+PIN = opdef.PIN
+ONLINE = opdef.ONLINE
+WRITES: dict[int, int] = {op.kind: op.writes for op in OPS if op.writes}
 # Never reduced: they write what other CPUs read.
-NEVER = frozenset((mc.START, mc.ONLINE_OP, mc.CLEAR_ONLINE))
+NEVER = frozenset(op.kind for op in OPS if op.writes & ONLINE)
 
 
 def reads(kind: int, pin_property: bool) -> int:
-    if kind == mc.WAIT_ONLINE:
-        return ONLINE
-    base = 0 if kind in PURE else PIN | GFLAGS
+    base = OPS[kind].reads
     # step() checks the pin property after every op (run.py).
     return base | PIN if pin_property else base
 
@@ -90,9 +73,9 @@ class Independence:
             self.triggers_of[t.cpu].append(i)
         # CPUs whose online bit can be cleared after it was set.
         self.clearable = {t.cpu for t in sc.triggers
-                          if m.op_kind[t.op] == mc.CLEAR_ONLINE}
+                          if m.op_kind[t.op] == smp.CLEAR_ONLINE}
         for c, program in enumerate(sc.programs):
-            if any(m.op_kind[op] == mc.CLEAR_ONLINE for op in program):
+            if any(m.op_kind[op] == smp.CLEAR_ONLINE for op in program):
                 self.clearable.add(c)
 
     def _future_writes(self, sched: Schedule, cpu: int,
@@ -121,7 +104,7 @@ class Independence:
             kind = m.op_kind[ev.op]
             if kind in NEVER:
                 continue
-            if kind == mc.WAIT_ONLINE and m.op_a[ev.op] in self.clearable:
+            if kind == smp.WAIT_ONLINE and m.op_a[ev.op] in self.clearable:
                 continue
             if sched.permute and not self._last_in_segment(sched, c,
                                                            ev.slot):

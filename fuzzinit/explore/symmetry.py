@@ -33,6 +33,7 @@ from collections.abc import Callable
 from operator import itemgetter
 
 from fuzzinit.model import machine as mc
+from fuzzinit.model import ops_smp as smp
 from fuzzinit.scenario.load import Scenario
 
 State = tuple[tuple[int, ...], tuple[object, ...], int, bool]
@@ -47,9 +48,9 @@ class Symmetry:
         in_before = {c for pair in sc.before for c, _ in pair}
         excluded = set(in_before) | {0}
         for t in sc.triggers:
-            if m.op_kind[t.op] == mc.CLEAR_ONLINE:
+            if m.op_kind[t.op] == smp.CLEAR_ONLINE:
                 excluded.add(t.cpu)
-        names_cpu = (mc.START, mc.WAIT_ONLINE, mc.CLEAR_ONLINE)
+        names_cpu = (smp.START, smp.WAIT_ONLINE, smp.CLEAR_ONLINE)
         # A trigger's identity within its CPU: what it runs and where.
         self.trigger_order: list[list[int]] = []
         signatures: list[object] = []
@@ -81,10 +82,10 @@ class Symmetry:
         for p, program in enumerate(sc.programs):
             for s, op in enumerate(program):
                 kind = m.op_kind[op]
-                if kind == mc.START or kind == mc.WAIT_ONLINE:
+                if kind == smp.START or kind == smp.WAIT_ONLINE:
                     run = runs.get((p, s))
                     self.refs[m.op_a[op]].append(
-                        (p, s, kind == mc.START,
+                        (p, s, kind == smp.START,
                          run if run is not None else (p, s, 0)))
 
     @staticmethod
@@ -98,12 +99,12 @@ class Symmetry:
         for p, program in enumerate(sc.programs):
             s = 0
             while s < len(program):
-                if m.op_kind[program[s]] != mc.WAIT_ONLINE:
+                if m.op_kind[program[s]] != smp.WAIT_ONLINE:
                     s += 1
                     continue
                 end = s
                 while end < len(program) and \
-                        m.op_kind[program[end]] == mc.WAIT_ONLINE:
+                        m.op_kind[program[end]] == smp.WAIT_ONLINE:
                     end += 1
                 slots = range(s, end)
                 if not any((p, x) in pointed for x in slots):

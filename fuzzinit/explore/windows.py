@@ -21,6 +21,7 @@ import difflib
 from dataclasses import dataclass
 
 from fuzzinit.model import machine as mc
+from fuzzinit.model import ops_smp as smp
 from fuzzinit.orderings.schedule import Event, program_order
 from fuzzinit.scenario.load import Scenario
 from fuzzinit.scenario.ops import parse_op
@@ -96,7 +97,7 @@ def windows(sc: Scenario) -> list[Point]:
         start = 0
         if cpu:
             start = next((i + 1 for i, e in enumerate(base)
-                          if sc.machine.op_kind[e.op] == mc.START
+                          if sc.machine.op_kind[e.op] == smp.START
                           and sc.machine.op_a[e.op] == cpu), -1)
             if start < 0:
                 continue

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 from importlib import resources
 
+from fuzzinit.errors import FuzzinitError
 from fuzzinit.model import machine as mc
+from fuzzinit.model import ops_smp as smp
 from fuzzinit.model.outcome import HANG
+from fuzzinit.model.vocabulary import OPS
 from fuzzinit.orderings.schedule import SYNC_KINDS
 from fuzzinit.scenario.load import FAILABLE, Scenario
 
@@ -28,8 +31,26 @@ def runtime_text() -> str:
         "runtime.pml").read_text(encoding="utf-8")
 
 
+def untranslated(sc: Scenario) -> tuple[str, str] | None:
+    """The first op `sc` uses that runtime.pml does not translate, with
+    the reason its definition gives (fuzzinit/model/ops_*.py), or None."""
+    m = sc.machine
+    for kind, text in zip(m.op_kind, m.op_text, strict=True):
+        if OPS[kind].promela:
+            return text, OPS[kind].promela
+    return None
+
+
 def promela(sc: Scenario, max_triggers: int) -> str:
-    """The Promela model of `sc` with at most `max_triggers` triggers."""
+    """The Promela model of `sc` with at most `max_triggers` triggers;
+    FuzzinitError if it uses an op the Promela runtime lacks."""
+    missing = untranslated(sc)
+    if missing is not None:
+        text, reason = missing
+        raise FuzzinitError(
+            f"{sc.path}: cannot export op {text!r}: the Promela runtime has"
+            f" no translation of {text.split()[0]!r} ({reason}); fix: check"
+            " this scenario with `fuzzinit explore` instead")
     parts = [
         _preamble(sc, max_triggers),
         _constants(sc, max_triggers),
@@ -200,7 +221,7 @@ def _program_guard(sc: Scenario, offsets: list[int], cpu: int,
                          if m.op_kind[program[s]] in SYNC_KINDS), default=-1)
         if last_sync >= 0:
             terms.append(f"s_first[{cpu}] > {last_sync}")
-    if m.op_kind[op] == mc.WAIT_ONLINE:
+    if m.op_kind[op] == smp.WAIT_ONLINE:
         terms.append(f"s_online[{m.op_a[op]}]")        # Schedule._ready
     for (ac, aslot), (bc, bslot) in sc.before:
         if (bc, bslot) == (cpu, slot):

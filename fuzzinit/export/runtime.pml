@@ -73,7 +73,7 @@
 #define TDX      3
 #define PIN_STATIC_KEY 0
 #define PIN_ONLINE     1
-/* op kinds */
+/* op kinds (each defined in fuzzinit/model/ops_*.py) */
 #define MOV_CR0                  0
 #define MOV_CR4                  1
 #define MOV_CR3                  2
@@ -88,24 +88,24 @@
 #define LIDT                    11
 #define LTR                     12
 #define TSS_SETUP_IST           13
-#define SETUP_GHCB              15
-#define SEV_ES_INIT_VC_HANDLING 16
-#define PRINTK                  17
-#define CPUID                   18
-#define PORT_IO                 19
-#define MMIO                    20
-#define RDGSBASE                21
-#define NMI_EVENT               22
-#define PF_EVENT                23
-#define VE_INFO                 24
-#define START                   25
-#define ONLINE_OP               26
-#define WAIT_ONLINE             27
-#define PATCH_ALTERNATIVES      28
-#define CONSOLE_INIT            29
-#define NOP                     30
-#define CLEAR_ONLINE            31
-#define CR4_GADGET              32
+#define SETUP_GHCB              14
+#define SEV_ES_INIT_VC_HANDLING 15
+#define PRINTK                  16
+#define CPUID                   17
+#define PORT_IO                 18
+#define MMIO                    19
+#define RDGSBASE                20
+#define NMI_EVENT               21
+#define PF_EVENT                22
+#define VE_INFO                 23
+#define START                   24
+#define ONLINE_OP               25
+#define WAIT_ONLINE             26
+#define PATCH_ALTERNATIVES      27
+#define CONSOLE_INIT            28
+#define NOP                     29
+#define CLEAR_ONLINE            30
+#define CR4_GADGET              31
 /* feature bits of M_FEATURES */
 #define FEATURE_FRED      1
 #define FEATURE_FSGSBASE 32
@@ -816,7 +816,7 @@ inline rdmsr(c, msr, out) {   /* run._rdmsr */
  * event whose outcome would be INVALID is not taken (bfs: `continue`), and
  * Promela cannot undo a transition, so they are also the guard of every
  * event (APPLY_ALLOWED); `apply` still returns INVALID for them. */
-#define KNOWN_KIND(k)  ((k) <= CR4_GADGET && (k) != 14)
+#define KNOWN_KIND(k)  ((k) <= CR4_GADGET)
 #define APPLY_ALLOWED(c, op) \
   ((cpu[c].flags & STARTED) != 0 && KNOWN_KIND(op_kind[op]) && \
    !(op_kind[op] == START && (cpu[op_a_lo[op]].flags & STARTED) != 0) && \

@@ -11,7 +11,7 @@ next op, displaced ops). Mutating a byte changes one decision.
 
 from __future__ import annotations
 
-from fuzzinit.model import machine as mc
+from fuzzinit.model import ops_smp as smp
 from fuzzinit.orderings.schedule import Event, Schedule
 from fuzzinit.scenario.load import Scenario
 
@@ -96,8 +96,8 @@ def _interleave(sc: Scenario, src: Bytes, planned: list[tuple[int, int]]
           for t in sc.triggers]
     trig = sc.triggers
     out: list[Event] = []
-    start_kind, online_kind = mc.START, mc.ONLINE_OP
-    wait_kind = mc.WAIT_ONLINE
+    start_kind, online_kind = smp.START, smp.ONLINE_OP
+    wait_kind = smp.WAIT_ONLINE
     while True:
         fire: list[tuple[int, int]] = []
         blocked = 0

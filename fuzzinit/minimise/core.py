@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from fuzzinit.model import machine as mc
+from fuzzinit.model import ops_smp as smp
 from fuzzinit.model.outcome import Result
 from fuzzinit.orderings.schedule import SYNC_KINDS, Event
 from fuzzinit.scenario.load import Scenario
@@ -67,7 +67,7 @@ def in_windows(sc: Scenario, candidate: list[Event],
         if ev.trigger < 0:
             done[ev.cpu].add(ev.slot)
             prefix[ev.cpu] = max(prefix[ev.cpu], implied[ev.cpu][ev.slot])
-            if m.op_kind[ev.op] == mc.START:
+            if m.op_kind[ev.op] == smp.START:
                 started[m.op_a[ev.op]] = True
             continue
         t = sc.triggers[ev.trigger]

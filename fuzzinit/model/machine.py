@@ -74,41 +74,6 @@ PLATFORMS: Final[tuple[str, ...]] = ("bare", "sev-es", "sev-snp", "tdx")
 PIN_STATIC_KEY: Final = 0      # upstream: the static key alone
 PIN_ONLINE: Final = 1          # rejected tip cccc0c8ff0a9: key && cpu_online()
 
-# --- op kinds ----------------------------------------------------------------------
-MOV_CR0: Final = 0
-MOV_CR4: Final = 1
-MOV_CR3: Final = 2
-CR0_SET: Final = 3
-CR0_CLEAR: Final = 4
-CR4_SET: Final = 5
-CR4_CLEAR: Final = 6
-CR4_INIT: Final = 7
-SETUP_CR_PINNING: Final = 8
-WRMSR: Final = 9
-RDMSR: Final = 10
-LIDT: Final = 11
-LTR: Final = 12
-TSS_SETUP_IST: Final = 13
-SETUP_GHCB: Final = 15
-SEV_ES_INIT_VC_HANDLING: Final = 16
-PRINTK: Final = 17
-CPUID: Final = 18
-PORT_IO: Final = 19
-MMIO: Final = 20
-RDGSBASE: Final = 21
-NMI_EVENT: Final = 22
-PF_EVENT: Final = 23
-VE_INFO: Final = 24
-START: Final = 25
-ONLINE_OP: Final = 26
-WAIT_ONLINE: Final = 27
-PATCH_ALTERNATIVES: Final = 28
-CONSOLE_INIT: Final = 29
-NOP: Final = 30
-CLEAR_ONLINE: Final = 31   # attacker: clears this CPU's bit in cpu_online_mask
-CR4_GADGET: Final = 32     # attacker: ROP into native_write_cr4's MOV to CR4
-
-
 class Machine:
     """A scenario compiled to flat tables: everything `run` reads but never
     writes. Ops are rows of (kind, a, b, text); events name a CPU and a row."""

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from fuzzinit.model import machine as mc
+from fuzzinit.model import ops_smp as smp
 from fuzzinit.scenario.load import Scenario
 
 # Ops that are synchronisation points: nothing moves across them.
-SYNC_KINDS = frozenset((mc.START, mc.ONLINE_OP, mc.WAIT_ONLINE))
+SYNC_KINDS = frozenset((smp.START, smp.ONLINE_OP, smp.WAIT_ONLINE))
 
 
 class Event(NamedTuple):
@@ -61,7 +61,7 @@ class Schedule:
     def _ready(self, cpu: int, slot: int) -> bool:
         op = self.sc.programs[cpu][slot]
         m = self.sc.machine
-        if m.op_kind[op] == mc.WAIT_ONLINE and not self.online[m.op_a[op]]:
+        if m.op_kind[op] == smp.WAIT_ONLINE and not self.online[m.op_a[op]]:
             return False
         for c, s in self.needs.get((cpu, slot), ()):
             if not self.done[c][s]:
@@ -115,9 +115,9 @@ class Schedule:
             self.first[c] += 1
         m = self.sc.machine
         kind = m.op_kind[ev.op]
-        if kind == mc.START:
+        if kind == smp.START:
             self.started[m.op_a[ev.op]] = True
-        elif kind == mc.ONLINE_OP:
+        elif kind == smp.ONLINE_OP:
             self.online[c] = True
 
     def snapshot(self) -> tuple[object, ...]:
@@ -142,10 +142,10 @@ class Schedule:
             + done[c + 1:]
         m = self.sc.machine
         kind = m.op_kind[ev.op]
-        if kind == mc.START:
+        if kind == smp.START:
             a = m.op_a[ev.op]
             started = started[:a] + (True,) + started[a + 1:]
-        elif kind == mc.ONLINE_OP:
+        elif kind == smp.ONLINE_OP:
             online = online[:c] + (True,) + online[c + 1:]
         return (done, started, online, left)
 

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from fuzzinit.model import machine as mc
+from fuzzinit.model import ops_platform
+from fuzzinit.model import ops_smp as smp
 from fuzzinit.model.arch import (
     CR4_ALWAYS,
     CR4_BITS,
@@ -431,7 +433,7 @@ def build(main: Source, sha256: str, profiles: list[Source]) -> Scenario:
                                  True),
         console_port_io=CONSOLES[console][0],
         console_anytime=CONSOLES[console][1],
-        console_at_boot=mc.CONSOLE_INIT not in (
+        console_at_boot=ops_platform.CONSOLE_INIT not in (
             kinds[op] for program in programs for op in program),
         terminate_hangs=terminate == "hangs", entry_cr4=entry_cr4,
         pin_property="pin_cleared" in fail_on,
@@ -451,7 +453,7 @@ def _check_sync(programs: list[list[int]], kinds: list[int], arg_a: list[int],
     started_by: dict[int, int] = {}
     for c, program in enumerate(programs):
         for op in program:
-            if kinds[op] == mc.START:
+            if kinds[op] == smp.START:
                 target = arg_a[op]
                 where = f"cpu[{c}].program"
                 start = ctx.cpu_line(c)
@@ -474,9 +476,9 @@ def _check_sync(programs: list[list[int]], kinds: list[int], arg_a: list[int],
                                     " brings it up (usually cpu 0)",
                                     needle=f"start {c}", start=start)
                 started_by[target] = c
-            if kinds[op] == mc.WAIT_ONLINE:
+            if kinds[op] == smp.WAIT_ONLINE:
                 target = arg_a[op]
-                if not any(kinds[o] == mc.ONLINE_OP
+                if not any(kinds[o] == smp.ONLINE_OP
                            for o in programs[target]) and target != 0:
                     raise ctx.error(f"cpu[{c}].program",
                                     f"'{texts[op]}' waits for cpu {target},"
@@ -635,7 +637,7 @@ def _bound(point: Any, is_after: bool, cpu: int, programs: list[list[int]],
         if cpu == 0:  # the boot CPU is online from boot
             return (0 if is_after else -1), ()
         slots = [s for s, op in enumerate(programs[cpu])
-                 if kinds[op] == mc.ONLINE_OP]
+                 if kinds[op] == smp.ONLINE_OP]
         if not slots:
             return -1, ()
         return (slots[0] + 1 if is_after else slots[0]), (slots[0],)
@@ -711,12 +713,12 @@ def _check_acyclic(programs: list[list[int]], kinds: list[int],
         for s, op in enumerate(program):
             if s + 1 < len(program):
                 succ[(c, s)].append((c, s + 1))
-            if kinds[op] == mc.START and programs[arg_a[op]]:
+            if kinds[op] == smp.START and programs[arg_a[op]]:
                 succ[(c, s)].append((arg_a[op], 0))
-            if kinds[op] == mc.WAIT_ONLINE and arg_a[op] != 0:
+            if kinds[op] == smp.WAIT_ONLINE and arg_a[op] != 0:
                 target = arg_a[op]
                 online = [t for t, o in enumerate(programs[target])
-                          if kinds[o] == mc.ONLINE_OP][0]
+                          if kinds[o] == smp.ONLINE_OP][0]
                 succ[(target, online)].append((c, s))
     for a, b in before:
         succ[a].append(b)

@@ -1,0 +1,89 @@
+"""What an op is: one object holding everything fuzzinit knows about it.
+
+Each op of the scenario vocabulary is one subclass of `Op`, in the ops_*
+module of its family, and nowhere else:
+
+- grammar: `name`, `syntax` and `parse()` (text arguments -> the ints a, b);
+- docs: `doc` and `source` (the README's op table is generated from them:
+  `make docs`, checked by tests/test_readme.py);
+- semantics: `apply()`, one pure step over the flat state;
+- what the partial-order reduction may assume: `reads`, `writes`;
+- Promela: `promela` is "" when export/runtime.pml translates the op (then
+  `samples` feed the SPIN lockstep test), or the reason the export refuses
+  a scenario that uses it (exit 2 naming the op);
+- tests: `examples`, each an ordering with its exact outcome and chain,
+  run by tests/test_ops.py.
+
+Adding an op is one class in one module plus its line in vocabulary.OPS.
+"""
+
+from .grammar import OpSyntaxError
+from .machine import Machine
+
+# Shared resources an op may read or write, for the partial-order reduction
+# (fuzzinit/explore/independence.py). An op's own CPU's fields are never
+# listed: only what another CPU could see.
+PIN = 1       # G_KEY, G_PINNED_BITS (pinning.py)
+GFLAGS = 2    # G_FLAGS other than the WARNED_* bits
+ONLINE = 4    # a CPU's online bit
+BLOCK = 8     # another CPU's fields
+# The default: may deliver an exception, print or check pinning.
+SHARED = PIN | GFLAGS
+
+
+class Example:
+    """One ordering that shows what an op does. `events` are op strings,
+    "op" for cpu0 or "cpuN: op"; the test gives each CPU the program its
+    events spell, starts no CPU itself, and runs exactly this ordering.
+    `outcome` is the outcome's name, `chain` the run's whole chain."""
+
+    def __init__(self, events: tuple[str, ...], outcome: str,
+                 chain: tuple[str, ...] = (), guest: str = "bare",
+                 features: tuple[str, ...] = (),
+                 kernel: tuple[tuple[str, str], ...] = ()) -> None:
+        self.events = events
+        self.outcome = outcome
+        self.chain = chain
+        self.guest = guest
+        self.features = features
+        self.kernel = kernel        # [kernel] key -> TOML value text
+
+
+class Op:
+    """One op of the vocabulary (see the module docstring)."""
+
+    def __init__(self, kind: int, name: str, syntax: str, doc: str,
+                 source: str, reads: int = SHARED, writes: int = 0,
+                 promela: str = "", samples: tuple[str, ...] = (),
+                 examples: tuple[Example, ...] = ()) -> None:
+        self.kind = kind
+        self.name = name
+        self.syntax = syntax
+        self.doc = doc
+        self.source = source
+        self.reads = reads
+        self.writes = writes
+        self.promela = promela
+        self.samples = samples
+        self.examples = examples
+
+    def parse(self, args: list[str], ncpu: int) -> tuple[int, int]:
+        """The op's arguments as (a, b); this default takes none."""
+        if args:
+            raise OpSyntaxError(f"{self.name} takes no argument",
+                                f"plain {self.name!r}",
+                                f"write just {self.name!r}")
+        return 0, 0
+
+    def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
+              b: int, chain: list[str], warnings: list[str]) -> int:
+        """One step on a started CPU: an outcome (OK, a failure, INVALID)."""
+        raise NotImplementedError(self.name)
+
+
+def one_number(name: str, args: list[str]) -> str:
+    """The single argument of `name N`."""
+    if len(args) != 1:
+        raise OpSyntaxError(f"{name} takes one number", f"{name} N",
+                            f"write e.g. '{name} 1'")
+    return args[0]

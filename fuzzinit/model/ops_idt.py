@@ -1,0 +1,108 @@
+"""Loading the IDT and the TSS: which table delivers this CPU's
+exceptions, and whether its IST stacks exist."""
+
+from typing import Final
+
+from .grammar import OpSyntaxError
+from .machine import (
+    F_FLAGS,
+    F_IDT,
+    F_TSS,
+    IDT_BRINGUP,
+    IDT_NAMES,
+    VC_BOOT_GATE,
+    Machine,
+)
+from .op import Example, Op
+from .outcome import OK
+
+LIDT: Final = 11
+LTR: Final = 12
+TSS_SETUP_IST: Final = 13
+
+IDT_KINDS: Final[dict[str, int]] = {
+    name: i for i, name in enumerate(IDT_NAMES)}
+IDT_KINDS["bringup_ghcb"] = IDT_BRINGUP  # with #VC -> vc_boot_ghcb
+LIDT_SYNTAX: Final = "lidt none|bringup|bringup_ghcb|early|full|null"
+
+# IST slots tss_setup_ist() fills: DF, NMI, DB, MCE, VC (LX cpu/common.c).
+IST_SLOTS_SET: Final = 0b111110
+
+class Lidt(Op):
+    def __init__(self) -> None:
+        super().__init__(
+            LIDT, "lidt", LIDT_SYNTAX,
+            "which IDT this CPU uses (see \"Model rules\"); `bringup_ghcb` is"
+            " the bringup IDT after `early_setup_idt()` pointed #VC at"
+            " `vc_boot_ghcb` (the models write head64.c's `early_setup_idt()`"
+            " as the routine `[\"setup_ghcb\", \"lidt bringup_ghcb\"]`)",
+            "SDM Vol. 3A 6.10; LX arch/x86/kernel/idt.c, head64.c",
+            reads=0,
+            samples=("lidt full", "lidt null", "lidt early",
+                     "lidt bringup_ghcb"),
+            examples=(
+                Example(("lidt full", "ltr", "tss_setup_ist", "nmi"), "ok"),
+                Example(("lidt null", "nmi"), "triple_fault", (
+                    "cpu0: nmi", "NMI arrives",
+                    "NMI through the invalidated IDT (limit 0) -> #GP",
+                    "#GP while delivering NMI is handled serially (SDM table"
+                    " 6-5)",
+                    "#GP through the invalidated IDT (limit 0) -> #GP",
+                    "#GP while delivering #GP -> #DF (SDM table 6-5)",
+                    "#DF through the invalidated IDT (limit 0) -> #GP",
+                    "#GP while delivering #DF -> SHUTDOWN (triple fault)")),
+            ))
+
+    def parse(self, args: list[str], ncpu: int) -> tuple[int, int]:
+        if len(args) != 1 or args[0].lower() not in IDT_KINDS:
+            raise OpSyntaxError("lidt needs an IDT kind", LIDT_SYNTAX,
+                                "e.g. 'lidt full' for load_current_idt()")
+        idt = args[0].lower()
+        return IDT_KINDS[idt], int(idt == "bringup_ghcb")
+
+    def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
+              b: int, chain: list[str], warnings: list[str]) -> int:
+        # `lidt bringup_ghcb`: the bringup IDT once early_setup_idt() has
+        # pointed #VC at vc_boot_ghcb (LX head64.c).
+        st[base + F_IDT] = a
+        st[base + F_FLAGS] = (st[base + F_FLAGS] & ~VC_BOOT_GATE) | \
+            (VC_BOOT_GATE if b else 0)
+        return OK
+
+
+class Ltr(Op):
+    def __init__(self) -> None:
+        super().__init__(
+            LTR, "ltr", "ltr",
+            "`load_TR_desc()`: this CPU's TSS is loaded",
+            "SDM Vol. 3A 8.2.4; LX arch/x86/kernel/cpu/common.c cpu_init",
+            reads=0, samples=("ltr",),
+            examples=(
+                Example(("lidt full", "ltr", "tss_setup_ist", "nmi"), "ok"),
+            ))
+
+    def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
+              b: int, chain: list[str], warnings: list[str]) -> int:
+        st[base + F_TSS] |= 1
+        return OK
+
+
+class TssSetupIst(Op):
+    def __init__(self) -> None:
+        super().__init__(
+            TSS_SETUP_IST, "tss_setup_ist", "tss_setup_ist",
+            "`tss_setup_ist()`: IST slots for #DF, NMI, #DB, #MC, #VC",
+            "LX arch/x86/kernel/cpu/common.c tss_setup_ist",
+            reads=0, samples=("tss_setup_ist",),
+            examples=(
+                Example(("lidt full", "ltr", "tss_setup_ist", "nmi"), "ok"),
+            ))
+
+    def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
+              b: int, chain: list[str], warnings: list[str]) -> int:
+        st[base + F_TSS] |= IST_SLOTS_SET
+        return OK
+
+
+def idt_ops() -> list[Op]:
+    return [Lidt(), Ltr(), TssSetupIst()]

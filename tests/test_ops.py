@@ -1,0 +1,88 @@
+"""Every op's own examples (fuzzinit/model/ops_*.py), run exactly, and the
+checks that keep an op defined in one place: grammar, docs, Promela or a
+refusal, tests."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from fuzzinit.model.op import Example, Op
+from fuzzinit.model.outcome import NAMES
+from fuzzinit.model.run import run
+from fuzzinit.model.vocabulary import OPS, markdown_table, parse_op
+from fuzzinit.scenario.load import Scenario, load
+
+README = (Path(__file__).parent.parent / "README.md").read_text()
+CASES = [(op, i, ex) for op in OPS for i, ex in enumerate(op.examples)]
+
+
+def example_scenario(tmp_path: Path, ex: Example) -> tuple[Scenario,
+                                                          list[int],
+                                                          list[str]]:
+    """The example as a scenario whose programs its events spell, and the
+    ordering (cpus, op texts) it names."""
+    cpus: list[int] = []
+    texts: list[str] = []
+    for event in ex.events:
+        match = re.fullmatch(r"cpu(\d+): (.+)", event)
+        cpus.append(int(match.group(1)) if match else 0)
+        texts.append(match.group(2) if match else event)
+    programs: list[list[str]] = [[] for _ in range(max(cpus) + 1)]
+    for cpu, text in zip(cpus, texts, strict=True):
+        programs[cpu].append(text)
+    lines = ["[scenario]", 'name = "example"',
+             'fail_on = ["triple_fault", "guest_terminated", "hang",'
+             ' "unhandled", "never_online", "warn"]',
+             "[platform]", f'guest = "{ex.guest}"',
+             "features = [" + ", ".join(f'"{f}"' for f in ex.features) + "]",
+             'console = "8250"']
+    lines.append("[kernel]")
+    lines += [f"{key} = {value}" for key, value in ex.kernel]
+    for program in programs:
+        lines += ["[[cpu]]", "program = [" + ", ".join(
+            f'"{t}"' for t in program) + "]"]
+    path = tmp_path / "example.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return load(path), cpus, texts
+
+
+@pytest.mark.parametrize(("op", "index", "ex"), CASES,
+                         ids=[f"{op.name}-{i}" for op, i, _ in CASES])
+def test_example(tmp_path: Path, op: Op, index: int, ex: Example) -> None:
+    sc, cpus, texts = example_scenario(tmp_path, ex)
+    assert op.name in {t.split()[0] for t in texts}
+    result = run(sc.machine, cpus, [sc.op_index[" ".join(t.split())]
+                                    for t in texts])
+    assert (NAMES[result.outcome], tuple(result.chain)) == \
+        (ex.outcome, ex.chain)
+
+
+def test_every_op_has_docs_a_source_and_an_example() -> None:
+    for op in OPS:
+        assert op.doc and op.source and op.examples, op.name
+        assert op.syntax.split()[0] == op.name
+
+
+def test_every_translated_op_has_lockstep_samples_that_parse() -> None:
+    """Promela: an op is either translated (and then sampled by the SPIN
+    lockstep test in test_promela.py) or refused with a reason."""
+    sync = {"start", "online", "wait_online", "nop"}
+    for op in OPS:
+        if op.promela:
+            assert not op.samples, op.name
+            continue
+        assert op.samples or op.name in sync, op.name
+        for text in op.samples:
+            assert parse_op(text, 2)[0] == op.kind, text
+
+
+def test_the_readme_op_table_is_generated_from_the_ops() -> None:
+    """`make docs` writes the table; this fails when an op changed and
+    the README was not regenerated."""
+    start = README.index("<!-- ops table")
+    start = README.index("\n", start) + 1
+    end = README.index("<!-- end ops table -->")
+    assert README[start:end] == markdown_table()
