@@ -5,6 +5,8 @@ refusal, tests."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -86,3 +88,29 @@ def test_the_readme_op_table_is_generated_from_the_ops() -> None:
     start = README.index("\n", start) + 1
     end = README.index("<!-- end ops table -->")
     assert README[start:end] == markdown_table()
+
+
+REFUSED = [op for op in OPS if op.promela]
+
+
+@pytest.mark.parametrize("op", REFUSED, ids=[op.name for op in REFUSED])
+def test_export_refuses_an_op_without_a_promela_translation(
+        tmp_path: Path, op: Op) -> None:
+    """run/explore take the op; export says it cannot, exit 2, one line
+    naming the op, and writes nothing."""
+    example_scenario(tmp_path, op.examples[0])
+    text = next(e for e in op.examples[0].events
+                if re.sub(r"^cpu\d+: ", "", e).split()[0] == op.name)
+    text = re.sub(r"^cpu\d+: ", "", text)
+    out = tmp_path / "out.pml"
+    proc = subprocess.run(
+        [sys.executable, "-m", "fuzzinit", "export", "--promela",
+         str(tmp_path / "example.toml"), "-o", str(out)],
+        capture_output=True, text=True, check=False)
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert proc.stderr == (
+        f"fuzzinit: error: {tmp_path / 'example.toml'}: cannot export op"
+        f" {text!r}: the Promela runtime has no translation of {op.name!r}"
+        f" ({op.promela}); fix: check this scenario with `fuzzinit explore`"
+        " instead\n")
+    assert not out.exists()

@@ -133,9 +133,9 @@ CASES: list[tuple[str, str, int | None, str]] = [
      "routines.a: routine calls itself: a -> b -> a; expected routines that"
      " end; fix: remove the recursive call"),
     ("unknown_trigger_kind", BASE + "[orderings]\ntriggers = { smi = 1 }\n",
-     11, "orderings.triggers: unknown trigger kind 'smi'; expected one of"
-     ' nmi, printk, cpuid, mmio, port_io, pf, clear_online, "rdmsr MSR" or'
-     ' "cr4_gadget -BIT"; fix: see the'
+     11, "orderings.triggers: unknown trigger kind 'smi'; expected"
+     " one of \"rdmsr MSR\", printk, cpuid, port_io, mmio, nmi, pf,"
+     ' clear_online, "cr4_gadget -BIT", "ud2 warn|bug|cfi"; fix: see the'
      " README's trigger table"),
     ("trigger_count", BASE + '[orderings]\ntriggers = { nmi = 99 }\n', 11,
      "orderings.triggers: count 99 for nmi; expected an integer from 0 to"
@@ -272,9 +272,9 @@ def test_cpu_that_starts_itself(tmp_path: Path) -> None:
      " expected letters, digits, '.', '_' and '-', not starting with '.';"
      ' fix: e.g. name = "fred-pinned-sev-es-ap"'),
     (BASE + '[orderings]\ntriggers = { "" = 1 }\n', 11,
-     "orderings.triggers: unknown trigger kind ''; expected one of nmi,"
-     ' printk, cpuid, mmio, port_io, pf, clear_online, "rdmsr MSR" or'
-     ' "cr4_gadget -BIT"; fix: see the'
+     "orderings.triggers: unknown trigger kind ''; expected"
+     " one of \"rdmsr MSR\", printk, cpuid, port_io, mmio, nmi, pf,"
+     ' clear_online, "cr4_gadget -BIT", "ud2 warn|bug|cfi"; fix: see the'
      " README's trigger table"),
     (BASE.replace(CPU1, '["printk", "cr4_init", "printk", "online"]')
      + '[[orderings.trigger]]\nkind = "nmi"\ncpus = [1]\nafter = "printk"\n',

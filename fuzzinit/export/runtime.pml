@@ -466,7 +466,7 @@ inline raise_event(c, vector, interrupt, reason, out) {   /* delivery.raise_even
 /* handlers.py                                                            */
 /* ====================================================================== */
 
-inline terminate(out) {   /* handlers._terminate */
+inline terminate(out) {   /* handlers.terminate */
   out = M_TERMINATED
 }
 

@@ -25,6 +25,7 @@ from .machine import (
     IDT_FULL,
     R_CPUID,
     R_PORT_IO,
+    R_WARN,
     REASON_NAMES,
     SEV_SNP,
     VC_BOOT_GATE,
@@ -90,12 +91,33 @@ def handle(m: Machine, st: list[int], base: int, vector: int, via: int,
                          " tdx_early_handle_ve() handles port I/O only")
             return UNHANDLED, -1
         return OK, -1
+    if vector == UD and reason >= R_WARN:
+        return _bug_trap(via, reason, chain)
     # #UD, #GP and the rest from kernel code with no fixup: die() (LX traps.c).
     chain.append(f"{vector_name(vector)} in kernel code with no fixup: die()")
     return UNHANDLED, -1
 
 
-def _terminate(m: Machine, chain: list[str]) -> tuple[int, int]:
+def _bug_trap(via: int, reason: int, chain: list[str]) -> tuple[int, int]:
+    """A UD2 from a WARN, BUG or kCFI site, delivered. Runtime IDT and FRED:
+    handle_bug() -> report_bug() continues after a WARN, a BUG or a kCFI
+    failure dies (LX arch/x86/kernel/traps.c; kernel/cfi.c without
+    CFI_PERMISSIVE). Early IDT: early_fixup_exception() skips a WARN's
+    UD2 and halts on anything else; it never asks the kCFI reporter (LX
+    arch/x86/mm/extable.c, 15a416e8aaa7)."""
+    if reason == R_WARN:
+        return OK, -1
+    name = REASON_NAMES[reason]
+    if via == IDT_EARLY:
+        chain.append(f"#UD ({name}) in the early handler:"
+                     " early_fixup_exception() prints PANIC and halts")
+    else:
+        chain.append(f"#UD ({name}): handle_bug() does not continue,"
+                     " die() (oops)")
+    return UNHANDLED, -1
+
+
+def terminate(m: Machine, chain: list[str]) -> tuple[int, int]:
     """sev_es_terminate(): a GHCB TERM request; if the hypervisor returns,
     the guest HLTs forever (LX arch/x86/boot/startup/sev-shared.c)."""
     if m.terminated == HANG:
@@ -114,7 +136,7 @@ def _vmm_communication(m: Machine, st: list[int], base: int, via: int,
             return OK, -1
         chain.append(f"#VC ({REASON_NAMES[reason]}) reaches vc_no_ghcb,"
                      " which serves CPUID only: sev_es_terminate()")
-        return _terminate(m, chain)
+        return terminate(m, chain)
     boot_handler = via == IDT_EARLY or (via == IDT_BRINGUP
                                         and not g & GHCBS_ALLOCATED)
     if boot_handler:
@@ -142,7 +164,7 @@ def _vmm_communication(m: Machine, st: list[int], base: int, via: int,
             return OK, -1
         chain.append("#VC falls back to the boot GHCB, which is not set"
                      " up: sev_es_terminate()")
-        return _terminate(m, chain)
+        return terminate(m, chain)
     if not g & GHCBS_ALLOCATED:
         chain.append("kernel #VC handler runs before sev_es_init_vc_handling()"
                      " allocated the per-CPU GHCBs: __sev_get_ghcb()"

@@ -125,8 +125,13 @@ R_PORT_IO: Final = 1
 R_CPUID: Final = 2
 R_MSR: Final = 3
 R_MMIO: Final = 4
+# What a UD2 stands for (the #UD handler reads its bug table: LX
+# lib/bug.c report_bug, kernel/cfi.c).
+R_WARN: Final = 5
+R_BUG: Final = 6
+R_CFI: Final = 7
 REASON_NAMES: Final[tuple[str, ...]] = ("", "port I/O", "CPUID", "MSR access",
-                                       "MMIO")
+                                       "MMIO", "WARN", "BUG", "kCFI")
 
 # Delivery path a handler sees: an IDT_* value, or FRED.
 VIA_FRED: Final = 5

@@ -12,7 +12,8 @@ module of its family, and nowhere else:
   `samples` feed the SPIN lockstep test), or the reason the export refuses
   a scenario that uses it (exit 2 naming the op);
 - tests: `examples`, each an ordering with its exact outcome and chain,
-  run by tests/test_ops.py.
+  run by tests/test_ops.py;
+- whether a scenario may use it as a trigger: `trigger_words`.
 
 Adding an op is one class in one module plus its line in vocabulary.OPS.
 """
@@ -55,7 +56,8 @@ class Op:
     def __init__(self, kind: int, name: str, syntax: str, doc: str,
                  source: str, reads: int = SHARED, writes: int = 0,
                  promela: str = "", samples: tuple[str, ...] = (),
-                 examples: tuple[Example, ...] = ()) -> None:
+                 examples: tuple[Example, ...] = (),
+                 trigger_words: tuple[int, int] = (0, 0)) -> None:
         self.kind = kind
         self.name = name
         self.syntax = syntax
@@ -66,6 +68,9 @@ class Op:
         self.promela = promela
         self.samples = samples
         self.examples = examples
+        # As a trigger ([[orderings.trigger]] kind): how many words the
+        # kind may have, (0, 0) if it is not one.
+        self.trigger_words = trigger_words
 
     def parse(self, args: list[str], ncpu: int) -> tuple[int, int]:
         """The op's arguments as (a, b); this default takes none."""

@@ -212,6 +212,7 @@ class Cr4Gadget(Op):
             " `native_write_cr4()`, whose own pinning check then runs",
             "LX arch/x86/kernel/cpu/common.c native_write_cr4; a3e93cac2531",
             samples=("cr4_gadget -smep",),
+            trigger_words=(2, 99),
             examples=(
                 Example(("cr4_set smep", "setup_cr_pinning",
                          "cr4_gadget -smep"), "warn", (

@@ -5,21 +5,31 @@ from typing import Final
 
 from .arch import CR4_FSGSBASE, NMI, PF, UD
 from .delivery import raise_event
+from .grammar import OpSyntaxError
 from .machine import (
     F_CR4,
     F_FLAGS,
     NMI_BLOCKED,
+    R_BUG,
+    R_CFI,
     R_NONE,
+    R_WARN,
     TDX,
     VE_PENDING,
     Machine,
 )
 from .op import Example, Op
 from .outcome import OK
+from .platform import printk
 
 RDGSBASE: Final = 20
 NMI_EVENT: Final = 21
 PF_EVENT: Final = 22
+UD2: Final = 32
+
+UD2_SITES: Final[dict[str, int]] = {"warn": R_WARN, "bug": R_BUG,
+                                    "cfi": R_CFI}
+_NO_PROMELA: Final = "runtime.pml has no #UD-from-a-bug-site rule yet"
 
 
 class Nmi(Op):
@@ -30,6 +40,7 @@ class Nmi(Op):
             " while #VE info is unread)",
             "SDM Vol. 3A 6.7.1; TDX module td_nmi_exit",
             samples=("nmi",),
+            trigger_words=(1, 1),
             examples=(
                 Example(("nmi",), "triple_fault", (
                     "cpu0: nmi", "NMI arrives",
@@ -67,6 +78,7 @@ class PageFault(Op):
             "a #PF the kernel expects (a lazily filled page-table entry)",
             "SDM Vol. 3A 6.15 Interrupt 14; LX arch/x86/mm/fault.c",
             samples=("pf",),
+            trigger_words=(1, 1),
             examples=(
                 Example(("lidt early", "pf"), "ok"),
             ))
@@ -107,5 +119,67 @@ class Rdgsbase(Op):
         return raise_event(m, st, base, UD, False, R_NONE, chain)
 
 
+class Ud2(Op):
+    """A WARN(), BUG() or kCFI check that fires: the compiler's UD2 (UD0
+    for WARN in v4.12-era kernels), whose #UD the kernel's bug table turns
+    into a warning or a death (see handlers._bug_trap)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            UD2, "ud2", "ud2 warn|bug|cfi",
+            "a WARN(), BUG() or kCFI check that fires: UD2 -> #UD. Delivered"
+            " through the runtime IDT or FRED: a WARN prints its report and"
+            " continues (outcome `warn`), a BUG or kCFI failure dies"
+            " (`unhandled`); through the early IDT a WARN continues, the"
+            " rest halt; with no #UD gate it is #GP, #DF, shutdown."
+            " CONFIG_CFI_PERMISSIVE (kCFI as a WARN) is not modelled",
+            "SDM Vol. 2 UD; LX arch/x86/kernel/traps.c handle_bug,"
+            " arch/x86/mm/extable.c early_fixup_exception, kernel/cfi.c",
+            promela=_NO_PROMELA, trigger_words=(2, 2),
+            examples=(
+                Example(("lidt full", "ud2 warn"), "warn",
+                        ("WARN: WARN() reported and continued",)),
+                Example(("lidt early", "ud2 bug"), "unhandled", (
+                    "cpu0: ud2 bug", "UD2 at a BUG site -> #UD",
+                    "#UD (BUG) in the early handler: early_fixup_exception()"
+                    " prints PANIC and halts")),
+                Example(("lidt full", "ud2 cfi"), "unhandled", (
+                    "cpu0: ud2 cfi", "UD2 at a kCFI site -> #UD",
+                    "#UD (kCFI): handle_bug() does not continue, die()"
+                    " (oops)")),
+                Example(("lidt null", "ud2 cfi"), "triple_fault", (
+                    "cpu0: ud2 cfi", "UD2 at a kCFI site -> #UD",
+                    "#UD through the invalidated IDT (limit 0) -> #GP",
+                    "#GP while delivering #UD is handled serially (SDM table"
+                    " 6-5)",
+                    "#GP through the invalidated IDT (limit 0) -> #GP",
+                    "#GP while delivering #GP -> #DF (SDM table 6-5)",
+                    "#DF through the invalidated IDT (limit 0) -> #GP",
+                    "#GP while delivering #DF -> SHUTDOWN (triple fault)")),
+                Example(("console_init", "lidt bringup_ghcb", "setup_ghcb",
+                         "lidt early", "ud2 warn"), "warn",
+                        ("WARN: WARN() reported and continued",),
+                        guest="sev-es"),
+            ))
+
+    def parse(self, args: list[str], ncpu: int) -> tuple[int, int]:
+        if len(args) != 1 or args[0].lower() not in UD2_SITES:
+            raise OpSyntaxError("ud2 needs the site it stands for",
+                                "ud2 warn|bug|cfi",
+                                "e.g. 'ud2 warn' for a WARN_ON() that fires")
+        return UD2_SITES[args[0].lower()], 0
+
+    def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
+              b: int, chain: list[str], warnings: list[str]) -> int:
+        site = "WARN" if a == R_WARN else "BUG" if a == R_BUG else "kCFI"
+        chain.append(f"UD2 at a {site} site -> #UD")
+        outcome = raise_event(m, st, base, UD, False, a, chain)
+        if outcome != OK or a != R_WARN:
+            return outcome
+        warnings.append("WARN() reported and continued")
+        # report_bug() -> __warn() prints the report (LX kernel/panic.c).
+        return printk(m, st, base, "the WARN report", chain)
+
+
 def event_ops() -> list[Op]:
-    return [Rdgsbase(), Nmi(), PageFault()]
+    return [Rdgsbase(), Nmi(), PageFault(), Ud2()]

@@ -132,6 +132,7 @@ class Rdmsr(Op):
             " MSR raises #VC/#VE first",
             "SDM Vol. 2 RDMSR; Bochs cpu/msr.cc",
             samples=("rdmsr FRED_CONFIG", "rdmsr APIC_BASE"),
+            trigger_words=(2, 2),
             examples=(
                 Example(("rdmsr APIC_BASE",), "triple_fault", (
                     "cpu0: rdmsr APIC_BASE",

@@ -3,6 +3,7 @@
 
 from typing import Final
 
+from .handlers import terminate
 from .machine import (
     CONSOLE_ON,
     F_FLAGS,
@@ -15,7 +16,7 @@ from .machine import (
     Machine,
 )
 from .op import GFLAGS, Example, Op
-from .outcome import OK
+from .outcome import INVALID, OK
 from .platform import intercepted, printk, setup_ghcb
 
 SETUP_GHCB: Final = 14
@@ -26,6 +27,7 @@ PORT_IO: Final = 18
 MMIO: Final = 19
 VE_INFO: Final = 23
 CONSOLE_INIT: Final = 28
+SEV_ES_TERMINATE: Final = 33
 
 
 class SetupGhcb(Op):
@@ -78,6 +80,7 @@ class Printk(Op):
             "LX kernel/printk/printk.c console_is_usable;"
             " drivers/tty/serial/8250",
             samples=("printk",),
+            trigger_words=(1, 1),
             examples=(
                 Example(("console_init", "printk hello"), "triple_fault", (
                     "cpu0: printk hello",
@@ -113,7 +116,7 @@ class Intercepted(Op):
             kind, name, name, doc,
             "LX arch/x86/coco/sev/vc-handle.c vc_handle_exitcode;"
             " Documentation/arch/x86/tdx.rst",
-            samples=(name,), examples=examples)
+            samples=(name,), examples=examples, trigger_words=(1, 1))
         self.reason = reason
         self.what = what
 
@@ -159,6 +162,33 @@ class ConsoleInit(Op):
         return OK
 
 
+class SevEsTerminate(Op):
+    def __init__(self) -> None:
+        super().__init__(
+            SEV_ES_TERMINATE, "sev_es_terminate", "sev_es_terminate",
+            "`sev_es_terminate()`: the guest asks the hypervisor to end it"
+            " (GHCB MSR protocol TERM request); if the hypervisor returns, it"
+            " halts forever. Only in SEV-ES/SNP guests (elsewhere the"
+            " ordering is invalid)",
+            "LX arch/x86/boot/startup/sev-shared.c sev_es_terminate;"
+            " GHCB spec 2.3.1 (MSR protocol, termination request)",
+            promela="this op has no Promela translation yet",
+            examples=(
+                Example(("sev_es_terminate",), "guest_terminated",
+                        ("cpu0: sev_es_terminate",
+                         "sev_es_terminate(): the guest asks to be ended"),
+                        guest="sev-snp"),
+            ))
+
+    def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
+              b: int, chain: list[str], warnings: list[str]) -> int:
+        if not m.sev:
+            chain.append("sev_es_terminate() outside an SEV-ES/SNP guest")
+            return INVALID
+        chain.append("sev_es_terminate(): the guest asks to be ended")
+        return terminate(m, chain)[0]
+
+
 def platform_ops() -> list[Op]:
     return [
         SetupGhcb(), SevEsInitVcHandling(), Printk(),
@@ -187,5 +217,5 @@ def platform_ops() -> list[Op]:
                     "an MMIO access: #VC (NPF) in an SEV-ES/SNP guest, #VE in"
                     " a TDX guest", (
                         Example(("mmio",), "ok"),)),
-        VeInfo(), ConsoleInit(),
+        VeInfo(), ConsoleInit(), SevEsTerminate(),
     ]

@@ -111,6 +111,7 @@ class ClearOnline(Op):
             " ordinary kernel data",
             "LX tip cccc0c8ff0a9 review",
             writes=ONLINE_BIT, samples=("clear_online",),
+            trigger_words=(1, 1),
             examples=(Example(("online", "clear_online"), "ok"),))
 
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,

@@ -23,6 +23,7 @@ from fuzzinit.model.arch import (
     MSRS,
 )
 from fuzzinit.model.outcome import NAMES as OUTCOMES
+from fuzzinit.model.vocabulary import OPS
 from fuzzinit.scenario.ops import OpSyntaxError, canonical, parse_op
 from fuzzinit.scenario.profiles import LIBRARY, gather, merge
 from fuzzinit.scenario.source import Ctx, Source, read
@@ -43,8 +44,15 @@ TABLES = ("include", "scenario", "platform", "kernel", "routines",
           "overrides", "cpu", "orderings")
 FAILABLE = ("triple_fault", "guest_terminated", "hang", "warn", "unhandled",
             "never_online", "pin_cleared")
-TRIGGER_KINDS = ("nmi", "printk", "cpuid", "mmio", "port_io", "pf", "rdmsr",
-                 "clear_online", "cr4_gadget")
+# Ops a trigger may name, and how many words each kind has (the op's
+# trigger_words, fuzzinit/model/ops_*.py).
+TRIGGER_WORDS: dict[str, tuple[int, int]] = {
+    op.name: op.trigger_words for op in OPS if op.trigger_words != (0, 0)}
+TRIGGER_KINDS = tuple(TRIGGER_WORDS)
+TRIGGER_HELP = "one of " + ", ".join(
+    op.name if op.trigger_words == (1, 1) else
+    '"' + op.syntax.replace("+BIT/-BIT..", "-BIT") + '"'
+    for op in OPS if op.trigger_words != (0, 0))
 CONSOLES = {"8250": (True, True), "early_serial": (True, False),
             "none": (False, False)}  # name -> (port I/O, CON_ANYTIME)
 DEFAULT_INTERCEPTS = {"bare": [], "sev-es": ["APIC_BASE"],
@@ -556,15 +564,11 @@ def _triggers(orderings: dict[str, Any], programs: list[list[int]],
             kind = canonical(kind)
         words = kind.split() if isinstance(kind, str) else []
         head = words[0] if words else ""
-        takes_args = {"rdmsr": (2, 2), "cr4_gadget": (2, 99)}
-        low, high = takes_args.get(head, (1, 1))
+        low, high = TRIGGER_WORDS.get(head, (1, 1))
         if not isinstance(kind, str) or head not in TRIGGER_KINDS \
                 or not low <= len(words) <= high:
             raise ctx.error(where, f"unknown trigger kind {kind!r}",
-                            "one of nmi, printk, cpuid, mmio, port_io, pf,"
-                            ' clear_online, "rdmsr MSR" or'
-                            ' "cr4_gadget -BIT"',
-                            "see the README's trigger table",
+                            TRIGGER_HELP, "see the README's trigger table",
                             needle=str(kind))
         count = spec.get("count", 1)
         if not isinstance(count, int) or isinstance(count, bool) or \
