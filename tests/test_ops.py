@@ -41,6 +41,7 @@ def example_scenario(tmp_path: Path, ex: Example) -> tuple[Scenario,
              "[platform]", f'guest = "{ex.guest}"',
              "features = [" + ", ".join(f'"{f}"' for f in ex.features) + "]",
              'console = "8250"']
+    lines += [f"{key} = {value}" for key, value in ex.platform]
     lines.append("[kernel]")
     lines += [f"{key} = {value}" for key, value in ex.kernel]
     for program in programs:

@@ -92,7 +92,15 @@ CASES: list[tuple[str, str, int | None, str]] = [
     ("unknown_msr_op",
      BASE.replace(CPU1, '["wrmsr FRED_CONFG entry", "online"]'), 9,
      f"cpu[1].program[0]: unknown MSR 'FRED_CONFG'; expected one of"
-     f" {MSR_LIST}; fix: did you mean 'FRED_CONFIG'?"),
+     f" {MSR_LIST}, or a number; fix: did you mean 'FRED_CONFIG'?"),
+    ("unknown_absent_msr",
+     BASE.replace('["fred"]', '["fred"]\nabsent_msrs = ["0x1d4", "AMD_SEV"]'),
+     6, f"platform.absent_msrs: unknown MSR 'AMD_SEV'; expected one of"
+     f" {MSR_LIST}, or a number; fix: did you mean 'AMD64_SEV'?"),
+    ("absent_msr_out_of_range",
+     BASE.replace('["fred"]', '["fred"]\nmicrocode_msrs = ["0x100000000"]'),
+     6, "platform.microcode_msrs: MSR 0x100000000 is out of range; expected"
+     " 0 to 0xffffffff; fix: check the number for a typo"),
     ("unknown_msr_intercepted",
      BASE.replace('["fred"]', '["fred"]\nintercepted_msrs = ["APIC_BAS"]'),
      6, f"platform.intercepted_msrs: unknown MSR 'APIC_BAS'; expected one of"

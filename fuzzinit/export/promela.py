@@ -126,6 +126,10 @@ def _constants(sc: Scenario, max_triggers: int) -> str:
         ("NTRIGGERS", str(max(1, len(sc.triggers))), ""),
         ("NINTERCEPTED", str(max(1, len(m.intercepted_msrs))), ""),
         ("M_NINTERCEPTED", str(len(m.intercepted_msrs)), ""),
+        ("NABSENT", str(max(1, len(m.absent_msrs))), ""),
+        ("M_NABSENT", str(len(m.absent_msrs)), ""),
+        ("NMICROCODE", str(max(1, len(m.microcode_msrs))), ""),
+        ("M_NMICROCODE", str(len(m.microcode_msrs)), ""),
         ("MAX_TRIGGERS", str(min(max_triggers, (1 << 31) - 1)),
          "bfs.explore's max_triggers"),
         ("M_PLATFORM", str(m.platform), mc.PLATFORMS[m.platform]),
@@ -178,8 +182,11 @@ def _tables(sc: Scenario) -> str:
             f" op_a_lo[{op}] = {lo(a)}; op_a_hi[{op}] = {hi(a)};"
             f" op_b_lo[{op}] = {lo(b)}; op_b_hi[{op}] = {hi(b)};"
             f" op_b_ext[{op}] = {ext(b)};   /* {_comment(m.op_text[op])} */")
-    for i, msr in enumerate(m.intercepted_msrs):
-        lines.append(f"  intercepted_msrs[{i}] = {lo(msr)};   /* 0x{msr:x} */")
+    for name, msrs in (("intercepted_msrs", m.intercepted_msrs),
+                       ("absent_msrs", m.absent_msrs),
+                       ("microcode_msrs", m.microcode_msrs)):
+        for i, msr in enumerate(msrs):
+            lines.append(f"  {name}[{i}] = {lo(msr)};   /* 0x{msr:x} */")
     for c, off in enumerate(_offsets(sc)):
         lines.append(f"  prog_len[{c}] = {len(sc.programs[c])};"
                      f" prog_off[{c}] = {off};")

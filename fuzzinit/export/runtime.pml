@@ -57,6 +57,7 @@
 #define NMI_BLOCKED   4
 #define VE_PENDING    8
 #define VC_BOOT_GATE 16
+#define UCODE        32
 /* global flags */
 #define ALT_PATCHED        1
 #define GHCBS_ALLOCATED    2
@@ -66,6 +67,8 @@
 #define CONSOLE_ON        32
 #define GHCBS_INITIALIZED 64
 #define WARNED_CR4_INIT  128
+#define WARNED_RDMSR     256
+#define WARNED_WRMSR     512
 /* platforms, pinning gates */
 #define BARE     0
 #define SEV_ES   1
@@ -106,6 +109,9 @@
 #define NOP                     29
 #define CLEAR_ONLINE            30
 #define CR4_GADGET              31
+#define UD2                     32   /* refused by the export */
+#define SEV_ES_TERMINATE        33   /* refused by the export */
+#define LOAD_MICROCODE          34
 /* feature bits of M_FEATURES */
 #define FEATURE_FRED      1
 #define FEATURE_FSGSBASE 32
@@ -187,7 +193,7 @@ typedef Cpu {
 Cpu cpu[NCPU];
 bool g_key;                                 /* G_KEY */
 int g_pinned_lo; int g_pinned_hi;           /* G_PINNED_BITS */
-byte g_flags;                               /* G_FLAGS */
+short g_flags;                              /* G_FLAGS */
 
 /* --- the schedule's progress (Schedule.snapshot) and bfs's extra state ---- */
 bool s_done[NSLOTS];         /* Schedule.done, all CPUs' slots in a row */
@@ -210,6 +216,8 @@ hidden byte op_kind[NOPS];
 hidden int op_a_lo[NOPS]; hidden int op_a_hi[NOPS];
 hidden int op_b_lo[NOPS]; hidden int op_b_hi[NOPS]; hidden int op_b_ext[NOPS];
 hidden int intercepted_msrs[NINTERCEPTED];
+hidden int absent_msrs[NABSENT];
+hidden int microcode_msrs[NMICROCODE];
 hidden short prog_len[NCPU];   /* len(Scenario.programs[c]) */
 hidden short prog_off[NCPU];   /* where cpu c's slots start in s_done[] */
 
@@ -223,7 +231,7 @@ hidden byte internal_invalid_after_guard;
 hidden byte cw_lm; hidden int cn_top; hidden byte fm_canon;
 hidden short sl_shift;
 hidden byte td_level; hidden byte td_ist;
-hidden byte vc_g; hidden byte vc_boot;
+hidden short vc_g; hidden byte vc_boot;
 hidden short re_vec; hidden byte re_int; hidden byte re_reason;
 hidden byte re_state; hidden short re_v; hidden byte re_first;
 hidden byte re_second; hidden byte re_fd; hidden byte re_n;
@@ -241,6 +249,7 @@ hidden int wm_msr; hidden int wm_ext; hidden int wm_lo; hidden int wm_hi;
 hidden byte wm_icpt; hidden byte wm_why; hidden byte wm_gp;
 hidden int wm_old; hidden int wm_new;
 hidden int rm_msr; hidden byte rm_icpt;
+hidden short mg_flag;
 hidden byte ap_kind; hidden int ap_a_lo; hidden int ap_a_hi;
 hidden int ap_b_lo; hidden int ap_b_hi; hidden int ap_b_ext;
 hidden byte ap_flags; hidden byte ap_call;
@@ -533,6 +542,7 @@ inline handle(c, vector, via, reason, from_delivery, out, follow) {
      if
      :: vector == NMI -> out = OK
      :: vector == PF -> out = OK
+     :: vector == GP && reason == R_MSR -> out = OK   /* ex_handler_msr fixup */
      :: vector == VC -> vmm_communication(c, via, reason, out, follow)
      :: vector == VE ->
         cpu[c].flags = cpu[c].flags & ~VE_PENDING;
@@ -739,6 +749,46 @@ inline is_intercepted(msr, out) {   /* `msr in m.intercepted_msrs` */
   skip   /* `break` lands here, inside any enclosing d_step */
 }
 
+/* ops_msr.missing: absent, or waiting for a microcode update */
+inline msr_missing(c, msr, out) {   /* ops_msr.missing */
+  out = false; ix = 0;
+  do
+  :: ix < M_NABSENT ->
+     if
+     :: absent_msrs[ix] == msr -> out = true
+     :: else -> skip
+     fi;
+     ix++
+  :: else -> break
+  od;
+  ix = 0;
+  do
+  :: ix < M_NMICROCODE && (cpu[c].flags & UCODE) == 0 ->
+     if
+     :: microcode_msrs[ix] == msr -> out = true
+     :: else -> skip
+     fi;
+     ix++
+  :: else -> break
+  od;
+  skip   /* `break` lands here, inside any enclosing d_step */
+}
+
+/* ops_msr.msr_gp: #GP at a kernel rdmsr()/wrmsr() site; once fixed up,
+ * the first of each kind is reported (pr_warn_once). */
+inline msr_gp(c, flag, out) {   /* ops_msr.msr_gp */
+  mg_flag = flag;
+  raise_event(c, GP, false, R_MSR, out);
+  if
+  :: out != OK -> skip
+  :: out == OK && (g_flags & mg_flag) != 0 -> skip
+  :: else ->
+     g_flags = g_flags | mg_flag;
+     step_warnings++;                      /* warnings.append(...) */
+     printk(c, out)
+  fi
+}
+
 /* run._wrmsr. The value is the op's _lo/_hi/_ext words (header comment);
  * EFER keeps bits 0-63 only: no rule reads a higher one. Its two #GP
  * returns share one raise_event at the end (wm_gp), to halve the code. */
@@ -751,7 +801,11 @@ inline wrmsr(c, msr, ext, lo, hi, out) {   /* run._wrmsr */
   :: else -> skip
   fi;
   if
-  :: out != OK -> skip
+  :: out == OK -> msr_missing(c, wm_msr, wm_gp)   /* not implemented: #GP */
+  :: else -> skip
+  fi;
+  if
+  :: out != OK || wm_gp -> skip
   :: else ->
      is_fred_msr(wm_msr, wm_why);
      if
@@ -787,7 +841,7 @@ inline wrmsr(c, msr, ext, lo, hi, out) {   /* run._wrmsr */
      fi
   fi;
   if
-  :: wm_gp -> raise_event(c, GP, false, R_NONE, out)
+  :: wm_gp -> msr_gp(c, WARNED_WRMSR, out)
   :: else -> skip
   fi
 }
@@ -803,10 +857,14 @@ inline rdmsr(c, msr, out) {   /* run._rdmsr */
   if
   :: out != OK -> skip
   :: else ->
-     is_fred_msr(rm_msr, rm_icpt);
+     msr_missing(c, rm_msr, rm_icpt);
      if
-     :: rm_icpt && (M_FEATURES & FEATURE_FRED) == 0 ->
-        raise_event(c, GP, false, R_NONE, out)
+     :: !rm_icpt -> is_fred_msr(rm_msr, rm_icpt);
+        rm_icpt = rm_icpt && (M_FEATURES & FEATURE_FRED) == 0
+     :: else -> skip
+     fi;
+     if
+     :: rm_icpt -> msr_gp(c, WARNED_RDMSR, out)
      :: else -> skip
      fi
   fi
@@ -816,7 +874,7 @@ inline rdmsr(c, msr, out) {   /* run._rdmsr */
  * event whose outcome would be INVALID is not taken (bfs: `continue`), and
  * Promela cannot undo a transition, so they are also the guard of every
  * event (APPLY_ALLOWED); `apply` still returns INVALID for them. */
-#define KNOWN_KIND(k)  ((k) <= CR4_GADGET)
+#define KNOWN_KIND(k)  ((k) <= CR4_GADGET || (k) == LOAD_MICROCODE)
 #define APPLY_ALLOWED(c, op) \
   ((cpu[c].flags & STARTED) != 0 && KNOWN_KIND(op_kind[op]) && \
    !(op_kind[op] == START && (cpu[op_a_lo[op]].flags & STARTED) != 0) && \
@@ -985,6 +1043,7 @@ inline apply_plain(c, out) {   /* run._apply, continued */
   :: ap_kind == CLEAR_ONLINE -> cpu[c].flags = ap_flags & ~ONLINE
   :: ap_kind == CONSOLE_INIT -> g_flags = g_flags | CONSOLE_ON
   :: ap_kind == NOP -> skip
+  :: ap_kind == LOAD_MICROCODE -> cpu[c].flags = ap_flags | UCODE
   :: else -> out = INVALID                       /* unknown op kind */
   fi
 }

@@ -52,14 +52,15 @@ EFER_NXE: Final = 1 << 11
 
 # --- MSRs (LX arch/x86/include/asm/msr-index.h; BX cpu/msr.h) --------------
 MSRS: Final[dict[str, int]] = {
-    "APIC_BASE": 0x1B,
+    "APIC_BASE": 0x1B, "SPEC_CTRL": 0x48, "TSX_FORCE_ABORT": 0x10F,
+    "TSX_CTRL": 0x122,
     "FRED_RSP0": 0x1CC, "FRED_RSP1": 0x1CD, "FRED_RSP2": 0x1CE,
     "FRED_RSP3": 0x1CF, "FRED_STKLVLS": 0x1D0, "FRED_SSP1": 0x1D1,
     "FRED_SSP2": 0x1D2, "FRED_SSP3": 0x1D3, "FRED_CONFIG": 0x1D4,
     "EFER": 0xC0000080, "STAR": 0xC0000081, "LSTAR": 0xC0000082,
     "CSTAR": 0xC0000083, "SYSCALL_MASK": 0xC0000084, "FS_BASE": 0xC0000100,
     "GS_BASE": 0xC0000101, "KERNEL_GS_BASE": 0xC0000102,
-    "SEV_ES_GHCB": 0xC0010130,
+    "SEV_ES_GHCB": 0xC0010130, "AMD64_SEV": 0xC0010131,
 }
 # FRED_CONFIG reserved bits (BX msr.cc: mask 0x834).
 FRED_CONFIG_RESERVED: Final = 0x834

@@ -8,7 +8,19 @@ itself raised, which delivery.raise_event then delivers.
 
 from typing import Final
 
-from .arch import CR4_FSGSBASE, DB, DF, MC, NMI, PF, UD, VC, VE, vector_name
+from .arch import (
+    CR4_FSGSBASE,
+    DB,
+    DF,
+    GP,
+    MC,
+    NMI,
+    PF,
+    UD,
+    VC,
+    VE,
+    vector_name,
+)
 from .machine import (
     ALT_PATCHED,
     BOOT_GHCB,
@@ -24,6 +36,7 @@ from .machine import (
     IDT_EARLY,
     IDT_FULL,
     R_CPUID,
+    R_MSR,
     R_PORT_IO,
     R_WARN,
     REASON_NAMES,
@@ -93,6 +106,11 @@ def handle(m: Machine, st: list[int], base: int, vector: int, via: int,
         return OK, -1
     if vector == UD and reason >= R_WARN:
         return _bug_trap(via, reason, chain)
+    if vector == GP and reason == R_MSR:
+        # rdmsr()/wrmsr() carry an exception-table entry: fixup_exception()
+        # -> ex_handler_msr() skips the instruction (LX arch/x86/mm/extable.c;
+        # the early handler calls it too: early_fixup_exception).
+        return OK, -1
     # #UD, #GP and the rest from kernel code with no fixup: die() (LX traps.c).
     chain.append(f"{vector_name(vector)} in kernel code with no fixup: die()")
     return UNHANDLED, -1

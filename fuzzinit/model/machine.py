@@ -44,6 +44,7 @@ ONLINE: Final = 1 << 1
 NMI_BLOCKED: Final = 1 << 2
 VE_PENDING: Final = 1 << 3     # TDX: #VE info not yet read (VEINFO.GET)
 VC_BOOT_GATE: Final = 1 << 4   # bringup IDT's #VC gate -> vc_boot_ghcb
+UCODE: Final = 1 << 5          # this CPU runs the updated microcode
 
 # --- globals (after the CPUs) -----------------------------------------------
 G_KEY: Final = 0               # static key cr_pinning enabled
@@ -62,6 +63,8 @@ GHCBS_INITIALIZED: Final = 1 << 6  # sev_cfg.ghcbs_initialized: a setup_ghcb()
 #                                    ran after the per-CPU GHCBs existed
 WARNED_CR4_INIT: Final = 1 << 7  # WARN_ON_ONCE in cr4_init fired (the
 #                                  online-gated pinning of cccc0c8ff0a9)
+WARNED_RDMSR: Final = 1 << 8   # ex_handler_msr's pr_warn_once, RDMSR
+WARNED_WRMSR: Final = 1 << 9   # the same for WRMSR
 
 # --- platforms --------------------------------------------------------------------
 BARE: Final = 0
@@ -85,6 +88,7 @@ class Machine:
                  console_at_boot: bool, terminate_hangs: bool,
                  pin_property: bool,
                  entry_cr4: int, intercepted_msrs: list[int],
+                 absent_msrs: list[int], microcode_msrs: list[int],
                  op_kind: list[int], op_a: list[int], op_b: list[int],
                  op_text: list[str]) -> None:
         self.ncpu = ncpu
@@ -104,6 +108,8 @@ class Machine:
         self.terminated = HANG_OUTCOME if terminate_hangs else TERMINATED_OUTCOME
         self.entry_cr4 = entry_cr4
         self.intercepted_msrs = intercepted_msrs
+        self.absent_msrs = absent_msrs          # RDMSR/WRMSR #GP
+        self.microcode_msrs = microcode_msrs    # absent until load_microcode
         self.op_kind = op_kind
         self.op_a = op_a
         self.op_b = op_b

@@ -41,13 +41,15 @@ class Example:
     def __init__(self, events: tuple[str, ...], outcome: str,
                  chain: tuple[str, ...] = (), guest: str = "bare",
                  features: tuple[str, ...] = (),
-                 kernel: tuple[tuple[str, str], ...] = ()) -> None:
+                 kernel: tuple[tuple[str, str], ...] = (),
+                 platform: tuple[tuple[str, str], ...] = ()) -> None:
         self.events = events
         self.outcome = outcome
         self.chain = chain
         self.guest = guest
         self.features = features
         self.kernel = kernel        # [kernel] key -> TOML value text
+        self.platform = platform    # more [platform] keys, as for kernel
 
 
 class Op:

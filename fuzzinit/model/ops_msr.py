@@ -21,20 +21,25 @@ from .grammar import OpSyntaxError, number, suggest
 from .machine import (
     F_CR0,
     F_EFER,
+    F_FLAGS,
     F_FRED_CONFIG,
     F_FRED_RSP0,
     F_FRED_STKLVLS,
     FEATURE_FRED,
+    G_FLAGS,
     R_MSR,
-    R_NONE,
+    UCODE,
+    WARNED_RDMSR,
+    WARNED_WRMSR,
     Machine,
 )
 from .op import Example, Op
 from .outcome import OK
-from .platform import intercepted
+from .platform import intercepted, printk
 
 WRMSR: Final = 9
 RDMSR: Final = 10
+LOAD_MICROCODE: Final = 34
 
 # Symbolic values for WRMSR, the ones Linux writes (LX arch/x86/kernel/fred.c).
 FRED_ENTRY: Final = 0xFFFFFFFF81000000 | (1 << 6)   # entry page | REDZONE(1)
@@ -46,13 +51,45 @@ MSR_VALUE_SYMBOLS: Final[dict[str, int]] = {
 }
 
 
-def _msr(name: str, text: str) -> int:
+def msr_number(text: str) -> int:
+    """An MSR by name (arch.MSRS) or by number, 0 to 0xffffffff."""
     msr = text.upper()
-    if msr not in MSRS:
-        raise OpSyntaxError(f"unknown MSR {text!r}",
-                            f"one of {', '.join(MSRS)}",
-                            suggest(msr, list(MSRS)))
-    return MSRS[msr]
+    if msr in MSRS:
+        return MSRS[msr]
+    if text[:1].isdigit():
+        return number(text, "MSR", 0xFFFFFFFF)
+    raise OpSyntaxError(f"unknown MSR {text!r}",
+                        f"one of {', '.join(MSRS)}, or a number",
+                        suggest(msr, list(MSRS)))
+
+
+def missing(m: Machine, st: list[int], base: int, msr: int) -> bool:
+    """The CPU does not implement `msr` (yet): the scenario says it is
+    absent, or it comes with a microcode update this CPU has not loaded."""
+    if msr in m.absent_msrs:
+        return True
+    return msr in m.microcode_msrs and not st[base + F_FLAGS] & UCODE
+
+
+def msr_gp(m: Machine, st: list[int], base: int, msr: int, write: bool,
+           why: str, chain: list[str], warnings: list[str]) -> int:
+    """RDMSR/WRMSR #GP(0) (SDM Vol. 2 RDMSR, WRMSR) at a kernel rdmsr()/
+    wrmsr() site. Once a handler fixed it up, ex_handler_msr() reports
+    the first of each kind with pr_warn_once("unchecked MSR access error")
+    (LX arch/x86/mm/extable.c)."""
+    what = "WRMSR" if write else "RDMSR"
+    chain.append(f"{what} 0x{msr:x}: {why} -> #GP")
+    outcome = raise_event(m, st, base, GP, False, R_MSR, chain)
+    if outcome != OK:
+        return outcome
+    flag = WARNED_WRMSR if write else WARNED_RDMSR
+    g = st[m.glob + G_FLAGS]
+    if g & flag:
+        return OK
+    st[m.glob + G_FLAGS] = g | flag
+    warnings.append(f"unchecked MSR access error: {what} 0x{msr:x}"
+                    " (fixed up)")
+    return printk(m, st, base, "the unchecked MSR access report", chain)
 
 
 class Wrmsr(Op):
@@ -68,7 +105,8 @@ class Wrmsr(Op):
             samples=("wrmsr FRED_CONFIG entry", "wrmsr FRED_CONFIG 0x834",
                      "wrmsr FRED_STKLVLS linux", "wrmsr FRED_RSP1 stack",
                      "wrmsr FRED_RSP2 0x7", "wrmsr FRED_SSP1 0x10",
-                     "wrmsr FRED_RSP3 0x800000000000", "wrmsr EFER 0x500"),
+                     "wrmsr FRED_RSP3 0x800000000000", "wrmsr EFER 0x500",
+                     "wrmsr TSX_FORCE_ABORT 1", "wrmsr 0x122 3"),
             examples=(
                 Example(("wrmsr FRED_CONFIG entry",), "triple_fault", (
                     "cpu0: wrmsr FRED_CONFIG entry",
@@ -81,13 +119,17 @@ class Wrmsr(Op):
                     "#GP while delivering #DF -> SHUTDOWN (triple fault)")),
                 Example(("wrmsr FRED_CONFIG entry",), "ok",
                         features=("fred",)),
+                Example(("lidt full", "wrmsr FRED_CONFIG entry",
+                         "wrmsr FRED_CONFIG entry"), "warn", (
+                    "WARN: unchecked MSR access error: WRMSR 0x1d4 (fixed"
+                    " up)",)),
             ))
 
     def parse(self, args: list[str], ncpu: int) -> tuple[int, int]:
         if len(args) != 2:
             raise OpSyntaxError("wrmsr takes 2 arguments", "wrmsr MSR VALUE",
                                 "e.g. 'wrmsr FRED_CONFIG entry'")
-        msr = _msr("wrmsr", args[0])
+        msr = msr_number(args[0])
         text = args[1].lower()
         value = MSR_VALUE_SYMBOLS[text] if text in MSR_VALUE_SYMBOLS else \
             number(args[1], f"wrmsr {args[0].upper()}", (1 << 64) - 1)
@@ -99,13 +141,15 @@ class Wrmsr(Op):
             outcome = intercepted(m, st, base, R_MSR, "WRMSR", chain)
             if outcome != OK:
                 return outcome
+        if missing(m, st, base, a):
+            return msr_gp(m, st, base, a, True, "not implemented", chain,
+                          warnings)
         if is_fred_msr(a):
             why = ("FRED is not enumerated" if not m.features & FEATURE_FRED
                    else fred_msr_write_faults(a, b))
             if why:
                 # WRMSR to a missing MSR or with a bad value: #GP (BX msr.cc).
-                chain.append(f"WRMSR 0x{a:x}: {why} -> #GP")
-                return raise_event(m, st, base, GP, False, R_NONE, chain)
+                return msr_gp(m, st, base, a, True, why, chain, warnings)
             if a == MSR_FRED_CONFIG:
                 st[base + F_FRED_CONFIG] = b
             elif a == MSR_FRED_STKLVLS:
@@ -118,8 +162,9 @@ class Wrmsr(Op):
             new = (b & ~EFER_LMA) | (old & EFER_LMA)  # LMA is read-only
             if (old ^ new) & EFER_LME and st[base + F_CR0] & CR0_PG:
                 # Changing LME with paging on: #GP (SDM Vol. 3A 10.8.5).
-                chain.append("WRMSR EFER changes LME with paging on -> #GP")
-                return raise_event(m, st, base, GP, False, R_NONE, chain)
+                return msr_gp(m, st, base, a, True,
+                              "changes EFER.LME with paging on", chain,
+                              warnings)
             st[base + F_EFER] = new
         return OK
 
@@ -131,7 +176,8 @@ class Rdmsr(Op):
             "#GP for a FRED MSR when FRED is not enumerated; an intercepted"
             " MSR raises #VC/#VE first",
             "SDM Vol. 2 RDMSR; Bochs cpu/msr.cc",
-            samples=("rdmsr FRED_CONFIG", "rdmsr APIC_BASE"),
+            samples=("rdmsr FRED_CONFIG", "rdmsr APIC_BASE",
+                     "rdmsr AMD64_SEV", "rdmsr 0x10f"),
             trigger_words=(2, 2),
             examples=(
                 Example(("rdmsr APIC_BASE",), "triple_fault", (
@@ -149,13 +195,27 @@ class Rdmsr(Op):
                     "#GP while delivering #DF -> SHUTDOWN (triple fault)"),
                     guest="sev-es"),
                 Example(("rdmsr FRED_CONFIG",), "ok", features=("fred",)),
+                Example(("lidt bringup", "rdmsr AMD64_SEV"), "triple_fault", (
+                    "cpu0: rdmsr AMD64_SEV",
+                    "RDMSR 0xc0010131: not implemented -> #GP",
+                    "#GP through the bringup IDT: no gate for vector 13"
+                    " -> #GP",
+                    "#GP while delivering #GP -> #DF (SDM table 6-5)",
+                    "#DF through the bringup IDT: no gate for vector 8"
+                    " -> #GP",
+                    "#GP while delivering #DF -> SHUTDOWN (triple fault)"),
+                    platform=(("absent_msrs", '["AMD64_SEV"]'),)),
+                Example(("lidt early", "rdmsr 0x10f"), "warn", (
+                    "WARN: unchecked MSR access error: RDMSR 0x10f (fixed"
+                    " up)",),
+                    platform=(("microcode_msrs", '["TSX_FORCE_ABORT"]'),)),
             ))
 
     def parse(self, args: list[str], ncpu: int) -> tuple[int, int]:
         if len(args) != 1:
             raise OpSyntaxError("rdmsr takes 1 argument", "rdmsr MSR",
                                 "e.g. 'wrmsr FRED_CONFIG entry'")
-        return _msr("rdmsr", args[0]), 0
+        return msr_number(args[0]), 0
 
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
               b: int, chain: list[str], warnings: list[str]) -> int:
@@ -163,11 +223,38 @@ class Rdmsr(Op):
             outcome = intercepted(m, st, base, R_MSR, "RDMSR", chain)
             if outcome != OK:
                 return outcome
+        if missing(m, st, base, a):
+            return msr_gp(m, st, base, a, False, "not implemented", chain,
+                          warnings)
         if is_fred_msr(a) and not m.features & FEATURE_FRED:
-            chain.append(f"RDMSR 0x{a:x}: FRED is not enumerated -> #GP")
-            return raise_event(m, st, base, GP, False, R_NONE, chain)
+            return msr_gp(m, st, base, a, False, "FRED is not enumerated",
+                          chain, warnings)
+        return OK
+
+
+class LoadMicrocode(Op):
+    def __init__(self) -> None:
+        super().__init__(
+            LOAD_MICROCODE, "load_microcode", "load_microcode",
+            "`load_ucode_bsp()`, `load_ucode_ap()`, the resume reload: this"
+            " CPU runs the updated microcode, and the MSRs in"
+            " `platform.microcode_msrs` exist on it from now on (a CPU"
+            " starts without the update: INIT/reset keeps no microcode)",
+            "SDM Vol. 3A 10.11 (microcode update facilities); LX"
+            " arch/x86/kernel/cpu/microcode/core.c",
+            reads=0, samples=("load_microcode",),
+            examples=(
+                Example(("lidt full", "load_microcode",
+                         "wrmsr TSX_FORCE_ABORT 1"), "ok",
+                        platform=(("microcode_msrs",
+                                   '["TSX_FORCE_ABORT"]'),)),
+            ))
+
+    def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
+              b: int, chain: list[str], warnings: list[str]) -> int:
+        st[base + F_FLAGS] |= UCODE
         return OK
 
 
 def msr_ops() -> list[Op]:
-    return [Wrmsr(), Rdmsr()]
+    return [Wrmsr(), Rdmsr(), LoadMicrocode()]

@@ -22,6 +22,7 @@ from fuzzinit.model.arch import (
     FEATURES,
     MSRS,
 )
+from fuzzinit.model.ops_msr import msr_number
 from fuzzinit.model.outcome import NAMES as OUTCOMES
 from fuzzinit.model.vocabulary import OPS
 from fuzzinit.scenario.ops import OpSyntaxError, canonical, parse_op
@@ -280,7 +281,8 @@ def build(main: Source, sha256: str, profiles: list[Source]) -> Scenario:
 
     plat = _table(doc, "platform", ctx)
     _check_keys(plat, ("guest", "features", "intercepted_msrs", "console",
-                       "terminate"), "platform", ctx)
+                       "terminate", "absent_msrs", "microcode_msrs"),
+                "platform", ctx)
     terminate = _str(plat, "terminate", "platform", ctx, "exits")
     if terminate not in ("exits", "hangs"):
         raise ctx.error("platform.terminate",
@@ -313,6 +315,8 @@ def build(main: Source, sha256: str, profiles: list[Source]) -> Scenario:
                             f"unknown MSR {msr!r}", "one of " + ", ".join(MSRS),
                             "use the names of the README's MSR table",
                             needle=msr)
+    absent = _msr_numbers(plat, "absent_msrs", ctx)
+    microcode = _msr_numbers(plat, "microcode_msrs", ctx)
     console = _str(plat, "console", "platform", ctx, "8250")
     if console not in CONSOLES:
         raise ctx.error("platform.console", f"unknown console {console!r}",
@@ -446,6 +450,7 @@ def build(main: Source, sha256: str, profiles: list[Source]) -> Scenario:
         terminate_hangs=terminate == "hangs", entry_cr4=entry_cr4,
         pin_property="pin_cleared" in fail_on,
         intercepted_msrs=[MSRS[x.upper()] for x in msrs],
+        absent_msrs=absent, microcode_msrs=microcode,
         op_kind=kinds, op_a=arg_a, op_b=arg_b, op_text=texts)
     return Scenario(
         path=ctx.path, name=name, title=title, sources=sources, notes=notes,
@@ -454,6 +459,18 @@ def build(main: Source, sha256: str, profiles: list[Source]) -> Scenario:
         machine=mc.Machine(**args), machine_args=args, programs=programs,
         routine_of=routine_of, triggers=triggers, before=before, mode=mode,
         op_index=ops)
+
+
+def _msr_numbers(plat: dict[str, Any], key: str, ctx: Ctx) -> list[int]:
+    """platform.absent_msrs / microcode_msrs: MSR names or numbers."""
+    out: list[int] = []
+    for text in _strlist(plat, key, "platform", ctx, []):
+        try:
+            out.append(msr_number(text))
+        except OpSyntaxError as exc:
+            raise ctx.error(f"platform.{key}", exc.problem, exc.expected,
+                            exc.hint, needle=text) from None
+    return out
 
 
 def _check_sync(programs: list[list[int]], kinds: list[int], arg_a: list[int],
