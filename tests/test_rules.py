@@ -1102,3 +1102,62 @@ def test_never_online_when_a_program_cannot_finish(tmp_path: Path) -> None:
     first = [Event(0, sc.programs[0][0], 0)]
     assert evaluate(sc, first, complete=False).name == "never_online"
     assert evaluate(sc, first, complete=True).name == "ok"
+
+
+MCE_READY: list[Ev] = [(0, "cr4_set mce"), *FULL_IDT]
+
+
+def test_mce_broadcast_reaches_a_cpu_that_was_never_started(
+        tmp_path: Path) -> None:
+    """SDM Vol. 3A 6.15 Interrupt 18: CR4.MCE = 0 -> shutdown. A CPU left
+    in wait-for-SIPI (CR4 = 0) takes the broadcast too (LX kernel/cpu.c
+    cpu_bootable; 0cc3cd21657b) [assumed]."""
+    sc = scenario(tmp_path, [[t for _, t in MCE_READY] + ["mce"], []])
+    tr = replay(sc, [*MCE_READY, (0, "mce")])
+    assert (tr.name, tr.result.chain) == ("triple_fault", [
+        "cpu0: mce", "machine check broadcast: cpu1 has CR4.MCE = 0 ->"
+        " shutdown (SDM 6.15 Interrupt 18)"])
+
+
+def test_mce_is_taken_on_every_cpu_once_each_has_cr4_mce(
+        tmp_path: Path) -> None:
+    """Every CPU with CR4.MCE takes #MC through its own IDT: an AP still on
+    the early handler halts there even when the boot CPU is ready."""
+    ap = ["cr4_set mce", "lidt early", "online"]
+    sc = scenario(tmp_path, [[t for _, t in MCE_READY]
+                             + ["start 1", "wait_online 1", "mce"], ap])
+    events = [*MCE_READY, (0, "start 1"), *((1, t) for t in ap),
+              (0, "wait_online 1"), (0, "mce")]
+    tr = replay(sc, events)
+    assert (tr.name, tr.result.chain) == ("unhandled", [
+        "cpu0: mce", "machine check broadcast: #MC on cpu0",
+        "machine check broadcast: #MC on cpu1",
+        "#MC in the early handler: early_fixup_exception() prints PANIC"
+        " and halts"])
+    ap[1] = "lidt full"
+    sc = scenario(tmp_path, [[t for _, t in MCE_READY]
+                             + ["start 1", "wait_online 1", "mce"],
+                             ["cr4_set mce", "lidt full", "ltr",
+                              "tss_setup_ist", "online"]])
+    events = [*MCE_READY, (0, "start 1"),
+              *((1, t) for t in ("cr4_set mce", "lidt full", "ltr",
+                                 "tss_setup_ist", "online")),
+              (0, "wait_online 1"), (0, "mce")]
+    assert replay(sc, events).name == "ok"
+
+
+def test_explore_does_not_reduce_orders_around_a_broadcast(
+        tmp_path: Path) -> None:
+    """The mce trigger reads every CPU, so no op commutes with it: explore
+    must find the AP that has not yet set CR4.MCE."""
+    from fuzzinit.explore.bfs import FAILED, explore
+    sc = scenario(tmp_path, [
+        [t for _, t in MCE_READY] + ["start 1", "wait_online 1", "nop end"],
+        ["cr4_set mce", "lidt full", "ltr", "tss_setup_ist", "online"]],
+        extra='[[orderings.trigger]]\nkind = "mce"\ncpus = [0]\n'
+              'after = "start 1"\n')
+    ex = explore(sc, 1, 100_000)
+    assert ex.verdict == FAILED and ex.result is not None
+    assert (ex.result.name, ex.result.chain[-1]) == (
+        "triple_fault", "machine check broadcast: cpu1 has CR4.MCE = 0 ->"
+        " shutdown (SDM 6.15 Interrupt 18)")

@@ -71,6 +71,12 @@ class Independence:
         self.triggers_of: list[list[int]] = [[] for _ in sc.programs]
         for i, t in enumerate(sc.triggers):
             self.triggers_of[t.cpu].append(i)
+        # An op that reads every CPU's fields (a broadcast machine check)
+        # commutes with nothing: with one in the scenario, reduce nothing.
+        self.broadcast = any(
+            OPS[m.op_kind[op]].reads & opdef.CPUS
+            for op in [*(o for p in sc.programs for o in p),
+                       *(t.op for t in sc.triggers)])
         # CPUs whose online bit can be cleared after it was set.
         self.clearable = {t.cpu for t in sc.triggers
                           if m.op_kind[t.op] == smp.CLEAR_ONLINE}
@@ -90,6 +96,8 @@ class Independence:
     def candidates(self, sched: Schedule, moves: list[Event],
                    triggers_left: bool) -> list[Event]:
         """Program ops that meet conditions 1 and 3, in CPU order."""
+        if self.broadcast:
+            return []
         per_cpu = [0] * self.sc.ncpu
         for ev in moves:
             per_cpu[ev.cpu] += 1

@@ -112,6 +112,7 @@
 #define UD2                     32   /* refused by the export */
 #define SEV_ES_TERMINATE        33   /* refused by the export */
 #define LOAD_MICROCODE          34
+#define MCE_EVENT               35   /* refused by the export */
 /* feature bits of M_FEATURES */
 #define FEATURE_FRED      1
 #define FEATURE_FSGSBASE 32
@@ -123,12 +124,14 @@
 #define R_CPUID    2
 #define R_MSR      3
 #define R_MMIO     4
+#define R_CR4      8
 
 /* --- architecture (model/arch.py) ---------------------------------------- */
 #define CR0_PE   1
 #define CR0_WP   65536
 #define CR0_PG   (-2147483647 - 1)      /* 1 << 31: the sign bit */
 #define CR4_PAE       32                /* bit 5 */
+#define CR4_MCE       64                /* bit 6 */
 #define CR4_LA57      4096              /* bit 12 */
 #define CR4_FSGSBASE  65536             /* bit 16 */
 #define CR4_PCIDE     131072            /* bit 17 */
@@ -547,7 +550,9 @@ inline handle(c, vector, via, reason, from_delivery, out, follow) {
      :: vector == VE ->
         cpu[c].flags = cpu[c].flags & ~VE_PENDING;
         if
-        :: via == IDT_EARLY && reason != R_PORT_IO -> out = UNHANDLED
+        :: reason == R_CR4 -> out = UNHANDLED   /* no handler emulates it */
+        :: reason != R_CR4 && via == IDT_EARLY && reason != R_PORT_IO ->
+           out = UNHANDLED
         :: else -> out = OK
         fi
      :: else -> out = UNHANDLED          /* die(): no fixup */
@@ -608,8 +613,14 @@ inline mov_cr4(c, v_lo, v_hi, out) {   /* pinning.mov_cr4 */
   cr4_write_faults(cpu[c].cr4_lo, m4_lo, m4_hi, cpu[c].cr0, cpu[c].cr3,
                    cpu[c].efer_lo, m4_faults);
   if
-  :: m4_faults -> raise_event(c, GP, false, R_NONE, out)
-  :: else -> cpu[c].cr4_lo = m4_lo; cpu[c].cr4_hi = m4_hi; out = OK
+  :: M_PLATFORM == TDX && (cpu[c].cr4_lo & CR4_MCE) != 0 &&
+     (m4_lo & CR4_MCE) == 0 ->
+     raise_event(c, VE, false, R_CR4, out)   /* TDX keeps CR4.MCE set */
+  :: else ->
+     if
+     :: m4_faults -> raise_event(c, GP, false, R_NONE, out)
+     :: else -> cpu[c].cr4_lo = m4_lo; cpu[c].cr4_hi = m4_hi; out = OK
+     fi
   fi
 }
 

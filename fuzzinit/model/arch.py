@@ -21,6 +21,7 @@ CR4_BITS: Final[dict[str, int]] = {
     "fred": 32,
 }
 CR4_PAE: Final = 1 << 5
+CR4_MCE: Final = 1 << 6
 CR4_LA57: Final = 1 << 12
 CR4_FSGSBASE: Final = 1 << 16
 CR4_PCIDE: Final = 1 << 17

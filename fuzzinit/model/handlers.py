@@ -36,6 +36,7 @@ from .machine import (
     IDT_EARLY,
     IDT_FULL,
     R_CPUID,
+    R_CR4,
     R_MSR,
     R_PORT_IO,
     R_WARN,
@@ -93,10 +94,27 @@ def handle(m: Machine, st: list[int], base: int, vector: int, via: int,
         # A #PF trigger stands for a fault the kernel expects: early page
         # tables (LX head64.c early_make_pgtable) or the runtime handler.
         return OK, -1
+    if vector == MC:
+        if via == IDT_EARLY:
+            # early_fixup_exception() has no #MC case: PANIC, halt (LX
+            # arch/x86/mm/extable.c).
+            chain.append("#MC in the early handler: early_fixup_exception()"
+                         " prints PANIC and halts")
+            return UNHANDLED, -1
+        # The `mce` event stands for a machine check the kernel survives
+        # (corrected or recoverable); an offline CPU just returns (LX
+        # arch/x86/kernel/cpu/mce/core.c, mce_check_crashing_cpu).
+        return OK, -1
     if vector == VC:
         return _vmm_communication(m, st, base, via, reason, chain)
     if vector == VE:
         st[base + F_FLAGS] &= ~VE_PENDING  # handlers start with VEINFO.GET
+        if reason == R_CR4:
+            # No #VE handler emulates a CR4 write: the early one handles
+            # port I/O only, virt_exception_kernel() raises #GP -> die (LX
+            # arch/x86/coco/tdx/tdx.c, arch/x86/kernel/traps.c).
+            chain.append("#VE (CR4 write): no handler emulates it, die()")
+            return UNHANDLED, -1
         if via == IDT_EARLY and reason != R_PORT_IO:
             # tdx_early_handle_ve() handles port I/O only; early_fixup_exception
             # then halts (LX arch/x86/coco/tdx/tdx.c, arch/x86/mm/extable.c).

@@ -136,8 +136,10 @@ R_MMIO: Final = 4
 R_WARN: Final = 5
 R_BUG: Final = 6
 R_CFI: Final = 7
+R_CR4: Final = 8    # a TDX guest's CR4 write the TDX module refuses
 REASON_NAMES: Final[tuple[str, ...]] = ("", "port I/O", "CPUID", "MSR access",
-                                       "MMIO", "WARN", "BUG", "kCFI")
+                                       "MMIO", "WARN", "BUG", "kCFI",
+                                       "CR4 write")
 
 # Delivery path a handler sees: an IDT_* value, or FRED.
 VIA_FRED: Final = 5

@@ -28,6 +28,7 @@ PIN = 1       # G_KEY, G_PINNED_BITS (pinning.py)
 GFLAGS = 2    # G_FLAGS other than the WARNED_* bits
 ONLINE = 4    # a CPU's online bit
 BLOCK = 8     # another CPU's fields
+CPUS = 16     # reads every CPU's fields (a broadcast event)
 # The default: may deliver an exception, print or check pinning.
 SHARED = PIN | GFLAGS
 

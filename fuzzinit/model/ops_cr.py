@@ -35,7 +35,8 @@ class MovCr4(Op):
             MOV_CR4, "mov_cr4", "mov_cr4 +BIT -BIT..",
             "raw MOV to CR4 (no pinning) with the #GP checks",
             "SDM Vol. 2 MOV CR; SDM Vol. 3A 2.5; KVM kvm_set_cr4",
-            samples=("mov_cr4 -pae", "mov_cr4 +cet +pcide"),
+            samples=("mov_cr4 -pae", "mov_cr4 +cet +pcide", "mov_cr4 +mce",
+                     "mov_cr4 -mce"),
             examples=(
                 Example(("mov_cr4 -pae",), "triple_fault", (
                     "cpu0: mov_cr4 -pae",
@@ -47,6 +48,21 @@ class MovCr4(Op):
                     " -> #GP",
                     "#GP while delivering #DF -> SHUTDOWN (triple fault)")),
                 Example(("mov_cr4 +fred",), "ok", features=("fred",)),
+                Example(("mov_cr4 +mce", "lidt null", "mov_cr4 -mce"),
+                        "triple_fault", (
+                    "cpu0: mov_cr4 -mce",
+                    "MOV to CR4 clears CR4.MCE in a TDX guest -> #VE",
+                    "#VE through the invalidated IDT (limit 0) -> #GP",
+                    "#GP while delivering #VE -> #DF (SDM table 6-5)",
+                    "#DF through the invalidated IDT (limit 0) -> #GP",
+                    "#GP while delivering #DF -> SHUTDOWN (triple fault)"),
+                    guest="tdx"),
+                Example(("mov_cr4 +mce", "lidt full", "mov_cr4 -mce"),
+                        "unhandled", (
+                    "cpu0: mov_cr4 -mce",
+                    "MOV to CR4 clears CR4.MCE in a TDX guest -> #VE",
+                    "#VE (CR4 write): no handler emulates it, die()"),
+                    guest="tdx"),
             ))
 
     def parse(self, args: list[str], ncpu: int) -> tuple[int, int]:

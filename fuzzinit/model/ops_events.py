@@ -3,12 +3,13 @@ RDGSBASE with CR4.FSGSBASE clear."""
 
 from typing import Final
 
-from .arch import CR4_FSGSBASE, NMI, PF, UD
+from .arch import CR4_FSGSBASE, CR4_MCE, MC, NMI, PF, UD
 from .delivery import raise_event
 from .grammar import OpSyntaxError
 from .machine import (
     F_CR4,
     F_FLAGS,
+    NF,
     NMI_BLOCKED,
     R_BUG,
     R_CFI,
@@ -18,14 +19,15 @@ from .machine import (
     VE_PENDING,
     Machine,
 )
-from .op import Example, Op
-from .outcome import OK
+from .op import CPUS, SHARED, Example, Op
+from .outcome import OK, TRIPLE_FAULT
 from .platform import printk
 
 RDGSBASE: Final = 20
 NMI_EVENT: Final = 21
 PF_EVENT: Final = 22
 UD2: Final = 32
+MCE_EVENT: Final = 35
 
 UD2_SITES: Final[dict[str, int]] = {"warn": R_WARN, "bug": R_BUG,
                                     "cfi": R_CFI}
@@ -181,5 +183,54 @@ class Ud2(Op):
         return printk(m, st, base, "the WARN report", chain)
 
 
+class Mce(Op):
+    """A machine check broadcast to every logical CPU (Intel; SDM Vol. 3B
+    "Machine-Check Architecture", MCE broadcast). A CPU with CR4.MCE = 0
+    enters shutdown (SDM Vol. 3A 6.15 Interrupt 18); the others take #MC.
+    [assumed] CPUs never started (wait-for-SIPI, CR4 = 0) take it too: the
+    kernel's own reason to boot every sibling once (LX kernel/cpu.c
+    cpu_bootable, 0cc3cd21657b)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            MCE_EVENT, "mce", "mce",
+            "a machine check the kernel can survive, broadcast to every"
+            " CPU: one with CR4.MCE = 0 (never started ones included) puts"
+            " the machine in shutdown; the others take #MC (IST/FRED stack"
+            " level 2), which the runtime handler survives and the early"
+            " handler does not. Local machine checks (LMCE) and AMD's"
+            " per-CPU delivery are not modelled",
+            "SDM Vol. 3A 6.15 Interrupt 18; SDM Vol. 3B MCA (broadcast);"
+            " LX kernel/cpu.c cpu_bootable, arch/x86/kernel/cpu/mce/core.c",
+            reads=SHARED | CPUS, trigger_words=(1, 1),
+            promela="runtime.pml has no machine-check rule yet",
+            examples=(
+                Example(("cr4_set mce", "lidt full", "ltr", "tss_setup_ist",
+                         "mce"), "ok"),
+                Example(("lidt full", "mce"), "triple_fault", (
+                    "cpu0: mce",
+                    "machine check broadcast: cpu0 has CR4.MCE = 0 ->"
+                    " shutdown (SDM 6.15 Interrupt 18)")),
+                Example(("cr4_set mce", "lidt early", "mce"), "unhandled", (
+                    "cpu0: mce", "machine check broadcast: #MC on cpu0",
+                    "#MC in the early handler: early_fixup_exception()"
+                    " prints PANIC and halts")),
+            ))
+
+    def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
+              b: int, chain: list[str], warnings: list[str]) -> int:
+        for d in range(m.ncpu):
+            if not st[d * NF + F_CR4] & CR4_MCE:
+                chain.append(f"machine check broadcast: cpu{d} has CR4.MCE"
+                             " = 0 -> shutdown (SDM 6.15 Interrupt 18)")
+                return TRIPLE_FAULT
+        for d in range(m.ncpu):
+            chain.append(f"machine check broadcast: #MC on cpu{d}")
+            outcome = raise_event(m, st, d * NF, MC, False, R_NONE, chain)
+            if outcome != OK:
+                return outcome
+        return OK
+
+
 def event_ops() -> list[Op]:
-    return [Rdgsbase(), Nmi(), PageFault(), Ud2()]
+    return [Rdgsbase(), Nmi(), PageFault(), Ud2(), Mce()]

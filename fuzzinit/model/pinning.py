@@ -1,7 +1,15 @@
 """Linux CR pinning and the kernel's CR write helpers (LX
 arch/x86/kernel/cpu/common.c; shared SEMANTICS section 5)."""
 
-from .arch import CR0_WP, CR4_PCIDE, GP, cr0_write_faults, cr4_write_faults
+from .arch import (
+    CR0_WP,
+    CR4_MCE,
+    CR4_PCIDE,
+    GP,
+    VE,
+    cr0_write_faults,
+    cr4_write_faults,
+)
 from .delivery import raise_event
 from .machine import (
     F_CR0,
@@ -15,7 +23,9 @@ from .machine import (
     G_PINNED_BITS,
     ONLINE,
     PIN_ONLINE,
+    R_CR4,
     R_NONE,
+    TDX,
     WARNED_CR0,
     WARNED_CR4,
     WARNED_CR4_INIT,
@@ -28,6 +38,12 @@ from .platform import printk
 def mov_cr4(m: Machine, st: list[int], base: int, value: int,
             chain: list[str]) -> int:
     """A raw MOV to CR4: #GP(0) on an illegal value (SDM Vol. 2; KVM; BX)."""
+    if m.platform == TDX and st[base + F_CR4] & CR4_MCE and \
+            not value & CR4_MCE:
+        # The TDX module keeps CR4.MCE set: clearing it is #VE (LX
+        # de60613173df, 77a512e35db7; TDX module CR4 guest/host mask).
+        chain.append("MOV to CR4 clears CR4.MCE in a TDX guest -> #VE")
+        return raise_event(m, st, base, VE, False, R_CR4, chain)
     why = cr4_write_faults(st[base + F_CR4], value, m.cr4_allowed,
                            st[base + F_CR0], st[base + F_CR3],
                            st[base + F_EFER])

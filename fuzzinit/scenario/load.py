@@ -512,7 +512,9 @@ def _check_sync(programs: list[list[int]], kinds: list[int], arg_a: list[int],
                                     f"add \"online\" to cpu {target}'s program",
                                     needle=texts[op])
     for c in range(1, len(programs)):
-        if c not in started_by:
+        # A CPU with no program may stay unstarted: present, waiting for
+        # its SIPI (it still takes a broadcast machine check).
+        if c not in started_by and programs[c]:
             raise ctx.error(f"cpu[{c}]", f"cpu {c} is never started",
                             f"a 'start {c}' in another CPU's program",
                             f'add "start {c}" to the boot CPU\'s program',
