@@ -286,3 +286,14 @@ def test_ctrl_c_in_verify_fix_is_not_a_verified_failure(
     assert proc.returncode == 130
     assert "  upstream-fix-sev-es-4ap: interrupted after" in out
     assert out.endswith("fix NOT verified\n")
+
+
+def test_windows_map_the_scenarios_own_trigger_kinds() -> None:
+    """A `ud2 warn` trigger is not a platform kind, but the scenario names
+    it: the map shows where it is fatal (before the AP's first IDT)."""
+    path = Path(__file__).parent.parent / "models/ap-warn-before-idt.toml"
+    assert timeline(windows(load(path))) == [
+        "cpu0: start .. lidt full: nmi, pf, ud2 warn fatal",
+        "cpu0: lidt full .. end: nmi fatal",
+        "cpu1: start .. lidt full: nmi, pf, ud2 warn fatal",
+        "cpu1: lidt full .. end: nmi fatal"]

@@ -10,8 +10,9 @@ after the CPU's k-th op, and a point is fatal when the
 model fails on the trigger itself (what the programs do afterwards is
 another question: fuzzinit run answers it). Kinds: nmi and pf always; on
 SEV-ES/SNP also printk (with a port-I/O console), cpuid, port_io, mmio;
-on TDX printk, port_io, mmio. Scenario trigger windows are ignored on
-purpose: this maps where an event *would* be fatal.
+on TDX printk, port_io, mmio; and every kind the scenario's triggers
+name. Scenario trigger windows are ignored on purpose: this maps where an
+event *would* be fatal.
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ def kinds_for(sc: Scenario) -> list[str]:
     elif m.platform == mc.TDX:
         kinds += ["printk"] if m.console_port_io else []
         kinds += ["port_io", "mmio"]
+    # The scenario's own trigger kinds too (a `ud2 warn`, an `mce`).
+    for trigger in sc.triggers:
+        if trigger.kind not in kinds:
+            kinds.append(trigger.kind)
     return kinds
 
 
