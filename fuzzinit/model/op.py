@@ -89,6 +89,28 @@ class Op:
         raise NotImplementedError(self.name)
 
 
+# How delivery.try_deliver names an IDT that has no gate at all.
+_NO_GATE = {"none": "through the reset IDT (no LIDT yet): no valid gate",
+            "null": "through the invalidated IDT (limit 0)"}
+
+
+def no_gate(vector: str, idt: str) -> tuple[str, ...]:
+    """The end of an example's chain: `vector` meets an IDT with no gates
+    ('none' or 'null'), the #GP that raises finds none either, nor does
+    #DF: shutdown. A benign first event (NMI, #UD, #VC) takes the #GP
+    serially, a contributory or page-fault one makes it #DF at once (SDM
+    table 6-5)."""
+    where = _NO_GATE[idt]
+    lines = [f"{vector} {where} -> #GP"]
+    if vector in ("NMI", "#UD", "#VC"):
+        lines += [f"#GP while delivering {vector} is handled serially (SDM"
+                  " table 6-5)", f"#GP {where} -> #GP"]
+        vector = "#GP"
+    return (*lines, f"#GP while delivering {vector} -> #DF (SDM table 6-5)",
+            f"#DF {where} -> #GP",
+            "#GP while delivering #DF -> SHUTDOWN (triple fault)")
+
+
 def one_number(name: str, args: list[str]) -> str:
     """The single argument of `name N`."""
     if len(args) != 1:

@@ -6,7 +6,7 @@ from typing import Final
 from .arch import CR4_BITS
 from .grammar import CR0_BITS, bits, number, signed_bits
 from .machine import F_CR0, F_CR3, F_CR4, Machine
-from .op import PIN, Example, Op, one_number
+from .op import PIN, Example, Op, no_gate, one_number
 from .outcome import OK
 from .pinning import (
     cr4_init,
@@ -41,21 +41,13 @@ class MovCr4(Op):
                 Example(("mov_cr4 -pae",), "triple_fault", (
                     "cpu0: mov_cr4 -pae",
                     "MOV to CR4 clears CR4.PAE in long mode -> #GP(0)",
-                    "#GP through the reset IDT (no LIDT yet): no valid gate"
-                    " -> #GP",
-                    "#GP while delivering #GP -> #DF (SDM table 6-5)",
-                    "#DF through the reset IDT (no LIDT yet): no valid gate"
-                    " -> #GP",
-                    "#GP while delivering #DF -> SHUTDOWN (triple fault)")),
+                    *no_gate("#GP", "none"))),
                 Example(("mov_cr4 +fred",), "ok", features=("fred",)),
                 Example(("mov_cr4 +mce", "lidt null", "mov_cr4 -mce"),
                         "triple_fault", (
                     "cpu0: mov_cr4 -mce",
                     "MOV to CR4 clears CR4.MCE in a TDX guest -> #VE",
-                    "#VE through the invalidated IDT (limit 0) -> #GP",
-                    "#GP while delivering #VE -> #DF (SDM table 6-5)",
-                    "#DF through the invalidated IDT (limit 0) -> #GP",
-                    "#GP while delivering #DF -> SHUTDOWN (triple fault)"),
+                    *no_gate("#VE", "null")),
                     guest="tdx"),
                 Example(("mov_cr4 +mce", "lidt full", "mov_cr4 -mce"),
                         "unhandled", (
@@ -85,12 +77,7 @@ class MovCr0(Op):
                 Example(("mov_cr0 -pg",), "triple_fault", (
                     "cpu0: mov_cr0 -pg",
                     "MOV to CR0 clears CR0.PG in long mode -> #GP(0)",
-                    "#GP through the reset IDT (no LIDT yet): no valid gate"
-                    " -> #GP",
-                    "#GP while delivering #GP -> #DF (SDM table 6-5)",
-                    "#DF through the reset IDT (no LIDT yet): no valid gate"
-                    " -> #GP",
-                    "#GP while delivering #DF -> SHUTDOWN (triple fault)")),
+                    *no_gate("#GP", "none"))),
             ))
 
     def parse(self, args: list[str], ncpu: int) -> tuple[int, int]:
@@ -113,12 +100,7 @@ class MovCr3(Op):
                 Example(("mov_cr3 1", "mov_cr4 +pcide"), "triple_fault", (
                     "cpu0: mov_cr4 +pcide",
                     "MOV to CR4 sets CR4.PCIDE with CR3[11:0] != 0 -> #GP(0)",
-                    "#GP through the reset IDT (no LIDT yet): no valid gate"
-                    " -> #GP",
-                    "#GP while delivering #GP -> #DF (SDM table 6-5)",
-                    "#DF through the reset IDT (no LIDT yet): no valid gate"
-                    " -> #GP",
-                    "#GP while delivering #DF -> SHUTDOWN (triple fault)"),
+                    *no_gate("#GP", "none")),
                     features=("pcid",)),
             ))
 
@@ -257,12 +239,7 @@ def cr_ops() -> list[Op]:
             Example(("cr4_set fred",), "triple_fault", (
                 "cpu0: cr4_set fred",
                 "MOV to CR4 sets a reserved or unenumerated CR4 bit -> #GP(0)",
-                "#GP through the reset IDT (no LIDT yet): no valid gate"
-                " -> #GP",
-                "#GP while delivering #GP -> #DF (SDM table 6-5)",
-                "#DF through the reset IDT (no LIDT yet): no valid gate"
-                " -> #GP",
-                "#GP while delivering #DF -> SHUTDOWN (triple fault)")),)),
+                *no_gate("#GP", "none"))),)),
         Cr4Bits(CR4_CLEAR, "cr4_clear", (
             Example(("cr4_clear fred",), "ok"),)),
         Cr4Init(), SetupCrPinning(), Cr4Gadget(),

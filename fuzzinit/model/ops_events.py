@@ -19,7 +19,7 @@ from .machine import (
     VE_PENDING,
     Machine,
 )
-from .op import CPUS, SHARED, Example, Op
+from .op import CPUS, SHARED, Example, Op, no_gate
 from .outcome import OK, TRIPLE_FAULT
 from .platform import printk
 
@@ -46,16 +46,7 @@ class Nmi(Op):
             examples=(
                 Example(("nmi",), "triple_fault", (
                     "cpu0: nmi", "NMI arrives",
-                    "NMI through the reset IDT (no LIDT yet): no valid gate"
-                    " -> #GP",
-                    "#GP while delivering NMI is handled serially (SDM table"
-                    " 6-5)",
-                    "#GP through the reset IDT (no LIDT yet): no valid gate"
-                    " -> #GP",
-                    "#GP while delivering #GP -> #DF (SDM table 6-5)",
-                    "#DF through the reset IDT (no LIDT yet): no valid gate"
-                    " -> #GP",
-                    "#GP while delivering #DF -> SHUTDOWN (triple fault)")),
+                    *no_gate("NMI", "none"))),
             ))
 
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
@@ -103,13 +94,7 @@ class Rdgsbase(Op):
                         features=("fsgsbase",)),
                 Example(("lidt null", "rdgsbase"), "triple_fault", (
                     "cpu0: rdgsbase", "RDGSBASE with CR4.FSGSBASE = 0 -> #UD",
-                    "#UD through the invalidated IDT (limit 0) -> #GP",
-                    "#GP while delivering #UD is handled serially (SDM table"
-                    " 6-5)",
-                    "#GP through the invalidated IDT (limit 0) -> #GP",
-                    "#GP while delivering #GP -> #DF (SDM table 6-5)",
-                    "#DF through the invalidated IDT (limit 0) -> #GP",
-                    "#GP while delivering #DF -> SHUTDOWN (triple fault)")),
+                    *no_gate("#UD", "null"))),
             ))
 
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
@@ -151,13 +136,7 @@ class Ud2(Op):
                     " (oops)")),
                 Example(("lidt null", "ud2 cfi"), "triple_fault", (
                     "cpu0: ud2 cfi", "UD2 at a kCFI site -> #UD",
-                    "#UD through the invalidated IDT (limit 0) -> #GP",
-                    "#GP while delivering #UD is handled serially (SDM table"
-                    " 6-5)",
-                    "#GP through the invalidated IDT (limit 0) -> #GP",
-                    "#GP while delivering #GP -> #DF (SDM table 6-5)",
-                    "#DF through the invalidated IDT (limit 0) -> #GP",
-                    "#GP while delivering #DF -> SHUTDOWN (triple fault)")),
+                    *no_gate("#UD", "null"))),
                 Example(("console_init", "lidt bringup_ghcb", "setup_ghcb",
                          "lidt early", "ud2 warn"), "warn",
                         ("WARN: WARN() reported and continued",),

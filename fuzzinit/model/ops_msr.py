@@ -33,7 +33,7 @@ from .machine import (
     WARNED_WRMSR,
     Machine,
 )
-from .op import Example, Op
+from .op import Example, Op, no_gate
 from .outcome import OK
 from .platform import intercepted, printk
 
@@ -111,12 +111,7 @@ class Wrmsr(Op):
                 Example(("wrmsr FRED_CONFIG entry",), "triple_fault", (
                     "cpu0: wrmsr FRED_CONFIG entry",
                     "WRMSR 0x1d4: FRED is not enumerated -> #GP",
-                    "#GP through the reset IDT (no LIDT yet): no valid gate"
-                    " -> #GP",
-                    "#GP while delivering #GP -> #DF (SDM table 6-5)",
-                    "#DF through the reset IDT (no LIDT yet): no valid gate"
-                    " -> #GP",
-                    "#GP while delivering #DF -> SHUTDOWN (triple fault)")),
+                    *no_gate("#GP", "none"))),
                 Example(("wrmsr FRED_CONFIG entry",), "ok",
                         features=("fred",)),
                 Example(("lidt full", "wrmsr FRED_CONFIG entry",
@@ -183,16 +178,7 @@ class Rdmsr(Op):
                 Example(("rdmsr APIC_BASE",), "triple_fault", (
                     "cpu0: rdmsr APIC_BASE",
                     "RDMSR: MSR access raises #VC in a sev-es guest",
-                    "#VC through the reset IDT (no LIDT yet): no valid gate"
-                    " -> #GP",
-                    "#GP while delivering #VC is handled serially (SDM table"
-                    " 6-5)",
-                    "#GP through the reset IDT (no LIDT yet): no valid gate"
-                    " -> #GP",
-                    "#GP while delivering #GP -> #DF (SDM table 6-5)",
-                    "#DF through the reset IDT (no LIDT yet): no valid gate"
-                    " -> #GP",
-                    "#GP while delivering #DF -> SHUTDOWN (triple fault)"),
+                    *no_gate("#VC", "none")),
                     guest="sev-es"),
                 Example(("rdmsr FRED_CONFIG",), "ok", features=("fred",)),
                 Example(("lidt bringup", "rdmsr AMD64_SEV"), "triple_fault", (

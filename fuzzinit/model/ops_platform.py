@@ -15,7 +15,7 @@ from .machine import (
     VE_PENDING,
     Machine,
 )
-from .op import GFLAGS, Example, Op
+from .op import GFLAGS, Example, Op, no_gate
 from .outcome import INVALID, OK
 from .platform import intercepted, printk, setup_ghcb
 
@@ -85,16 +85,7 @@ class Printk(Op):
                 Example(("console_init", "printk hello"), "triple_fault", (
                     "cpu0: printk hello",
                     "console output: port I/O raises #VC in a sev-es guest",
-                    "#VC through the reset IDT (no LIDT yet): no valid gate"
-                    " -> #GP",
-                    "#GP while delivering #VC is handled serially (SDM table"
-                    " 6-5)",
-                    "#GP through the reset IDT (no LIDT yet): no valid gate"
-                    " -> #GP",
-                    "#GP while delivering #GP -> #DF (SDM table 6-5)",
-                    "#DF through the reset IDT (no LIDT yet): no valid gate"
-                    " -> #GP",
-                    "#GP while delivering #DF -> SHUTDOWN (triple fault)"),
+                    *no_gate("#VC", "none")),
                     guest="sev-es"),
                 Example(("console_init", "printk hello"), "ok"),
             ))
@@ -198,17 +189,7 @@ def platform_ops() -> list[Op]:
                         Example(("cpuid",), "triple_fault", (
                             "cpu0: cpuid",
                             "CPUID: CPUID raises #VC in a sev-es guest",
-                            "#VC through the reset IDT (no LIDT yet): no"
-                            " valid gate -> #GP",
-                            "#GP while delivering #VC is handled serially"
-                            " (SDM table 6-5)",
-                            "#GP through the reset IDT (no LIDT yet): no"
-                            " valid gate -> #GP",
-                            "#GP while delivering #GP -> #DF (SDM table 6-5)",
-                            "#DF through the reset IDT (no LIDT yet): no"
-                            " valid gate -> #GP",
-                            "#GP while delivering #DF -> SHUTDOWN (triple"
-                            " fault)"), guest="sev-es"),
+                            *no_gate("#VC", "none")), guest="sev-es"),
                         Example(("cpuid",), "ok", guest="tdx"))),
         Intercepted(PORT_IO, "port_io", R_PORT_IO, "IN/OUT",
                     "IN/OUT: #VC in an SEV-ES/SNP guest, #VE in a TDX guest", (
