@@ -70,9 +70,9 @@ M64 = (1 << 64) - 1
 SHARED = {p.stem: p.read_text() for p in
           (Path(__file__).parent / "scenarios").glob("*.toml")}
 HAND: dict[str, tuple[str, str]] = {
-    # An MSR that exists only after the microcode update: written before
-    # load_microcode it #GPs (fixed up, reported once); on the bringup IDT
-    # the #GP has no gate.
+    # A read-only MSR's write #GPs (fixed up, reported); an MSR that exists
+    # only after the microcode update reads fine once it is loaded; an
+    # absent MSR's #GP on the bringup IDT has no gate.
     "microcode-msr": ("triple_fault", """
 [scenario]
 name = "microcode-msr"
@@ -80,9 +80,11 @@ fail_on = ["triple_fault", "unhandled"]
 [platform]
 microcode_msrs = ["TSX_FORCE_ABORT"]
 absent_msrs = ["AMD64_SEV"]
+readonly_msrs = ["TSX_CTRL"]
 [[cpu]]
-program = ["lidt full", "wrmsr TSX_FORCE_ABORT 1", "load_microcode",
-  "rdmsr TSX_FORCE_ABORT", "lidt bringup", "rdmsr AMD64_SEV"]
+program = ["lidt full", "rdmsr TSX_CTRL", "wrmsr TSX_CTRL 2",
+  "load_microcode", "rdmsr TSX_FORCE_ABORT", "lidt bringup",
+  "rdmsr AMD64_SEV"]
 """),
     # Permutation mode: the NMI may run before the IST is set up...
     "permute": ("triple_fault", """

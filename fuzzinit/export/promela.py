@@ -130,6 +130,8 @@ def _constants(sc: Scenario, max_triggers: int) -> str:
         ("M_NABSENT", str(len(m.absent_msrs)), ""),
         ("NMICROCODE", str(max(1, len(m.microcode_msrs))), ""),
         ("M_NMICROCODE", str(len(m.microcode_msrs)), ""),
+        ("NREADONLY", str(max(1, len(m.readonly_msrs))), ""),
+        ("M_NREADONLY", str(len(m.readonly_msrs)), ""),
         ("MAX_TRIGGERS", str(min(max_triggers, (1 << 31) - 1)),
          "bfs.explore's max_triggers"),
         ("M_PLATFORM", str(m.platform), mc.PLATFORMS[m.platform]),
@@ -184,7 +186,8 @@ def _tables(sc: Scenario) -> str:
             f" op_b_ext[{op}] = {ext(b)};   /* {_comment(m.op_text[op])} */")
     for name, msrs in (("intercepted_msrs", m.intercepted_msrs),
                        ("absent_msrs", m.absent_msrs),
-                       ("microcode_msrs", m.microcode_msrs)):
+                       ("microcode_msrs", m.microcode_msrs),
+                       ("readonly_msrs", m.readonly_msrs)):
         for i, msr in enumerate(msrs):
             lines.append(f"  {name}[{i}] = {lo(msr)};   /* 0x{msr:x} */")
     for c, off in enumerate(_offsets(sc)):

@@ -221,6 +221,7 @@ hidden int op_b_lo[NOPS]; hidden int op_b_hi[NOPS]; hidden int op_b_ext[NOPS];
 hidden int intercepted_msrs[NINTERCEPTED];
 hidden int absent_msrs[NABSENT];
 hidden int microcode_msrs[NMICROCODE];
+hidden int readonly_msrs[NREADONLY];
 hidden short prog_len[NCPU];   /* len(Scenario.programs[c]) */
 hidden short prog_off[NCPU];   /* where cpu c's slots start in s_done[] */
 
@@ -785,6 +786,20 @@ inline msr_missing(c, msr, out) {   /* ops_msr.missing */
   skip   /* `break` lands here, inside any enclosing d_step */
 }
 
+inline msr_readonly(msr, out) {   /* `msr in m.readonly_msrs` */
+  out = false; ix = 0;
+  do
+  :: ix < M_NREADONLY ->
+     if
+     :: readonly_msrs[ix] == msr -> out = true
+     :: else -> skip
+     fi;
+     ix++
+  :: else -> break
+  od;
+  skip   /* `break` lands here, inside any enclosing d_step */
+}
+
 /* ops_msr.msr_gp: #GP at a kernel rdmsr()/wrmsr() site; once fixed up,
  * the first of each kind is reported (pr_warn_once). */
 inline msr_gp(c, flag, out) {   /* ops_msr.msr_gp */
@@ -813,6 +828,10 @@ inline wrmsr(c, msr, ext, lo, hi, out) {   /* run._wrmsr */
   fi;
   if
   :: out == OK -> msr_missing(c, wm_msr, wm_gp)   /* not implemented: #GP */
+  :: else -> skip
+  fi;
+  if
+  :: out == OK && !wm_gp -> msr_readonly(wm_msr, wm_gp)   /* read-only: #GP */
   :: else -> skip
   fi;
   if

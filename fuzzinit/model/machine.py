@@ -89,6 +89,7 @@ class Machine:
                  pin_property: bool,
                  entry_cr4: int, intercepted_msrs: list[int],
                  absent_msrs: list[int], microcode_msrs: list[int],
+                 readonly_msrs: list[int],
                  op_kind: list[int], op_a: list[int], op_b: list[int],
                  op_text: list[str]) -> None:
         self.ncpu = ncpu
@@ -110,6 +111,7 @@ class Machine:
         self.intercepted_msrs = intercepted_msrs
         self.absent_msrs = absent_msrs          # RDMSR/WRMSR #GP
         self.microcode_msrs = microcode_msrs    # absent until load_microcode
+        self.readonly_msrs = readonly_msrs      # WRMSR #GP, RDMSR works
         self.op_kind = op_kind
         self.op_a = op_a
         self.op_b = op_b

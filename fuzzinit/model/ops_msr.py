@@ -118,6 +118,11 @@ class Wrmsr(Op):
                          "wrmsr FRED_CONFIG entry"), "warn", (
                     "WARN: unchecked MSR access error: WRMSR 0x1d4 (fixed"
                     " up)",)),
+                Example(("lidt full", "rdmsr TSX_CTRL", "wrmsr TSX_CTRL 2"),
+                        "warn", (
+                    "WARN: unchecked MSR access error: WRMSR 0x122 (fixed"
+                    " up)",),
+                    platform=(("readonly_msrs", '["TSX_CTRL"]'),)),
             ))
 
     def parse(self, args: list[str], ncpu: int) -> tuple[int, int]:
@@ -139,6 +144,9 @@ class Wrmsr(Op):
         if missing(m, st, base, a):
             return msr_gp(m, st, base, a, True, "not implemented", chain,
                           warnings)
+        if a in m.readonly_msrs:
+            return msr_gp(m, st, base, a, True, "the MSR is read-only here",
+                          chain, warnings)
         if is_fred_msr(a):
             why = ("FRED is not enumerated" if not m.features & FEATURE_FRED
                    else fred_msr_write_faults(a, b))

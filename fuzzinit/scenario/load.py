@@ -281,7 +281,8 @@ def build(main: Source, sha256: str, profiles: list[Source]) -> Scenario:
 
     plat = _table(doc, "platform", ctx)
     _check_keys(plat, ("guest", "features", "intercepted_msrs", "console",
-                       "terminate", "absent_msrs", "microcode_msrs"),
+                       "terminate", "absent_msrs", "microcode_msrs",
+                       "readonly_msrs"),
                 "platform", ctx)
     terminate = _str(plat, "terminate", "platform", ctx, "exits")
     if terminate not in ("exits", "hangs"):
@@ -317,6 +318,7 @@ def build(main: Source, sha256: str, profiles: list[Source]) -> Scenario:
                             needle=msr)
     absent = _msr_numbers(plat, "absent_msrs", ctx)
     microcode = _msr_numbers(plat, "microcode_msrs", ctx)
+    readonly = _msr_numbers(plat, "readonly_msrs", ctx)
     console = _str(plat, "console", "platform", ctx, "8250")
     if console not in CONSOLES:
         raise ctx.error("platform.console", f"unknown console {console!r}",
@@ -451,6 +453,7 @@ def build(main: Source, sha256: str, profiles: list[Source]) -> Scenario:
         pin_property="pin_cleared" in fail_on,
         intercepted_msrs=[MSRS[x.upper()] for x in msrs],
         absent_msrs=absent, microcode_msrs=microcode,
+        readonly_msrs=readonly,
         op_kind=kinds, op_a=arg_a, op_b=arg_b, op_text=texts)
     return Scenario(
         path=ctx.path, name=name, title=title, sources=sources, notes=notes,
