@@ -109,8 +109,8 @@
 #define NOP                     29
 #define CLEAR_ONLINE            30
 #define CR4_GADGET              31
-#define UD2                     32   /* refused by the export */
-#define SEV_ES_TERMINATE        33   /* refused by the export */
+#define UD2                     32
+#define SEV_ES_TERMINATE        33
 #define LOAD_MICROCODE          34
 #define MCE_EVENT               35   /* refused by the export */
 /* feature bits of M_FEATURES */
@@ -124,6 +124,9 @@
 #define R_CPUID    2
 #define R_MSR      3
 #define R_MMIO     4
+#define R_WARN     5
+#define R_BUG      6
+#define R_CFI      7
 #define R_CR4      8
 
 /* --- architecture (model/arch.py) ---------------------------------------- */
@@ -547,6 +550,7 @@ inline handle(c, vector, via, reason, from_delivery, out, follow) {
      :: vector == NMI -> out = OK
      :: vector == PF -> out = OK
      :: vector == GP && reason == R_MSR -> out = OK   /* ex_handler_msr fixup */
+     :: vector == UD && reason == R_WARN -> out = OK  /* report_bug: WARN */
      :: vector == VC -> vmm_communication(c, via, reason, out, follow)
      :: vector == VE ->
         cpu[c].flags = cpu[c].flags & ~VE_PENDING;
@@ -904,11 +908,12 @@ inline rdmsr(c, msr, out) {   /* run._rdmsr */
  * event whose outcome would be INVALID is not taken (bfs: `continue`), and
  * Promela cannot undo a transition, so they are also the guard of every
  * event (APPLY_ALLOWED); `apply` still returns INVALID for them. */
-#define KNOWN_KIND(k)  ((k) <= CR4_GADGET || (k) == LOAD_MICROCODE)
+#define KNOWN_KIND(k)  ((k) <= LOAD_MICROCODE)
 #define APPLY_ALLOWED(c, op) \
   ((cpu[c].flags & STARTED) != 0 && KNOWN_KIND(op_kind[op]) && \
    !(op_kind[op] == START && (cpu[op_a_lo[op]].flags & STARTED) != 0) && \
-   !(op_kind[op] == WAIT_ONLINE && (cpu[op_a_lo[op]].flags & ONLINE) == 0))
+   !(op_kind[op] == WAIT_ONLINE && (cpu[op_a_lo[op]].flags & ONLINE) == 0) && \
+   !(op_kind[op] == SEV_ES_TERMINATE && !M_SEV))
 
 /* run._apply. SPIN compiles a d_step into straight C but caps its jump
  * targets (MAXDSTEP), and every inline is expanded where it is used; so
@@ -1012,6 +1017,17 @@ inline apply(c, op, out) {   /* run._apply */
        :: else -> skip
        fi
      }
+  :: AP_IS(c, op, UD2) ->       /* ops_events.Ud2: the bug site's #UD */
+     d_step {
+       apply_args(c, op);
+       raise_event(c, UD, false, ap_a_lo, out);
+       if
+       :: out == OK && ap_a_lo == R_WARN ->
+          step_warnings++;                  /* warnings.append(...) */
+          printk(c, out)                    /* the WARN report */
+       :: else -> skip
+       fi
+     }
   :: AP_IS(c, op, CPUID) || AP_IS(c, op, PORT_IO) || AP_IS(c, op, MMIO) ->
      d_step {
        apply_args(c, op);
@@ -1074,6 +1090,7 @@ inline apply_plain(c, out) {   /* run._apply, continued */
   :: ap_kind == CONSOLE_INIT -> g_flags = g_flags | CONSOLE_ON
   :: ap_kind == NOP -> skip
   :: ap_kind == LOAD_MICROCODE -> cpu[c].flags = ap_flags | UCODE
+  :: ap_kind == SEV_ES_TERMINATE -> terminate(out)   /* M_SEV: APPLY_ALLOWED */
   :: else -> out = INVALID                       /* unknown op kind */
   fi
 }

@@ -31,7 +31,6 @@ MCE_EVENT: Final = 35
 
 UD2_SITES: Final[dict[str, int]] = {"warn": R_WARN, "bug": R_BUG,
                                     "cfi": R_CFI}
-_NO_PROMELA: Final = "runtime.pml has no #UD-from-a-bug-site rule yet"
 
 
 class Nmi(Op):
@@ -122,7 +121,7 @@ class Ud2(Op):
             " CONFIG_CFI_PERMISSIVE (kCFI as a WARN) is not modelled",
             "SDM Vol. 2 UD; LX arch/x86/kernel/traps.c handle_bug,"
             " arch/x86/mm/extable.c early_fixup_exception, kernel/cfi.c",
-            promela=_NO_PROMELA, trigger_words=(2, 2),
+            samples=("ud2 warn", "ud2 bug", "ud2 cfi"), trigger_words=(2, 2),
             examples=(
                 Example(("lidt full", "ud2 warn"), "warn",
                         ("WARN: WARN() reported and continued",)),

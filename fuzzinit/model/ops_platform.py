@@ -163,7 +163,7 @@ class SevEsTerminate(Op):
             " ordering is invalid)",
             "LX arch/x86/boot/startup/sev-shared.c sev_es_terminate;"
             " GHCB spec 2.3.1 (MSR protocol, termination request)",
-            promela="this op has no Promela translation yet",
+            samples=("sev_es_terminate",),
             examples=(
                 Example(("sev_es_terminate",), "guest_terminated",
                         ("cpu0: sev_es_terminate",
