@@ -78,8 +78,8 @@ CASES: list[tuple[str, str, int | None, str]] = [
      " fix its spelling"),
     ("unknown_key", BASE.replace('name = "t"', 'name = "t"\nexpct = "ok"'), 3,
      "scenario.expct: unknown key; expected one of name, title, source,"
-     " expect, fail_on, notes, category, kernel, fixed_in; fix: remove it"
-     " or fix its spelling"),
+     " expect, fail_on, notes, category, kernel, fixed_in, accepts; fix:"
+     " remove it or fix its spelling"),
     ("unknown_op", BASE.replace(CPU1, '["cr4_inti", "online"]'), 9,
      f"cpu[1].program[0]: unknown op 'cr4_inti'; expected {OP_HELP}; fix:"
      " did you mean 'cr4_init'?"),
@@ -93,6 +93,12 @@ CASES: list[tuple[str, str, int | None, str]] = [
      BASE.replace(CPU1, '["wrmsr FRED_CONFG entry", "online"]'), 9,
      f"cpu[1].program[0]: unknown MSR 'FRED_CONFG'; expected one of"
      f" {MSR_LIST}, or a number; fix: did you mean 'FRED_CONFIG'?"),
+    ("accepts_overlaps_fail_on",
+     BASE.replace('name = "t"', 'name = "t"\naccepts = ["triple_fault"]'), 3,
+     "scenario.accepts: outcome 'triple_fault'; expected failing outcomes"
+     " not in fail_on: the ones this code ends in by design; fix: say why"
+     ' in the notes, e.g. accepts = ["guest_terminated"] for a guest that'
+     " asks to be ended"),
     ("unknown_absent_msr",
      BASE.replace('["fred"]', '["fred"]\nabsent_msrs = ["0x1d4", "AMD_SEV"]'),
      6, f"platform.absent_msrs: unknown MSR 'AMD_SEV'; expected one of"

@@ -86,6 +86,7 @@ class Scenario:
     fixed_in: str | None      # the scenario with the fix (a path)
     expect: str | None
     fail_on: frozenset[str]
+    accepts: frozenset[str]      # failing outcomes this code ends in by design
     guest: str
     sha256: str
     machine: mc.Machine
@@ -248,7 +249,7 @@ def build(main: Source, sha256: str, profiles: list[Source]) -> Scenario:
                             "remove it or fix its spelling", needle=key)
     meta = _table(doc, "scenario", ctx)
     _check_keys(meta, ("name", "title", "source", "expect", "fail_on",
-                       "notes", "category", "kernel", "fixed_in"),
+                       "notes", "category", "kernel", "fixed_in", "accepts"),
                 "scenario", ctx)
     name = _str(meta, "name", "scenario", ctx)
     if not NAME_RE.fullmatch(name):
@@ -278,6 +279,15 @@ def build(main: Source, sha256: str, profiles: list[Source]) -> Scenario:
                             "some of " + ", ".join(FAILABLE),
                             "list outcomes that should fail a run",
                             needle="fail_on")
+    accepts = _strlist(meta, "accepts", "scenario", ctx, [])
+    for outcome in accepts:
+        if outcome not in FAILABLE or outcome in fail_on:
+            raise ctx.error("scenario.accepts", f"outcome {outcome!r}",
+                            "failing outcomes not in fail_on: the ones this"
+                            " code ends in by design",
+                            "say why in the notes, e.g. accepts ="
+                            ' ["guest_terminated"] for a guest that asks to'
+                            " be ended", needle=outcome)
 
     plat = _table(doc, "platform", ctx)
     _check_keys(plat, ("guest", "features", "intercepted_msrs", "console",
@@ -458,7 +468,8 @@ def build(main: Source, sha256: str, profiles: list[Source]) -> Scenario:
     return Scenario(
         path=ctx.path, name=name, title=title, sources=sources, notes=notes,
         category=category, kernel=kernel, fixed_in=fixed_in,
-        expect=expect, fail_on=frozenset(fail_on), guest=guest, sha256=sha256,
+        expect=expect, fail_on=frozenset(fail_on),
+        accepts=frozenset(accepts), guest=guest, sha256=sha256,
         machine=mc.Machine(**args), machine_args=args, programs=programs,
         routine_of=routine_of, triggers=triggers, before=before, mode=mode,
         op_index=ops)
