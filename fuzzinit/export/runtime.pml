@@ -735,7 +735,7 @@ inline setup_cr_pinning(c) {   /* pinning.setup_cr_pinning */
 /* run.py                                                                 */
 /* ====================================================================== */
 
-inline enter_long_mode(c) {   /* run.enter_long_mode */
+inline enter_long_mode(c) {   /* ops_smp.enter_long_mode */
   cpu[c].cr0 = ENTRY_CR0;
   cpu[c].cr4_lo = M_ENTRY_CR4_LO; cpu[c].cr4_hi = M_ENTRY_CR4_HI;
   cpu[c].efer_lo = ENTRY_EFER; cpu[c].efer_hi = 0;
@@ -819,10 +819,10 @@ inline msr_gp(c, flag, out) {   /* ops_msr.msr_gp */
   fi
 }
 
-/* run._wrmsr. The value is the op's _lo/_hi/_ext words (header comment);
+/* ops_msr.Wrmsr.apply. The value is the op's _lo/_hi/_ext words (header comment);
  * EFER keeps bits 0-63 only: no rule reads a higher one. Its two #GP
  * returns share one raise_event at the end (wm_gp), to halve the code. */
-inline wrmsr(c, msr, ext, lo, hi, out) {   /* run._wrmsr */
+inline wrmsr(c, msr, ext, lo, hi, out) {   /* ops_msr.Wrmsr.apply */
   wm_msr = msr; wm_ext = ext; wm_lo = lo; wm_hi = hi;
   out = OK; wm_gp = false;
   is_intercepted(wm_msr, wm_icpt);
@@ -880,7 +880,7 @@ inline wrmsr(c, msr, ext, lo, hi, out) {   /* run._wrmsr */
   fi
 }
 
-inline rdmsr(c, msr, out) {   /* run._rdmsr */
+inline rdmsr(c, msr, out) {   /* ops_msr.Rdmsr.apply */
   rm_msr = msr;
   out = OK;
   is_intercepted(rm_msr, rm_icpt);
@@ -915,7 +915,7 @@ inline rdmsr(c, msr, out) {   /* run._rdmsr */
    !(op_kind[op] == WAIT_ONLINE && (cpu[op_a_lo[op]].flags & ONLINE) == 0) && \
    !(op_kind[op] == SEV_ES_TERMINATE && !M_SEV))
 
-/* run._apply. SPIN compiles a d_step into straight C but caps its jump
+/* run._apply and the ops' apply(). SPIN compiles a d_step into straight C but caps its jump
  * targets (MAXDSTEP), and every inline is expanded where it is used; so
  * the dispatch on the op kind is a plain `if` whose branches are d_steps,
  * and ops whose Python branches end in the same call - native_write_cr4,
@@ -933,7 +933,7 @@ inline apply_args(c, op) {   /* run._apply's locals: flags, kind, a, b */
 }
 
 #define AP_IS(c, op, k) ((cpu[c].flags & STARTED) != 0 && op_kind[op] == (k))
-inline apply(c, op, out) {   /* run._apply */
+inline apply(c, op, out) {   /* run._apply -> Op.apply */
   if
   :: (cpu[c].flags & STARTED) == 0 ->
      d_step { out = INVALID }                     /* runs before it is started */
@@ -1053,7 +1053,7 @@ inline apply(c, op, out) {   /* run._apply */
   fi
 }
 
-/* run._apply's kinds that raise nothing. */
+/* The apply() of the ops that raise nothing. */
 inline apply_plain(c, out) {   /* run._apply, continued */
   if
   :: ap_kind == LIDT ->
