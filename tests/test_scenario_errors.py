@@ -85,7 +85,11 @@ CASES: list[tuple[str, str, int | None, str]] = [
      " did you mean 'cr4_init'?"),
     ("unknown_cr4_bit_op", BASE.replace(CPU1, '["cr4_set fredd", "online"]'),
      9, f"cpu[1].program[0]: unknown CR4 bit 'fredd'; expected one of"
-     f" {CR4_SORTED}; fix: did you mean 'fred'?"),
+     f" {CR4_SORTED}, or bitN; fix: did you mean 'fred'?"),
+    ("cr4_bit_number_out_of_range",
+     BASE.replace(CPU1, '["mov_cr4 +bit64", "online"]'), 9,
+     "cpu[1].program[0]: CR4 'bit64' is out of range; expected bit0 to"
+     " bit63; fix: check the number for a typo"),
     ("unknown_cr4_bit_pinned", BASE + '[kernel]\npinned_cr4 = ["smepp"]\n',
      11, f"kernel.pinned_cr4: unknown CR4 bit 'smepp'; expected one of"
      f" {CR4_LISTED}; fix: use the lower-case SDM name"),

@@ -49,13 +49,24 @@ def suggest(word: str, options: list[str]) -> str:
 
 def bits(words: list[str], table: dict[str, int], what: str,
          shift: bool) -> int:
-    """A mask from bit names; `shift`: the table holds bit numbers."""
+    """A mask from bit names; `shift`: the table holds bit numbers, and a
+    bit may also be given by number, `bitN` (0 to 63): any bit of the
+    64-bit register, reserved ones included (SDM Vol. 3A 2.5)."""
     mask = 0
     for word in words:
         name = word.lower()
+        if shift and name.startswith("bit") and name[3:].isascii() and \
+                name[3:].isdigit():
+            if int(name[3:]) > 63:
+                raise OpSyntaxError(f"{what} {word!r} is out of range",
+                                    "bit0 to bit63",
+                                    "check the number for a typo")
+            mask |= 1 << int(name[3:])
+            continue
         if name not in table:
             raise OpSyntaxError(f"unknown {what} bit {word!r}",
-                                f"one of {', '.join(sorted(table))}",
+                                f"one of {', '.join(sorted(table))}"
+                                + (", or bitN" if shift else ""),
                                 suggest(name, list(table)))
         mask |= (1 << table[name]) if shift else table[name]
     if not words:

@@ -33,16 +33,23 @@ class MovCr4(Op):
     def __init__(self) -> None:
         super().__init__(
             MOV_CR4, "mov_cr4", "mov_cr4 +BIT -BIT..",
-            "raw MOV to CR4 (no pinning) with the #GP checks",
+            "raw MOV to CR4 (no pinning) with the #GP checks; a CR4 BIT is a"
+            " name or `bitN` (0-63): a reserved or unenumerated bit is #GP",
             "SDM Vol. 2 MOV CR; SDM Vol. 3A 2.5; KVM kvm_set_cr4",
             samples=("mov_cr4 -pae", "mov_cr4 +cet +pcide", "mov_cr4 +mce",
-                     "mov_cr4 -mce"),
+                     "mov_cr4 -mce", "mov_cr4 +bit40", "mov_cr4 +bit15"),
             examples=(
                 Example(("mov_cr4 -pae",), "triple_fault", (
                     "cpu0: mov_cr4 -pae",
                     "MOV to CR4 clears CR4.PAE in long mode -> #GP(0)",
                     *no_gate("#GP", "none"))),
                 Example(("mov_cr4 +fred",), "ok", features=("fred",)),
+                Example(("mov_cr4 +bit28",), "triple_fault", (
+                    "cpu0: mov_cr4 +bit28",
+                    "MOV to CR4 sets a reserved or unenumerated CR4 bit"
+                    " -> #GP(0)",
+                    *no_gate("#GP", "none"))),
+                Example(("mov_cr4 +bit32",), "ok", features=("fred",)),
                 Example(("mov_cr4 +mce", "lidt null", "mov_cr4 -mce"),
                         "triple_fault", (
                     "cpu0: mov_cr4 -mce",
