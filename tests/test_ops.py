@@ -5,8 +5,6 @@ refusal, tests."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -91,27 +89,29 @@ def test_the_readme_op_table_is_generated_from_the_ops() -> None:
     assert README[start:end] == markdown_table()
 
 
-REFUSED = [op for op in OPS if op.promela]
+def test_every_op_is_translated_or_refused_with_a_reason() -> None:
+    """Today runtime.pml translates every op; the next op may not be."""
+    assert [op.name for op in OPS if op.promela] == []
 
 
-@pytest.mark.parametrize("op", REFUSED, ids=[op.name for op in REFUSED])
 def test_export_refuses_an_op_without_a_promela_translation(
-        tmp_path: Path, op: Op) -> None:
-    """run/explore take the op; export says it cannot, exit 2, one line
-    naming the op, and writes nothing."""
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """An op whose definition gives a reason instead of a translation:
+    export says it cannot, exit 2, one line naming the op, and writes
+    nothing (run and explore still take the op)."""
+    from fuzzinit.cli import main
+    op = next(op for op in OPS if op.name == "mce")
+    monkeypatch.setattr(op, "promela", "no machine-check rule (test)")
     example_scenario(tmp_path, op.examples[0])
-    text = next(e for e in op.examples[0].events
-                if re.sub(r"^cpu\d+: ", "", e).split()[0] == op.name)
-    text = re.sub(r"^cpu\d+: ", "", text)
     out = tmp_path / "out.pml"
-    proc = subprocess.run(
-        [sys.executable, "-m", "fuzzinit", "export", "--promela",
-         str(tmp_path / "example.toml"), "-o", str(out)],
-        capture_output=True, text=True, check=False)
-    assert (proc.returncode, proc.stdout) == (2, "")
-    assert proc.stderr == (
+    status = main(["export", "--promela", str(tmp_path / "example.toml"),
+                   "-o", str(out)])
+    captured = capsys.readouterr()
+    assert (status, captured.out) == (2, "")
+    assert captured.err == (
         f"fuzzinit: error: {tmp_path / 'example.toml'}: cannot export op"
-        f" {text!r}: the Promela runtime has no translation of {op.name!r}"
-        f" ({op.promela}); fix: check this scenario with `fuzzinit explore`"
-        " instead\n")
+        " 'mce': the Promela runtime has no translation of 'mce' (no"
+        " machine-check rule (test)); fix: check this scenario with"
+        " `fuzzinit explore` instead\n")
     assert not out.exists()

@@ -70,6 +70,50 @@ M64 = (1 << 64) - 1
 SHARED = {p.stem: p.read_text() for p in
           (Path(__file__).parent / "scenarios").glob("*.toml")}
 HAND: dict[str, tuple[str, str]] = {
+    # A broadcast machine check once both CPUs have CR4.MCE: #MC through
+    # each CPU's IDT, and the AP's early handler halts.
+    "mce-broadcast": ("unhandled", """
+[scenario]
+name = "mce-broadcast"
+fail_on = ["triple_fault", "unhandled"]
+[[cpu]]
+program = ["cr4_set mce", "lidt full", "ltr", "tss_setup_ist", "start 1",
+  "wait_online 1", "nop end"]
+[[cpu]]
+program = ["cr4_set mce", "lidt early", "online"]
+[[orderings.trigger]]
+kind = "mce"
+cpus = [0]
+after = "wait_online 1"
+"""),
+    # ... and once the AP has the runtime IDT too, both survive it.
+    "mce-survived": ("ok", """
+[scenario]
+name = "mce-survived"
+fail_on = ["triple_fault", "unhandled"]
+[[cpu]]
+program = ["cr4_set mce", "lidt full", "ltr", "tss_setup_ist", "start 1",
+  "wait_online 1", "nop end"]
+[[cpu]]
+program = ["cr4_set mce", "lidt full", "ltr", "tss_setup_ist", "online"]
+[[orderings.trigger]]
+kind = "mce"
+cpus = [0]
+after = "wait_online 1"
+"""),
+    # A CPU never started (empty program) takes it with CR4 = 0.
+    "mce-unstarted": ("triple_fault", """
+[scenario]
+name = "mce-unstarted"
+[[cpu]]
+program = ["cr4_set mce", "lidt full", "ltr", "tss_setup_ist", "nop end"]
+[[cpu]]
+program = []
+[[orderings.trigger]]
+kind = "mce"
+cpus = [0]
+after = "tss_setup_ist"
+"""),
     # Bug sites: a WARN on the early IDT continues (its report is console
     # output, #VC on SEV-ES: the boot GHCB serves it); a kCFI failure on
     # the runtime IDT dies.

@@ -112,7 +112,7 @@
 #define UD2                     32
 #define SEV_ES_TERMINATE        33
 #define LOAD_MICROCODE          34
-#define MCE_EVENT               35   /* refused by the export */
+#define MCE_EVENT               35
 /* feature bits of M_FEATURES */
 #define FEATURE_FRED      1
 #define FEATURE_FSGSBASE 32
@@ -256,7 +256,7 @@ hidden int wm_msr; hidden int wm_ext; hidden int wm_lo; hidden int wm_hi;
 hidden byte wm_icpt; hidden byte wm_why; hidden byte wm_gp;
 hidden int wm_old; hidden int wm_new;
 hidden int rm_msr; hidden byte rm_icpt;
-hidden short mg_flag;
+hidden short mg_flag; hidden byte mc_d;
 hidden byte ap_kind; hidden int ap_a_lo; hidden int ap_a_hi;
 hidden int ap_b_lo; hidden int ap_b_hi; hidden int ap_b_ext;
 hidden byte ap_flags; hidden byte ap_call;
@@ -551,6 +551,8 @@ inline handle(c, vector, via, reason, from_delivery, out, follow) {
      :: vector == PF -> out = OK
      :: vector == GP && reason == R_MSR -> out = OK   /* ex_handler_msr fixup */
      :: vector == UD && reason == R_WARN -> out = OK  /* report_bug: WARN */
+     :: vector == MC && via == IDT_EARLY -> out = UNHANDLED  /* PANIC, halt */
+     :: vector == MC && via != IDT_EARLY -> out = OK  /* survived */
      :: vector == VC -> vmm_communication(c, via, reason, out, follow)
      :: vector == VE ->
         cpu[c].flags = cpu[c].flags & ~VE_PENDING;
@@ -908,7 +910,7 @@ inline rdmsr(c, msr, out) {   /* ops_msr.Rdmsr.apply */
  * event whose outcome would be INVALID is not taken (bfs: `continue`), and
  * Promela cannot undo a transition, so they are also the guard of every
  * event (APPLY_ALLOWED); `apply` still returns INVALID for them. */
-#define KNOWN_KIND(k)  ((k) <= LOAD_MICROCODE)
+#define KNOWN_KIND(k)  ((k) <= MCE_EVENT)
 #define APPLY_ALLOWED(c, op) \
   ((cpu[c].flags & STARTED) != 0 && KNOWN_KIND(op_kind[op]) && \
    !(op_kind[op] == START && (cpu[op_a_lo[op]].flags & STARTED) != 0) && \
@@ -1016,6 +1018,23 @@ inline apply(c, op, out) {   /* run._apply -> Op.apply */
        :: ap_call -> raise_event(c, ap_vector, false, R_NONE, out)
        :: else -> skip
        fi
+     }
+  :: AP_IS(c, op, MCE_EVENT) ->  /* ops_events.Mce: broadcast to every CPU */
+     d_step {
+       apply_args(c, op);
+       out = OK; mc_d = 0;
+       do                        /* a CPU with CR4.MCE = 0: shutdown */
+       :: mc_d < NCPU && (cpu[mc_d].cr4_lo & CR4_MCE) == 0 ->
+          out = TRIPLE_FAULT; break
+       :: mc_d < NCPU && (cpu[mc_d].cr4_lo & CR4_MCE) != 0 -> mc_d++
+       :: mc_d >= NCPU -> break
+       od;
+       mc_d = 0;
+       do                        /* then #MC on each, in CPU order */
+       :: out == OK && mc_d < NCPU ->
+          raise_event(mc_d, MC, false, R_NONE, out); mc_d++
+       :: else -> break
+       od
      }
   :: AP_IS(c, op, UD2) ->       /* ops_events.Ud2: the bug site's #UD */
      d_step {

@@ -180,8 +180,7 @@ class Mce(Op):
             " per-CPU delivery are not modelled",
             "SDM Vol. 3A 6.15 Interrupt 18; SDM Vol. 3B MCA (broadcast);"
             " LX kernel/cpu.c cpu_bootable, arch/x86/kernel/cpu/mce/core.c",
-            reads=SHARED | CPUS, trigger_words=(1, 1),
-            promela="runtime.pml has no machine-check rule yet",
+            reads=SHARED | CPUS, trigger_words=(1, 1), samples=("mce",),
             examples=(
                 Example(("cr4_set mce", "lidt full", "ltr", "tss_setup_ist",
                          "mce"), "ok"),
