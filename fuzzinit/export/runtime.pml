@@ -1034,7 +1034,8 @@ inline apply(c, op, out) {   /* run._apply -> Op.apply */
        :: out == OK && mc_d < NCPU ->
           raise_event(mc_d, MC, false, R_NONE, out); mc_d++
        :: else -> break
-       od
+       od;
+       skip   /* `break` lands here, inside the d_step */
      }
   :: AP_IS(c, op, UD2) ->       /* ops_events.Ud2: the bug site's #UD */
      d_step {
