@@ -15,6 +15,7 @@ from .machine import (
     R_CFI,
     R_NONE,
     R_WARN,
+    REASON_NAMES,
     TDX,
     VE_PENDING,
     Machine,
@@ -151,8 +152,7 @@ class Ud2(Op):
 
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
               b: int, chain: list[str], warnings: list[str]) -> int:
-        site = "WARN" if a == R_WARN else "BUG" if a == R_BUG else "kCFI"
-        chain.append(f"UD2 at a {site} site -> #UD")
+        chain.append(f"UD2 at a {REASON_NAMES[a]} site -> #UD")
         outcome = raise_event(m, st, base, UD, False, a, chain)
         if outcome != OK or a != R_WARN:
             return outcome

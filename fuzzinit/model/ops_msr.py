@@ -74,6 +74,24 @@ def missing(m: Machine, st: list[int], base: int, msr: int) -> bool:
         not st[base + F_FLAGS] & UCODE
 
 
+GO_ON: Final = -1   # the access reaches the MSR's own rules
+
+
+def enter(m: Machine, st: list[int], base: int, msr: int, write: bool,
+          chain: list[str], warnings: list[str]) -> int:
+    """What every RDMSR/WRMSR meets first: the hypervisor's intercept, then
+    the MSR's existence. An outcome, or GO_ON."""
+    if msr in m.intercepted_msrs:
+        outcome = intercepted(m, st, base, R_MSR,
+                              "WRMSR" if write else "RDMSR", chain)
+        if outcome != OK:
+            return outcome
+    if missing(m, st, base, msr):
+        return msr_gp(m, st, base, msr, write, "not implemented", chain,
+                      warnings)
+    return GO_ON
+
+
 def msr_gp(m: Machine, st: list[int], base: int, msr: int, write: bool,
            why: str, chain: list[str], warnings: list[str]) -> int:
     """RDMSR/WRMSR #GP(0) (SDM Vol. 2 RDMSR, WRMSR) at a kernel rdmsr()/
@@ -140,13 +158,9 @@ class Wrmsr(Op):
 
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
               b: int, chain: list[str], warnings: list[str]) -> int:
-        if a in m.intercepted_msrs:
-            outcome = intercepted(m, st, base, R_MSR, "WRMSR", chain)
-            if outcome != OK:
-                return outcome
-        if missing(m, st, base, a):
-            return msr_gp(m, st, base, a, True, "not implemented", chain,
-                          warnings)
+        outcome = enter(m, st, base, a, True, chain, warnings)
+        if outcome != GO_ON:
+            return outcome
         if m.readonly_msrs and a in m.readonly_msrs:
             return msr_gp(m, st, base, a, True, "the MSR is read-only here",
                           chain, warnings)
@@ -216,13 +230,9 @@ class Rdmsr(Op):
 
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
               b: int, chain: list[str], warnings: list[str]) -> int:
-        if a in m.intercepted_msrs:
-            outcome = intercepted(m, st, base, R_MSR, "RDMSR", chain)
-            if outcome != OK:
-                return outcome
-        if missing(m, st, base, a):
-            return msr_gp(m, st, base, a, False, "not implemented", chain,
-                          warnings)
+        outcome = enter(m, st, base, a, False, chain, warnings)
+        if outcome != GO_ON:
+            return outcome
         if is_fred_msr(a) and not m.features & FEATURE_FRED:
             return msr_gp(m, st, base, a, False, "FRED is not enumerated",
                           chain, warnings)
