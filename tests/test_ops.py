@@ -77,7 +77,9 @@ def test_every_translated_op_has_lockstep_samples_that_parse() -> None:
             continue
         assert op.samples or op.name in sync, op.name
         for text in op.samples:
-            assert parse_op(text, 2)[0] == op.kind, text
+            kind, a, b = parse_op(text, 2)
+            assert kind == op.kind, text
+            assert op.refusal(a, b) == "", text
 
 
 def test_the_readme_op_table_is_generated_from_the_ops() -> None:

@@ -39,6 +39,7 @@ from fuzzinit.model import (
     machine,
     ops_cr,
     ops_events,
+    ops_exceptions,
     ops_idt,
     ops_kernel,
     ops_msr,
@@ -535,8 +536,8 @@ def test_runtime_constants_are_the_models() -> None:
     (as a 32-bit word: Promela ints are 32 bits)."""
     defines = _defines(pml.runtime_text())
     modules = (machine, arch, outcome, delivery, model_run, ops_cr,
-               ops_events, ops_idt, ops_kernel, ops_msr, ops_platform,
-               ops_smp)
+               ops_events, ops_exceptions, ops_idt, ops_kernel, ops_msr,
+               ops_platform, ops_smp)
     checked = 0
     for name, value in defines.items():
         for module in modules:

@@ -153,7 +153,8 @@ CASES: list[tuple[str, str, int | None, str]] = [
     ("unknown_trigger_kind", BASE + "[orderings]\ntriggers = { smi = 1 }\n",
      11, "orderings.triggers: unknown trigger kind 'smi'; expected"
      " one of \"rdmsr MSR\", printk, cpuid, port_io, mmio, nmi, pf,"
-     ' clear_online, "cr4_gadget -BIT", "ud2 warn|bug|cfi", mce; fix: see'
+     ' clear_online, "cr4_gadget -BIT", "ud2 [warn|bug|cfi]", mce, int3,'
+     ' div0, "int N", "raise V"; fix: see'
      ' the'
      " README's trigger table"),
     ("trigger_count", BASE + '[orderings]\ntriggers = { nmi = 99 }\n', 11,
@@ -293,7 +294,8 @@ def test_cpu_that_starts_itself(tmp_path: Path) -> None:
     (BASE + '[orderings]\ntriggers = { "" = 1 }\n', 11,
      "orderings.triggers: unknown trigger kind ''; expected"
      " one of \"rdmsr MSR\", printk, cpuid, port_io, mmio, nmi, pf,"
-     ' clear_online, "cr4_gadget -BIT", "ud2 warn|bug|cfi", mce; fix: see'
+     ' clear_online, "cr4_gadget -BIT", "ud2 [warn|bug|cfi]", mce, int3,'
+     ' div0, "int N", "raise V"; fix: see'
      ' the'
      " README's trigger table"),
     (BASE.replace(CPU1, '["printk", "cr4_init", "printk", "online"]')

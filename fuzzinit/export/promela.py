@@ -35,9 +35,11 @@ def untranslated(sc: Scenario) -> tuple[str, str] | None:
     """The first op `sc` uses that runtime.pml does not translate, with
     the reason its definition gives (fuzzinit/model/ops_*.py), or None."""
     m = sc.machine
-    for kind, text in zip(m.op_kind, m.op_text, strict=True):
-        if OPS[kind].promela:
-            return text, OPS[kind].promela
+    for kind, a, b, text in zip(m.op_kind, m.op_a, m.op_b, m.op_text,
+                                strict=True):
+        reason = OPS[kind].refusal(a, b)
+        if reason:
+            return text, reason
     return None
 
 

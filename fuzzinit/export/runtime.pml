@@ -113,6 +113,10 @@
 #define SEV_ES_TERMINATE        33
 #define LOAD_MICROCODE          34
 #define MCE_EVENT               35
+#define INT3                    36
+#define DIV0                    37
+#define INT_N                   38
+#define RAISE                   39
 /* feature bits of M_FEATURES */
 #define FEATURE_FRED      1
 #define FEATURE_FSGSBASE 32
@@ -547,6 +551,7 @@ inline handle(c, vector, via, reason, from_delivery, out, follow) {
   :: !h_done && (from_delivery || vector == DF) -> out = UNHANDLED
   :: !h_done && !(from_delivery || vector == DF) ->
      if
+     :: vector >= 32 -> out = OK   /* INT n: an interrupt entry returns */
      :: vector == NMI -> out = OK
      :: vector == PF -> out = OK
      :: vector == GP && reason == R_MSR -> out = OK   /* ex_handler_msr fixup */
@@ -1037,6 +1042,12 @@ inline apply(c, op, out) {   /* run._apply -> Op.apply */
        od;
        skip   /* `break` lands here, inside the d_step */
      }
+  :: AP_IS(c, op, INT3) || AP_IS(c, op, DIV0) || AP_IS(c, op, INT_N) ||
+     AP_IS(c, op, RAISE) ->       /* ops_exceptions: vector a, INT n if b */
+     d_step {
+       apply_args(c, op);
+       raise_event(c, ap_a_lo, ap_b_lo, R_NONE, out)
+     }
   :: AP_IS(c, op, UD2) ->       /* ops_events.Ud2: the bug site's #UD */
      d_step {
        apply_args(c, op);
@@ -1099,7 +1110,7 @@ inline apply_plain(c, out) {   /* run._apply, continued */
   :: ap_kind == MOV_CR3 -> cpu[c].cr3 = ap_a_lo & 4095
   :: ap_kind == SETUP_CR_PINNING -> setup_cr_pinning(c)
   :: ap_kind == LTR -> cpu[c].tss = cpu[c].tss | 1
-  :: ap_kind == TSS_SETUP_IST -> cpu[c].tss = cpu[c].tss | IST_SLOTS_SET
+  :: ap_kind == TSS_SETUP_IST -> cpu[c].tss = cpu[c].tss | ap_a_lo
   :: ap_kind == SEV_ES_INIT_VC_HANDLING ->
      if
      :: M_SEV -> g_flags = g_flags | GHCBS_ALLOCATED

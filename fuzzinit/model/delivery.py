@@ -13,6 +13,7 @@ from .arch import (
     DF,
     GP,
     NMI,
+    NP,
     PF,
     VC,
     VE,
@@ -22,7 +23,10 @@ from .arch import (
     fred_stack_level,
     vector_name,
 )
-from .handlers import handle
+from .handlers import handle, stub_handler
+from .idt_table import STUB, describe, has_gate, is_table, limit, not_present
+from .idt_table import handler as table_handler
+from .idt_table import ist as table_ist
 from .machine import (
     F_CR4,
     F_FLAGS,
@@ -41,6 +45,7 @@ from .machine import (
     TDX,
     VE_PENDING,
     VIA_FRED,
+    VIA_STUB,
     Machine,
 )
 from .outcome import TRIPLE_FAULT
@@ -74,6 +79,8 @@ def try_deliver(m: Machine, st: list[int], base: int, vector: int,
             return PF
         return NO_FAULT
     idt = st[base + F_IDT]
+    if is_table(idt):
+        return _through_table(st, base, idt, vector, chain)
     if idt == IDT_NONE:
         # Reset IDTR: gates come from page 0 - no valid 64-bit gate [derived,
         # BX init.cc + long_mode_int].
@@ -102,9 +109,20 @@ def try_deliver(m: Machine, st: list[int], base: int, vector: int,
             return NO_FAULT
         chain.append(f"{vector_name(vector)} through the early IDT: no gate -> #GP")
         return GP
-    # IDT_FULL: IST != 0 always switches to that TSS slot (BX long_mode_int).
-    ist = IST_OF_VECTOR.get(vector, 0)
+    # IDT_FULL: every vector has a present gate (LX idt.c: def_idts and
+    # idt_setup_apic_and_irq_gates fill all 256).
+    return _ist_stack(st, base, vector, IST_OF_VECTOR.get(vector, 0), chain)
+
+
+def _ist_stack(st: list[int], base: int, vector: int, ist: int,
+               chain: list[str]) -> int:
+    """NO_FAULT, or #PF if the gate's IST stack cannot take the frame."""
     if ist:
+        # IST != 0 always switches to that TSS slot (SDM Vol. 3A 6.14.5; BX
+        # long_mode_int). Without LTR, TR is the reset one (base 0): the
+        # slot is read from page 0, which Linux leaves unmapped; a slot
+        # holding 0 puts the frame just below 2^64, unmapped too -> #PF
+        # [derived, BX long_mode_int + SDM 6.14.4].
         tss = st[base + F_TSS]
         if not (tss & 1) or not (tss >> ist) & 1:
             chain.append(f"{vector_name(vector)} gate uses IST{ist}, but "
@@ -113,6 +131,42 @@ def try_deliver(m: Machine, st: list[int], base: int, vector: int,
                          + ": the frame push faults -> #PF")
             return PF
     return NO_FAULT
+
+
+def _through_table(st: list[int], base: int, idt: int, vector: int,
+                   chain: list[str]) -> int:
+    """Delivery through an explicit table (`lidt gates ...`), in the order
+    the CPU checks (SDM Vol. 3A 6.14.1, 6.12.1; BX long_mode_int)."""
+    name = vector_name(vector)
+    if 16 * vector + 15 > limit(idt):
+        # The 16-byte gate must lie within the IDTR limit: #GP(vector*8+2)
+        # (SDM Vol. 3A 6.14.1; BX long_mode_int).
+        chain.append(f"{name}: gate {vector} lies beyond the IDT limit"
+                     f" {limit(idt):#x} -> #GP")
+        return GP
+    if not has_gate(idt, vector):
+        # A zero descriptor is not a 64-bit interrupt or trap gate: #GP
+        # (SDM Vol. 3A 6.14.1 "Interrupt 13"; BX long_mode_int).
+        chain.append(f"{name}: gate {vector} of the table"
+                     f" ({describe(idt)}) is empty -> #GP")
+        return GP
+    if not_present(idt, vector):
+        # A gate with P = 0: #NP(vector*8+2) (SDM Vol. 3A "Interrupt 11";
+        # BX long_mode_int).
+        chain.append(f"{name}: gate {vector} is not present (P = 0) -> #NP")
+        return NP
+    return _ist_stack(st, base, vector, table_ist(idt, vector), chain)
+
+
+def _via(st: list[int], base: int) -> int:
+    """Whose handlers run: VIA_FRED, an IDT_* kind, or VIA_STUB."""
+    if st[base + F_CR4] & CR4_FRED:
+        return VIA_FRED
+    idt = st[base + F_IDT]
+    if is_table(idt):
+        kind = table_handler(idt)
+        return VIA_STUB if kind == STUB else kind
+    return idt
 
 
 def raise_event(m: Machine, st: list[int], base: int, vector: int,
@@ -137,7 +191,9 @@ def raise_event(m: Machine, st: list[int], base: int, vector: int,
     for _ in range(8):
         fault = try_deliver(m, st, base, v, chain)
         if fault == NO_FAULT:
-            via = VIA_FRED if st[base + F_CR4] & CR4_FRED else st[base + F_IDT]
+            via = _via(st, base)
+            if via == VIA_STUB:
+                return stub_handler(st, base, v, chain)
             outcome, follow = handle(m, st, base, v, via, reason,
                                      from_delivery, chain)
             if follow < 0:
@@ -177,7 +233,9 @@ def _double_fault(m: Machine, st: list[int], base: int,
         chain.append(f"{vector_name(fault)} while delivering #DF -> SHUTDOWN"
                      " (triple fault)")
         return TRIPLE_FAULT
-    via = VIA_FRED if st[base + F_CR4] & CR4_FRED else st[base + F_IDT]
+    via = _via(st, base)
+    if via == VIA_STUB:
+        return stub_handler(st, base, DF, chain)
     outcome, follow = handle(m, st, base, DF, via, R_NONE, True, chain)
     if follow >= 0:
         # A fault in the #DF handler's entry (#UD in paranoid_entry) is a new

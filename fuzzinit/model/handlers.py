@@ -32,6 +32,7 @@ from .machine import (
     GHCB_PERCPU,
     GHCBS_ALLOCATED,
     GHCBS_INITIALIZED,
+    HANDLED_SHIFT,
     IDT_BRINGUP,
     IDT_EARLY,
     IDT_FULL,
@@ -79,6 +80,14 @@ def handle(m: Machine, st: list[int], base: int, vector: int, via: int,
                          " RDGSBASE (alternatives patched) is #UD with"
                          " CR4.FSGSBASE = 0")
             return OK, UD
+    if vector >= 32 and not from_delivery:
+        # INT n to an interrupt vector: common_interrupt finds no irq
+        # descriptor, acks the APIC and returns (LX arch/x86/kernel/irq.c
+        # __common_interrupt); its pr_emerg_ratelimited is not modelled
+        # [assumed].
+        chain.append(f"INT {vector} reaches an interrupt entry, which"
+                     " returns")
+        return OK, -1
     if from_delivery or vector == DF:
         # A fault raised by the CPU while delivering another event, or #DF:
         # the kernel cannot fix either (LX traps.c exc_double_fault panics;
@@ -132,6 +141,17 @@ def handle(m: Machine, st: list[int], base: int, vector: int, via: int,
     # #UD, #GP and the rest from kernel code with no fixup: die() (LX traps.c).
     chain.append(f"{vector_name(vector)} in kernel code with no fixup: die()")
     return UNHANDLED, -1
+
+
+def stub_handler(st: list[int], base: int, vector: int,
+                 chain: list[str]) -> int:
+    """The handler of an explicit table's gate (`lidt gates ...`): it
+    records that it ran and returns to the op after the one that raised
+    the event - an architectural probe, no Linux behaviour."""
+    chain.append(f"{vector_name(vector)} handled by the stub at gate"
+                 f" {vector}, which returns")
+    st[base + F_FLAGS] |= 1 << (HANDLED_SHIFT + vector)
+    return OK
 
 
 def _bug_trap(via: int, reason: int, chain: list[str]) -> tuple[int, int]:

@@ -45,6 +45,9 @@ NMI_BLOCKED: Final = 1 << 2
 VE_PENDING: Final = 1 << 3     # TDX: #VE info not yet read (VEINFO.GET)
 VC_BOOT_GATE: Final = 1 << 4   # bringup IDT's #VC gate -> vc_boot_ghcb
 UCODE: Final = 1 << 5          # this CPU runs the updated microcode
+# Bits HANDLED_SHIFT + v: the stub handler of vector v ran on this CPU
+# (explicit tables only, so the bits stay clear in Linux scenarios).
+HANDLED_SHIFT: Final = 16
 
 # --- globals (after the CPUs) -----------------------------------------------
 G_KEY: Final = 0               # static key cr_pinning enabled
@@ -143,5 +146,7 @@ REASON_NAMES: Final[tuple[str, ...]] = ("", "port I/O", "CPUID", "MSR access",
                                        "MMIO", "WARN", "BUG", "kCFI",
                                        "CR4 write")
 
-# Delivery path a handler sees: an IDT_* value, or FRED.
+# Delivery path a handler sees: an IDT_* value, or FRED, or the stub
+# handlers of an explicit table (`lidt gates ...`, idt_table.py).
 VIA_FRED: Final = 5
+VIA_STUB: Final = 6

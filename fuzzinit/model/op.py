@@ -10,7 +10,8 @@ module of its family, and nowhere else:
 - what the partial-order reduction may assume: `reads`, `writes`;
 - Promela: `promela` is "" when export/runtime.pml translates the op (then
   `samples` feed the SPIN lockstep test), or the reason the export refuses
-  a scenario that uses it (exit 2 naming the op);
+  a scenario that uses it (exit 2 naming the op); `refusal()` may refuse
+  one form only (`lidt gates ...`);
 - tests: `examples`, each an ordering with its exact outcome and chain,
   run by tests/test_ops.py;
 - whether a scenario may use it as a trigger: `trigger_words`.
@@ -88,6 +89,12 @@ class Op:
         """One step on a started CPU: an outcome (OK, a failure, INVALID)."""
         raise NotImplementedError(self.name)
 
+    def refusal(self, a: int, b: int) -> str:
+        """Why the Promela export refuses this op with these arguments, or
+        "" if runtime.pml translates it; an op with one form of its own
+        that is not translated overrides this."""
+        return self.promela
+
 
 # How delivery.try_deliver names an IDT that has no gate at all.
 _NO_GATE = {"none": "through the reset IDT (no LIDT yet): no valid gate",
@@ -102,7 +109,7 @@ def no_gate(vector: str, idt: str) -> tuple[str, ...]:
     table 6-5)."""
     where = _NO_GATE[idt]
     lines = [f"{vector} {where} -> #GP"]
-    if vector in ("NMI", "#UD", "#VC"):
+    if vector in ("NMI", "#UD", "#VC", "#BP"):
         lines += [f"#GP while delivering {vector} is handled serially (SDM"
                   " table 6-5)", f"#GP {where} -> #GP"]
         vector = "#GP"

@@ -113,8 +113,9 @@ class Ud2(Op):
 
     def __init__(self) -> None:
         super().__init__(
-            UD2, "ud2", "ud2 warn|bug|cfi",
-            "a WARN(), BUG() or kCFI check that fires: UD2 -> #UD. Delivered"
+            UD2, "ud2", "ud2 [warn|bug|cfi]",
+            "a WARN(), BUG() or kCFI check that fires, or a bare UD2 (no"
+            " bug-table entry: die() on Linux's handlers): UD2 -> #UD. Delivered"
             " through the runtime IDT or FRED: a WARN prints its report and"
             " continues (outcome `warn`), a BUG or kCFI failure dies"
             " (`unhandled`); through the early IDT a WARN continues, the"
@@ -122,7 +123,8 @@ class Ud2(Op):
             " CONFIG_CFI_PERMISSIVE (kCFI as a WARN) is not modelled",
             "SDM Vol. 2 UD; LX arch/x86/kernel/traps.c handle_bug,"
             " arch/x86/mm/extable.c early_fixup_exception, kernel/cfi.c",
-            samples=("ud2 warn", "ud2 bug", "ud2 cfi"), trigger_words=(2, 2),
+            samples=("ud2 warn", "ud2 bug", "ud2 cfi", "ud2"),
+            trigger_words=(1, 2),
             examples=(
                 Example(("lidt full", "ud2 warn"), "warn",
                         ("WARN: WARN() reported and continued",)),
@@ -144,15 +146,18 @@ class Ud2(Op):
             ))
 
     def parse(self, args: list[str], ncpu: int) -> tuple[int, int]:
+        if not args:
+            return R_NONE, 0
         if len(args) != 1 or args[0].lower() not in UD2_SITES:
-            raise OpSyntaxError("ud2 needs the site it stands for",
-                                "ud2 warn|bug|cfi",
+            raise OpSyntaxError("ud2 takes the site it stands for, or"
+                                " nothing", "ud2 [warn|bug|cfi]",
                                 "e.g. 'ud2 warn' for a WARN_ON() that fires")
         return UD2_SITES[args[0].lower()], 0
 
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
               b: int, chain: list[str], warnings: list[str]) -> int:
-        chain.append(f"UD2 at a {REASON_NAMES[a]} site -> #UD")
+        chain.append(f"UD2 at a {REASON_NAMES[a]} site -> #UD" if a else
+                     "UD2 -> #UD")
         outcome = raise_event(m, st, base, UD, False, a, chain)
         if outcome != OK or a != R_WARN:
             return outcome

@@ -25,7 +25,8 @@ NAMES: Final[tuple[str, ...]] = (
 
 class Result:
     """What `run` returns: the outcome, the index of the event that ended the
-    run (-1 if none did), the causal chain, and WARN texts seen on the way."""
+    run (-1 if none did), the causal chain, WARN texts seen on the way, and
+    which stub handlers ran."""
 
     def __init__(self, outcome: int, at: int, chain: list[str],
                  warnings: list[str]) -> None:
@@ -33,6 +34,9 @@ class Result:
         self.at = at
         self.chain = chain
         self.warnings = warnings
+        # (cpu, vector) for each stub handler of an explicit IDT table
+        # (`lidt gates ...`) that ran, by CPU then vector.
+        self.handled: list[tuple[int, int]] = []
 
     @property
     def name(self) -> str:

@@ -11,6 +11,7 @@ from .machine import (
     G_FLAGS,
     G_KEY,
     G_PINNED_BITS,
+    HANDLED_SHIFT,
     NF,
     NG,
     ONLINE,
@@ -82,15 +83,28 @@ def run(m: Machine, ev_cpu: list[int], ev_op: list[int]) -> Result:
         nwarn = len(warnings)
         outcome = step(m, st, cpu, op, chain, warnings)
         if outcome != OK:
-            return Result(outcome, i, [f"cpu{cpu}: {m.op_text[op]}"] + chain,
-                          warnings)
+            return _handled(m, st, Result(
+                outcome, i, [f"cpu{cpu}: {m.op_text[op]}"] + chain, warnings))
         if len(warnings) != nwarn:
             warn_at = i  # the last WARN: the core must keep every one
         if chain:
             chain.clear()
     if warnings:
-        return Result(WARN, warn_at, [f"WARN: {w}" for w in warnings],
-                      warnings)
-    return Result(OK, -1, [], warnings)
+        return _handled(m, st, Result(
+            WARN, warn_at, [f"WARN: {w}" for w in warnings], warnings))
+    return _handled(m, st, Result(OK, -1, [], warnings))
+
+
+def _handled(m: Machine, st: list[int], result: Result) -> Result:
+    """Fill in which stub handlers ran (F_FLAGS bits HANDLED_SHIFT + v)."""
+    for cpu in range(m.ncpu):
+        bits = st[cpu * NF + F_FLAGS] >> HANDLED_SHIFT
+        v = 0
+        while bits:
+            if bits & 1:
+                result.handled.append((cpu, v))
+            bits >>= 1
+            v += 1
+    return result
 
 

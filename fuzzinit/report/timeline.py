@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fuzzinit.model import machine as mc
 from fuzzinit.model.arch import CR4_BITS, CR4_FRED
+from fuzzinit.model.idt_table import idt_name
 from fuzzinit.model.run import initial_state, step
 from fuzzinit.orderings.schedule import Event
 from fuzzinit.scenario.load import Scenario
@@ -27,7 +28,7 @@ def state_of(sc: Scenario, st: list[int], cpu: int) -> dict[str, object]:
         "fred_rsp": [st[base + mc.F_FRED_RSP0 + i] for i in range(4)],
         "cr4": [n for n in SHOWN_CR4 if cr4 >> CR4_BITS[n] & 1],
         "cr3_pcid": st[base + mc.F_CR3],
-        "idt": mc.IDT_NAMES[st[base + mc.F_IDT]],
+        "idt": idt_name(st[base + mc.F_IDT]),
         "pinning": bool(st[m.glob + mc.G_KEY]),
         "pinned": [n for n, b in CR4_BITS.items() if pinned >> b & 1],
         "online": bool(st[base + mc.F_FLAGS] & mc.ONLINE),
