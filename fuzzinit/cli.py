@@ -25,6 +25,7 @@ from fuzzinit.database import open_database
 from fuzzinit.errors import FuzzinitError, TraceError, describe_os_error
 from fuzzinit.export.command import add_parser as add_export_parser
 from fuzzinit.minimise.core import causal_core
+from fuzzinit.model.arch import vector_name
 from fuzzinit.model.outcome import Result
 from fuzzinit.orderings.schedule import Event
 from fuzzinit.report import trace as tracefile
@@ -428,6 +429,8 @@ def cmd_trace(args: argparse.Namespace) -> int:
     out = {"scenario": sc.path, "verdict": result.name,
            "events": _events_json(sc, events), "chain": result.chain,
            "warnings": result.warnings, "seed": doc.get("seed"),
+           "handled": [{"cpu": cpu, "vector": v, "name": vector_name(v)}
+                       for cpu, v in result.handled],
            "elapsed_s": round(time.monotonic() - start, 4)}
     recorded = doc.get("verdict")
     if recorded is not None and recorded != result.name:
@@ -445,6 +448,9 @@ def cmd_trace(args: argparse.Namespace) -> int:
                 print(f"  {i:2d}. {event_label(sc, ev)}")
         for link in result.chain:
             print(f"  {link}")
+        if result.handled:
+            print("  stub handlers that ran: " + ", ".join(
+                f"cpu{cpu} {vector_name(v)}" for cpu, v in result.handled))
     return 1 if fails(sc, result) else 0
 
 

@@ -472,3 +472,23 @@ def test_signal_ends_a_long_run_with_a_summary(tmp_path: Path,
     assert re.fullmatch(r"big: interrupted after \d+ orderings"
                         r" \(\d+\.\d\d s, seed 0\)\n", out)
     assert err == ""
+
+
+def test_replay_names_the_stub_handlers_that_ran(tmp_path: Path) -> None:
+    """An explicit IDT table: #DE has no gate, the #GP for it makes #DF
+    (SDM table 6-5), whose stub runs: replay names it."""
+    write(tmp_path, "t.toml", '[scenario]\nname = "t"\n'
+          'fail_on = ["triple_fault"]\n'
+          '[[cpu]]\nprogram = ["lidt gates 8,13", "div0"]\n')
+    write(tmp_path, "t.json", json.dumps({
+        "fuzzinit_trace": 1, "scenario": "t.toml",
+        "events": [{"cpu": 0, "op": "lidt gates 8,13"},
+                   {"cpu": 0, "op": "div0"}]}))
+    proc = fz(tmp_path, "replay", "t.json", "--json")
+    assert (proc.returncode, proc.stderr) == (0, "")
+    out = json.loads(proc.stdout)
+    assert (out["verdict"], out["handled"]) == (
+        "ok", [{"cpu": 0, "vector": 8, "name": "#DF"}])
+    proc = fz(tmp_path, "replay", "t.json")
+    assert proc.stdout.splitlines() == [
+        "t: ok (2 events)", "  stub handlers that ran: cpu0 #DF"]
