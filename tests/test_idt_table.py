@@ -169,3 +169,30 @@ def test_export_refuses_an_explicit_table_naming_the_op(
         " translated); fix: check this scenario with `fuzzinit explore`"
         " instead\n")
     assert not out.exists()
+
+
+@pytest.mark.parametrize(("op", "handled"), [
+    ("mov_cr0 +bit32", [(0, 13)]),     # bits 63:32: #GP (SDM Vol. 3A 2.5)
+    ("mov_cr0 +bit63", [(0, 13)]),
+    ("mov_cr0 +nw", [(0, 13)]),        # NW without CD (SDM Vol. 2 MOV CR)
+    ("mov_cr0 +cd +nw", []),
+    ("mov_cr0 +bit7", []),             # reserved low bit: left unchanged
+    ("mov_cr0 +ts +mp +em +ne +am", []),
+    ("cr0_set bit40", [(0, 13)]),
+])
+def test_cr0_bits_by_number(tmp_path: Path, op: str,
+                            handled: list[tuple[int, int]]) -> None:
+    assert _out(_run(tmp_path, ["lidt gates 13", op])) == ("ok", handled)
+
+
+def test_reserved_low_cr0_bits_are_not_stored(tmp_path: Path) -> None:
+    from fuzzinit.model.machine import F_CR0
+    from fuzzinit.model.run import initial_state, step
+    path = tmp_path / "t.toml"
+    path.write_text('[scenario]\nname = "t"\nfail_on = ["triple_fault"]\n'
+                    '[[cpu]]\nprogram = ["mov_cr0 +bit7 +bit17 +ts"]\n')
+    sc = load(path)
+    st = initial_state(sc.machine)
+    before = st[F_CR0]
+    assert step(sc.machine, st, 0, 0, [], []) == 0
+    assert st[F_CR0] == before | 1 << 3

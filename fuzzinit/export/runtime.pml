@@ -137,6 +137,9 @@
 #define CR0_PE   1
 #define CR0_WP   65536
 #define CR0_PG   (-2147483647 - 1)      /* 1 << 31: the sign bit */
+#define CR0_NW   536870912
+#define CR0_CD   1073741824
+#define CR0_IGNORED 536543168            /* 0x1FFAFFC0: bits 6-15, 17, 19-28 */
 #define CR4_PAE       32                /* bit 5 */
 #define CR4_MCE       64                /* bit 6 */
 #define CR4_LA57      4096              /* bit 12 */
@@ -302,8 +305,9 @@ inline cr4_write_faults(o_lo, n_lo, n_hi, cr0v, cr3v, eferv, out) {
      || ((n_hi & CR4_FRED_HI) != 0 && !cw_lm))
 }
 
-inline cr0_write_faults(o, n, cr4v, eferv, out) {   /* arch.cr0_write_faults */
-  out = (((n & CR0_PG) != 0 && (n & CR0_PE) == 0)
+inline cr0_write_faults(o, n, n_hi, cr4v, eferv, out) {   /* arch.cr0_write_faults */
+  out = (n_hi != 0 || ((n & CR0_NW) != 0 && (n & CR0_CD) == 0)
+     || ((n & CR0_PG) != 0 && (n & CR0_PE) == 0)
      || ((eferv & EFER_LMA) != 0 && (o & CR0_PG) != 0 && (n & CR0_PG) == 0)
      || ((cr4v & CR4_CET) != 0 && (n & CR0_WP) == 0))
 }
@@ -636,12 +640,13 @@ inline mov_cr4(c, v_lo, v_hi, out) {   /* pinning.mov_cr4 */
   fi
 }
 
-inline mov_cr0(c, v, out) {   /* pinning.mov_cr0 */
+inline mov_cr0(c, v, v_hi, out) {   /* pinning.mov_cr0 */
   m0_v = v;
-  cr0_write_faults(cpu[c].cr0, m0_v, cpu[c].cr4_lo, cpu[c].efer_lo, m0_faults);
+  cr0_write_faults(cpu[c].cr0, m0_v, v_hi, cpu[c].cr4_lo, cpu[c].efer_lo,
+                   m0_faults);
   if
   :: m0_faults -> raise_event(c, GP, false, R_NONE, out)
-  :: else -> cpu[c].cr0 = m0_v; out = OK
+  :: else -> cpu[c].cr0 = m0_v & ~CR0_IGNORED; out = OK
   fi
 }
 
@@ -679,14 +684,14 @@ inline native_write_cr4(c, v_lo, v_hi, out) {   /* pinning.native_write_cr4 */
   fi
 }
 
-inline native_write_cr0(c, v, out) {   /* pinning.native_write_cr0 */
+inline native_write_cr0(c, v, v_hi, out) {   /* pinning.native_write_cr0 */
   nw0_v = v;
-  mov_cr0(c, nw0_v, out);
+  mov_cr0(c, nw0_v, v_hi, out);
   pinning_active(c, nw0_act);
   if
   :: out != OK || !nw0_act || (nw0_v & CR0_WP) != 0 -> skip
   :: else ->
-     mov_cr0(c, nw0_v | CR0_WP, out);
+     mov_cr0(c, nw0_v | CR0_WP, 0, out);  /* the first write took: hi 0 */
      if
      :: out != OK -> skip
      :: else ->
@@ -985,10 +990,10 @@ inline apply(c, op, out) {   /* run._apply -> Op.apply */
        apply_args(c, op);
        out = OK;
        if
-       :: ap_kind == CR0_SET -> ap_lo = cpu[c].cr0 | ap_a_lo
-       :: else -> ap_lo = cpu[c].cr0 & ~ap_a_lo
+       :: ap_kind == CR0_SET -> ap_lo = cpu[c].cr0 | ap_a_lo; ap_hi = ap_a_hi
+       :: else -> ap_lo = cpu[c].cr0 & ~ap_a_lo; ap_hi = 0
        fi;
-       native_write_cr0(c, ap_lo, out)
+       native_write_cr0(c, ap_lo, ap_hi, out)
      }
   :: AP_IS(c, op, WRMSR) ->
      d_step {
@@ -1078,7 +1083,7 @@ inline apply(c, op, out) {   /* run._apply -> Op.apply */
   :: AP_IS(c, op, MOV_CR0) ->
      d_step {
        apply_args(c, op);
-       mov_cr0(c, (cpu[c].cr0 | ap_a_lo) & ~ap_b_lo, out)
+       mov_cr0(c, (cpu[c].cr0 | ap_a_lo) & ~ap_b_lo, ap_a_hi, out)
      }
   :: else -> d_step { apply_args(c, op); out = OK; apply_plain(c, out) }
   fi

@@ -8,9 +8,19 @@ Nothing here knows about Linux. Every rule names its source in one line;
 from typing import Final
 
 # --- CR0 (SDM Vol. 3A 2.5) ---------------------------------------------------
+CR0_BITS: Final[dict[str, int]] = {
+    "pe": 0, "mp": 1, "em": 2, "ts": 3, "et": 4, "ne": 5, "wp": 16, "am": 18,
+    "nw": 29, "cd": 30, "pg": 31,
+}
 CR0_PE: Final = 1 << 0
 CR0_WP: Final = 1 << 16
+CR0_NW: Final = 1 << 29
+CR0_CD: Final = 1 << 30
 CR0_PG: Final = 1 << 31
+# Reserved bits 6-15, 17, 19-28: a write does not change them (KVM
+# kvm_set_cr0 masks CR0_RESERVED_BITS; SDM Vol. 3A 2.5 asks software to
+# keep them) [derived]. Bits 63:32 are #GP instead (cr0_write_faults).
+CR0_IGNORED: Final = 0x1FFAFFC0
 
 # --- CR4 bit positions (SDM Vol. 3A 2.5; FRED is bit 32: LX processor-flags.h)
 CR4_BITS: Final[dict[str, int]] = {
@@ -164,6 +174,12 @@ def cr4_write_faults(old: int, new: int, allowed: int, cr0: int, cr3: int,
 
 def cr0_write_faults(old: int, new: int, cr4: int, efer: int) -> str:
     """Reason a MOV to CR0 of `new` raises #GP(0), or "" if it does not."""
+    if new >> 32:
+        # Bits 63:32 are reserved, writing a 1 is #GP(0) (SDM Vol. 3A 2.5;
+        # KVM kvm_set_cr0).
+        return "sets a reserved CR0 bit (63:32)"
+    if (new & CR0_NW) and not (new & CR0_CD):
+        return "sets CR0.NW with CR0.CD = 0"  # SDM Vol. 2 MOV CR; BX check_CR0
     if (new & CR0_PG) and not (new & CR0_PE):
         return "sets CR0.PG with CR0.PE = 0"  # SDM Vol. 2 MOV CR; BX check_CR0
     if (efer & EFER_LMA) and (old & CR0_PG) and not (new & CR0_PG):

@@ -5,11 +5,8 @@ Lives in the model package, not beside the scenario loader, because each op's
 grammar is part of its one definition (see op.py); nothing here is I/O.
 """
 
-from typing import Final
 
-from .arch import CR0_PE, CR0_PG, CR0_WP
-
-CR0_BITS: Final[dict[str, int]] = {"pe": CR0_PE, "wp": CR0_WP, "pg": CR0_PG}
+from .arch import CR0_BITS as CR0_BITS
 
 
 class OpSyntaxError(ValueError):

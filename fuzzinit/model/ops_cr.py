@@ -76,19 +76,29 @@ class MovCr0(Op):
     def __init__(self) -> None:
         super().__init__(
             MOV_CR0, "mov_cr0", "mov_cr0 +BIT -BIT..",
-            "raw MOV to CR0 (no pinning) with the #GP checks",
+            "raw MOV to CR0 (no pinning) with the #GP checks; a bit by name"
+            " or as `bitN` (0-63): bits 63:32 are #GP, NW without CD is #GP,"
+            " the reserved bits 6-15, 17, 19-28 are left unchanged",
             "SDM Vol. 2 MOV CR; SDM Vol. 3A 2.5, 10.9.5; KVM kvm_set_cr0",
-            samples=("mov_cr0 -pg", "mov_cr0 -pe"),
+            samples=("mov_cr0 -pg", "mov_cr0 -pe", "mov_cr0 +bit40",
+                     "mov_cr0 +nw", "mov_cr0 +cd +nw", "mov_cr0 +bit7 +ts"),
             examples=(
                 Example(("mov_cr0 -wp",), "ok"),
                 Example(("mov_cr0 -pg",), "triple_fault", (
                     "cpu0: mov_cr0 -pg",
                     "MOV to CR0 clears CR0.PG in long mode -> #GP(0)",
                     *no_gate("#GP", "none"))),
+
+                Example(("lidt gates 13", "mov_cr0 +bit32", "mov_cr0 +nw",
+                         "mov_cr0 +bit7"), "ok"),
+                Example(("mov_cr0 +nw",), "triple_fault", (
+                    "cpu0: mov_cr0 +nw",
+                    "MOV to CR0 sets CR0.NW with CR0.CD = 0 -> #GP(0)",
+                    *no_gate("#GP", "none"))),
             ))
 
     def parse(self, args: list[str], ncpu: int) -> tuple[int, int]:
-        return signed_bits(args, CR0_BITS, "CR0", False)
+        return signed_bits(args, CR0_BITS, "CR0", True)
 
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
               b: int, chain: list[str], warnings: list[str]) -> int:
@@ -158,7 +168,7 @@ class Cr0Bits(Op):
             samples=(f"{name} wp",), examples=examples)
 
     def parse(self, args: list[str], ncpu: int) -> tuple[int, int]:
-        return bits(args, CR0_BITS, "CR0", False), 0
+        return bits(args, CR0_BITS, "CR0", True), 0
 
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
               b: int, chain: list[str], warnings: list[str]) -> int:

@@ -2,6 +2,7 @@
 arch/x86/kernel/cpu/common.c; shared SEMANTICS section 5)."""
 
 from .arch import (
+    CR0_IGNORED,
     CR0_WP,
     CR4_MCE,
     CR4_PCIDE,
@@ -62,7 +63,7 @@ def mov_cr0(m: Machine, st: list[int], base: int, value: int,
     if why:
         chain.append(f"MOV to CR0 {why} -> #GP(0)")
         return raise_event(m, st, base, GP, False, R_NONE, chain)
-    st[base + F_CR0] = value
+    st[base + F_CR0] = value & ~CR0_IGNORED
     return OK
 
 
