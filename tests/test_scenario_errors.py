@@ -154,7 +154,7 @@ CASES: list[tuple[str, str, int | None, str]] = [
      11, "orderings.triggers: unknown trigger kind 'smi'; expected"
      " one of \"rdmsr MSR\", printk, cpuid, port_io, mmio, nmi, pf,"
      ' clear_online, "cr4_gadget -BIT", "ud2 [warn|bug|cfi]", mce, int3,'
-     ' div0, "int N", "raise V"; fix: see'
+     ' div0, "int N", "raise V", "rdmsr_safe MSR"; fix: see'
      ' the'
      " README's trigger table"),
     ("trigger_count", BASE + '[orderings]\ntriggers = { nmi = 99 }\n', 11,
@@ -295,7 +295,7 @@ def test_cpu_that_starts_itself(tmp_path: Path) -> None:
      "orderings.triggers: unknown trigger kind ''; expected"
      " one of \"rdmsr MSR\", printk, cpuid, port_io, mmio, nmi, pf,"
      ' clear_online, "cr4_gadget -BIT", "ud2 [warn|bug|cfi]", mce, int3,'
-     ' div0, "int N", "raise V"; fix: see'
+     ' div0, "int N", "raise V", "rdmsr_safe MSR"; fix: see'
      ' the'
      " README's trigger table"),
     (BASE.replace(CPU1, '["printk", "cr4_init", "printk", "online"]')

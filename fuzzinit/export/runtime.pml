@@ -117,6 +117,8 @@
 #define DIV0                    37
 #define INT_N                   38
 #define RAISE                   39
+#define RDMSR_SAFE              40
+#define WRMSR_SAFE              41
 /* feature bits of M_FEATURES */
 #define FEATURE_FRED      1
 #define FEATURE_FSGSBASE 32
@@ -262,7 +264,7 @@ hidden byte ci_act;
 hidden int wm_msr; hidden int wm_ext; hidden int wm_lo; hidden int wm_hi;
 hidden byte wm_icpt; hidden byte wm_why; hidden byte wm_gp;
 hidden int wm_old; hidden int wm_new;
-hidden int rm_msr; hidden byte rm_icpt;
+hidden int rm_msr; hidden byte rm_icpt; hidden short rm_warn; hidden short wm_warn;
 hidden short mg_flag; hidden byte mc_d;
 hidden byte ap_kind; hidden int ap_a_lo; hidden int ap_a_hi;
 hidden int ap_b_lo; hidden int ap_b_hi; hidden int ap_b_ext;
@@ -823,7 +825,8 @@ inline msr_gp(c, flag, out) {   /* ops_msr.msr_gp */
   raise_event(c, GP, false, R_MSR, out);
   if
   :: out != OK -> skip
-  :: out == OK && (g_flags & mg_flag) != 0 -> skip
+  :: out == OK && (mg_flag == 0 || (g_flags & mg_flag) != 0) ->
+     skip                        /* a _safe site (flag 0), or warned before */
   :: else ->
      g_flags = g_flags | mg_flag;
      step_warnings++;                      /* warnings.append(...) */
@@ -834,8 +837,8 @@ inline msr_gp(c, flag, out) {   /* ops_msr.msr_gp */
 /* ops_msr.Wrmsr.apply. The value is the op's _lo/_hi/_ext words (header comment);
  * EFER keeps bits 0-63 only: no rule reads a higher one. Its two #GP
  * returns share one raise_event at the end (wm_gp), to halve the code. */
-inline wrmsr(c, msr, ext, lo, hi, out) {   /* ops_msr.Wrmsr.apply */
-  wm_msr = msr; wm_ext = ext; wm_lo = lo; wm_hi = hi;
+inline wrmsr(c, msr, ext, lo, hi, warn, out) {   /* ops_msr.Wrmsr.apply */
+  wm_msr = msr; wm_ext = ext; wm_lo = lo; wm_hi = hi; wm_warn = warn;
   out = OK; wm_gp = false;
   is_intercepted(wm_msr, wm_icpt);
   if
@@ -887,13 +890,13 @@ inline wrmsr(c, msr, ext, lo, hi, out) {   /* ops_msr.Wrmsr.apply */
      fi
   fi;
   if
-  :: wm_gp -> msr_gp(c, WARNED_WRMSR, out)
+  :: wm_gp -> msr_gp(c, wm_warn, out)
   :: else -> skip
   fi
 }
 
-inline rdmsr(c, msr, out) {   /* ops_msr.Rdmsr.apply */
-  rm_msr = msr;
+inline rdmsr(c, msr, warn, out) {   /* ops_msr.Rdmsr.apply */
+  rm_msr = msr; rm_warn = warn;
   out = OK;
   is_intercepted(rm_msr, rm_icpt);
   if
@@ -910,7 +913,7 @@ inline rdmsr(c, msr, out) {   /* ops_msr.Rdmsr.apply */
      :: else -> skip
      fi;
      if
-     :: rm_icpt -> msr_gp(c, WARNED_RDMSR, out)
+     :: rm_icpt -> msr_gp(c, rm_warn, out)
      :: else -> skip
      fi
   fi
@@ -995,12 +998,24 @@ inline apply(c, op, out) {   /* run._apply -> Op.apply */
        fi;
        native_write_cr0(c, ap_lo, ap_hi, out)
      }
-  :: AP_IS(c, op, WRMSR) ->
+  :: AP_IS(c, op, WRMSR) || AP_IS(c, op, WRMSR_SAFE) ->
      d_step {
        apply_args(c, op);
-       wrmsr(c, ap_a_lo, ap_b_ext, ap_b_lo, ap_b_hi, out)
+       if     /* the pr_warn_once flag; 0 at a wrmsr_safe() site */
+       :: ap_kind == WRMSR -> ap_lo = WARNED_WRMSR
+       :: else -> ap_lo = 0
+       fi;
+       wrmsr(c, ap_a_lo, ap_b_ext, ap_b_lo, ap_b_hi, ap_lo, out)
      }
-  :: AP_IS(c, op, RDMSR) -> d_step { apply_args(c, op); rdmsr(c, ap_a_lo, out) }
+  :: AP_IS(c, op, RDMSR) || AP_IS(c, op, RDMSR_SAFE) ->
+     d_step {
+       apply_args(c, op);
+       if
+       :: ap_kind == RDMSR -> ap_lo = WARNED_RDMSR
+       :: else -> ap_lo = 0
+       fi;
+       rdmsr(c, ap_a_lo, ap_lo, out)
+     }
   :: AP_IS(c, op, NMI_EVENT) ->
      d_step {
        apply_args(c, op);

@@ -40,6 +40,8 @@ from .platform import intercepted, printk
 WRMSR: Final = 9
 RDMSR: Final = 10
 LOAD_MICROCODE: Final = 34
+RDMSR_SAFE: Final = 40
+WRMSR_SAFE: Final = 41
 
 # Symbolic values for WRMSR, the ones Linux writes (LX arch/x86/kernel/fred.c).
 FRED_ENTRY: Final = 0xFFFFFFFF81000000 | (1 << 6)   # entry page | REDZONE(1)
@@ -78,7 +80,7 @@ GO_ON: Final = -1   # the access reaches the MSR's own rules
 
 
 def enter(m: Machine, st: list[int], base: int, msr: int, write: bool,
-          chain: list[str], warnings: list[str]) -> int:
+          safe: bool, chain: list[str], warnings: list[str]) -> int:
     """What every RDMSR/WRMSR meets first: the hypervisor's intercept, then
     the MSR's existence. An outcome, or GO_ON."""
     if msr in m.intercepted_msrs:
@@ -87,21 +89,23 @@ def enter(m: Machine, st: list[int], base: int, msr: int, write: bool,
         if outcome != OK:
             return outcome
     if missing(m, st, base, msr):
-        return msr_gp(m, st, base, msr, write, "not implemented", chain,
-                      warnings)
+        return msr_gp(m, st, base, msr, write, safe, "not implemented",
+                      chain, warnings)
     return GO_ON
 
 
 def msr_gp(m: Machine, st: list[int], base: int, msr: int, write: bool,
-           why: str, chain: list[str], warnings: list[str]) -> int:
+           safe: bool, why: str, chain: list[str],
+           warnings: list[str]) -> int:
     """RDMSR/WRMSR #GP(0) (SDM Vol. 2 RDMSR, WRMSR) at a kernel rdmsr()/
     wrmsr() site. Once a handler fixed it up, ex_handler_msr() reports
-    the first of each kind with pr_warn_once("unchecked MSR access error")
-    (LX arch/x86/mm/extable.c)."""
+    the first of each kind with pr_warn_once("unchecked MSR access error"),
+    except at a rdmsr_safe()/wrmsr_safe() site, whose caller gets -EIO
+    instead (LX arch/x86/mm/extable.c ex_handler_msr)."""
     what = "WRMSR" if write else "RDMSR"
     chain.append(f"{what} 0x{msr:x}: {why} -> #GP")
     outcome = raise_event(m, st, base, GP, False, R_MSR, chain)
-    if outcome != OK:
+    if outcome != OK or safe:
         return outcome
     flag = WARNED_WRMSR if write else WARNED_RDMSR
     g = st[m.glob + G_FLAGS]
@@ -115,6 +119,7 @@ def msr_gp(m: Machine, st: list[int], base: int, msr: int, write: bool,
 
 class Wrmsr(Op):
     def __init__(self) -> None:
+        self.safe = False
         super().__init__(
             WRMSR, "wrmsr", "wrmsr MSR VALUE",
             "FRED MSRs checked as Bochs does (#GP if FRED is not enumerated"
@@ -148,8 +153,9 @@ class Wrmsr(Op):
 
     def parse(self, args: list[str], ncpu: int) -> tuple[int, int]:
         if len(args) != 2:
-            raise OpSyntaxError("wrmsr takes 2 arguments", "wrmsr MSR VALUE",
-                                "e.g. 'wrmsr FRED_CONFIG entry'")
+            raise OpSyntaxError(f"{self.name} takes 2 arguments",
+                                f"{self.name} MSR VALUE",
+                                f"e.g. '{self.name} FRED_CONFIG entry'")
         msr = msr_number(args[0])
         text = args[1].lower()
         value = MSR_VALUE_SYMBOLS[text] if text in MSR_VALUE_SYMBOLS else \
@@ -158,18 +164,19 @@ class Wrmsr(Op):
 
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
               b: int, chain: list[str], warnings: list[str]) -> int:
-        outcome = enter(m, st, base, a, True, chain, warnings)
+        outcome = enter(m, st, base, a, True, self.safe, chain, warnings)
         if outcome != GO_ON:
             return outcome
         if m.readonly_msrs and a in m.readonly_msrs:
-            return msr_gp(m, st, base, a, True, "the MSR is read-only here",
-                          chain, warnings)
+            return msr_gp(m, st, base, a, True, self.safe,
+                          "the MSR is read-only here", chain, warnings)
         if is_fred_msr(a):
             why = ("FRED is not enumerated" if not m.features & FEATURE_FRED
                    else fred_msr_write_faults(a, b))
             if why:
                 # WRMSR to a missing MSR or with a bad value: #GP (BX msr.cc).
-                return msr_gp(m, st, base, a, True, why, chain, warnings)
+                return msr_gp(m, st, base, a, True, self.safe, why, chain,
+                              warnings)
             if a == MSR_FRED_CONFIG:
                 st[base + F_FRED_CONFIG] = b
             elif a == MSR_FRED_STKLVLS:
@@ -182,7 +189,7 @@ class Wrmsr(Op):
             new = (b & ~EFER_LMA) | (old & EFER_LMA)  # LMA is read-only
             if (old ^ new) & EFER_LME and st[base + F_CR0] & CR0_PG:
                 # Changing LME with paging on: #GP (SDM Vol. 3A 10.8.5).
-                return msr_gp(m, st, base, a, True,
+                return msr_gp(m, st, base, a, True, self.safe,
                               "changes EFER.LME with paging on", chain,
                               warnings)
             st[base + F_EFER] = new
@@ -191,6 +198,7 @@ class Wrmsr(Op):
 
 class Rdmsr(Op):
     def __init__(self) -> None:
+        self.safe = False
         super().__init__(
             RDMSR, "rdmsr", "rdmsr MSR",
             "#GP for a FRED MSR when FRED is not enumerated; an intercepted"
@@ -224,18 +232,19 @@ class Rdmsr(Op):
 
     def parse(self, args: list[str], ncpu: int) -> tuple[int, int]:
         if len(args) != 1:
-            raise OpSyntaxError("rdmsr takes 1 argument", "rdmsr MSR",
-                                "e.g. 'wrmsr FRED_CONFIG entry'")
+            raise OpSyntaxError(f"{self.name} takes 1 argument",
+                                f"{self.name} MSR",
+                                f"e.g. '{self.name} APIC_BASE'")
         return msr_number(args[0]), 0
 
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
               b: int, chain: list[str], warnings: list[str]) -> int:
-        outcome = enter(m, st, base, a, False, chain, warnings)
+        outcome = enter(m, st, base, a, False, self.safe, chain, warnings)
         if outcome != GO_ON:
             return outcome
         if is_fred_msr(a) and not m.features & FEATURE_FRED:
-            return msr_gp(m, st, base, a, False, "FRED is not enumerated",
-                          chain, warnings)
+            return msr_gp(m, st, base, a, False, self.safe,
+                          "FRED is not enumerated", chain, warnings)
         return OK
 
 
@@ -263,5 +272,46 @@ class LoadMicrocode(Op):
         return OK
 
 
+class RdmsrSafe(Rdmsr):
+    def __init__(self) -> None:
+        self.safe = True
+        Op.__init__(
+            self, RDMSR_SAFE, "rdmsr_safe", "rdmsr_safe MSR",
+            "`rdmsr_safe()`: RDMSR whose #GP, once delivered, the exception"
+            " table turns into -EIO for the caller, with no report",
+            "LX arch/x86/include/asm/msr.h, arch/x86/mm/extable.c"
+            " ex_handler_msr (EX_TYPE_RDMSR_SAFE)",
+            samples=("rdmsr_safe AMD64_SEV", "rdmsr_safe 0x10f"),
+            trigger_words=(2, 2),
+            examples=(
+                Example(("lidt early", "rdmsr_safe 0x10f"), "ok", (),
+                        platform=(("absent_msrs", '["0x10f"]'),)),
+                Example(("rdmsr_safe 0x10f",), "triple_fault", (
+                    "cpu0: rdmsr_safe 0x10f",
+                    "RDMSR 0x10f: not implemented -> #GP",
+                    *no_gate("#GP", "none")),
+                    platform=(("absent_msrs", '["0x10f"]'),)),
+            ))
+
+
+class WrmsrSafe(Wrmsr):
+    def __init__(self) -> None:
+        self.safe = True
+        Op.__init__(
+            self, WRMSR_SAFE, "wrmsr_safe", "wrmsr_safe MSR VALUE",
+            "`wrmsr_safe()`: WRMSR whose #GP, once delivered, the exception"
+            " table turns into -EIO for the caller, with no report",
+            "LX arch/x86/include/asm/msr.h, arch/x86/mm/extable.c"
+            " ex_handler_msr (EX_TYPE_WRMSR_SAFE)",
+            samples=("wrmsr_safe TSX_CTRL 2", "wrmsr_safe FRED_CONFIG 0x834"),
+            examples=(
+                Example(("lidt full", "wrmsr_safe TSX_CTRL 2",
+                         "wrmsr TSX_CTRL 2"), "warn", (
+                    "WARN: unchecked MSR access error: WRMSR 0x122 (fixed"
+                    " up)",),
+                    platform=(("readonly_msrs", '["TSX_CTRL"]'),)),
+            ))
+
+
 def msr_ops() -> list[Op]:
-    return [Wrmsr(), Rdmsr(), LoadMicrocode()]
+    return [Wrmsr(), Rdmsr(), LoadMicrocode(), RdmsrSafe(), WrmsrSafe()]
