@@ -42,6 +42,7 @@ from fuzzinit.model import (
     ops_exceptions,
     ops_idt,
     ops_kernel,
+    ops_mode,
     ops_msr,
     ops_platform,
     ops_smp,
@@ -154,6 +155,46 @@ readonly_msrs = ["TSX_CTRL"]
 program = ["lidt full", "rdmsr TSX_CTRL", "wrmsr TSX_CTRL 2",
   "load_microcode", "rdmsr TSX_FORCE_ABORT", "lidt bringup",
   "rdmsr AMD64_SEV"]
+"""),
+    # Leaving IA-32e mode needs compatibility mode and CR4.PCIDE = 0.
+    "leave-long-mode-pcide": ("triple_fault", """
+[scenario]
+name = "leave-long-mode-pcide"
+fail_on = ["triple_fault"]
+[platform]
+features = ["pcid"]
+[[cpu]]
+program = ["lidt null", "mov_cr4 +pcide", "ljmp cs32", "mov_cr0 -pg"]
+"""),
+    # An NMI on the way down to real mode: #GP, #DF, shutdown while the
+    # real-mode IDT is read with 16- or 8-byte gates; in real mode the IVT
+    # entry is taken, where the model stops (unhandled).
+    "real-mode-nmi": ("unhandled", """
+[scenario]
+name = "real-mode-nmi"
+fail_on = ["unhandled"]
+[[cpu]]
+program = ["lidt real", "ljmp cs32", "mov_cr0 -pg", "wrmsr EFER 0",
+  "mov_cr0 -pe", "nop end"]
+[[orderings.trigger]]
+kind = "nmi"
+cpus = [0]
+after = "lidt real"
+"""),
+    # Out and back in: LMA follows PG, RDGSBASE is #UD until CS.L = 1.
+    "mode-reenter": ("ok", """
+[scenario]
+name = "mode-reenter"
+fail_on = ["triple_fault"]
+[platform]
+features = ["fsgsbase"]
+[[cpu]]
+program = ["lidt full", "cr4_set fsgsbase", "ljmp cs32", "mov_cr0 -pg",
+  "mov_cr0 +pg", "ljmp cs64", "rdgsbase", "nop end"]
+[[orderings.trigger]]
+kind = "nmi"
+cpus = [0]
+after = "lidt full"
 """),
     # Permutation mode: the NMI may run before the IST is set up...
     "permute": ("triple_fault", """
@@ -536,7 +577,8 @@ def test_runtime_constants_are_the_models() -> None:
     (as a 32-bit word: Promela ints are 32 bits)."""
     defines = _defines(pml.runtime_text())
     modules = (machine, arch, outcome, delivery, model_run, ops_cr,
-               ops_events, ops_exceptions, ops_idt, ops_kernel, ops_msr,
+               ops_events, ops_exceptions, ops_idt, ops_kernel, ops_mode,
+               ops_msr,
                ops_platform, ops_smp)
     checked = 0
     for name, value in defines.items():
@@ -547,6 +589,12 @@ def test_runtime_constants_are_the_models() -> None:
                 checked += 1
                 break
     assert defines["CR4_FRED_HI"] << 32 == arch.CR4_FRED
+    # Every op kind is one runtime.pml knows (KNOWN_KIND guards events):
+    # a kind above LAST_KIND would never be taken, silently.
+    last = vocabulary.OPS[-1].name.upper()
+    assert defines[last] == len(vocabulary.OPS) - 1
+    assert re.search(rf"^#define LAST_KIND\s+{last}\s", pml.runtime_text(),
+                     re.M)
     assert checked >= 90
 
 

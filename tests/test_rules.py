@@ -578,10 +578,10 @@ def test_cr4_cet_with_cr0_wp_clear_is_gp() -> None:
 def test_cr0_clear_wp_with_cet_is_gp(tmp_path: Path) -> None:
     """SDM Vol. 2 MOV CR; KVM kvm_set_cr0: clearing WP with CR4.CET = 1."""
     assert cr0_write_faults(LONG_MODE_CR0, CR0_PE | CR0_PG,
-                            CR4_PAE | CR4_CET, LONG_MODE_EFER) == \
+                            CR4_PAE | CR4_CET, LONG_MODE_EFER, False) == \
         "clears CR0.WP with CR4.CET = 1"
     assert cr0_write_faults(LONG_MODE_CR0, CR0_PE | CR0_PG, CR4_PAE,
-                            LONG_MODE_EFER) == ""
+                            LONG_MODE_EFER, False) == ""
     tr = go(tmp_path, [*FULL_IDT, (0, "cr4_set cet"), (0, "cr0_clear wp")],
             features=["cet"])
     assert tr.name == "unhandled"
@@ -589,10 +589,26 @@ def test_cr0_clear_wp_with_cet_is_gp(tmp_path: Path) -> None:
 
 
 def test_cr0_clear_pg_in_long_mode_is_gp() -> None:
-    """SDM Vol. 2 MOV CR; KVM kvm_set_cr0: clearing PG in long mode."""
+    """SDM Vol. 2 MOV CR, Vol. 3A 10.8.5.4; BX SetCR0: PG can be cleared
+    in IA-32e mode only from compatibility mode and with PCIDE = 0."""
     assert cr0_write_faults(LONG_MODE_CR0, CR0_PE | CR0_WP, CR4_PAE,
-                            LONG_MODE_EFER) == "clears CR0.PG in long mode"
-    assert cr0_write_faults(LONG_MODE_CR0, CR0_PE | CR0_WP, CR4_PAE, 0) == ""
+                            LONG_MODE_EFER, False) == \
+        "clears CR0.PG in 64-bit mode"
+    assert cr0_write_faults(LONG_MODE_CR0, CR0_PE | CR0_WP,
+                            CR4_PAE | CR4_PCIDE, LONG_MODE_EFER, True) == \
+        "clears CR0.PG with CR4.PCIDE = 1"
+    assert cr0_write_faults(LONG_MODE_CR0, CR0_PE | CR0_WP, CR4_PAE,
+                            LONG_MODE_EFER, True) == ""
+    assert cr0_write_faults(LONG_MODE_CR0, CR0_PE | CR0_WP, CR4_PAE, 0,
+                            False) == ""
+    # Back in: PAE and a CS with L = 0 (SDM Vol. 3A 10.8.5; BX SetCR0).
+    assert cr0_write_faults(CR0_PE, LONG_MODE_CR0, 0, EFER_LME, True) == \
+        "enables paging with EFER.LME = 1 and CR4.PAE = 0"
+    assert cr0_write_faults(CR0_PE, LONG_MODE_CR0, CR4_PAE, EFER_LME,
+                            False) == \
+        "enables paging with EFER.LME = 1 from a CS with L = 1"
+    assert cr0_write_faults(CR0_PE, LONG_MODE_CR0, CR4_PAE, EFER_LME,
+                            True) == ""
 
 
 def test_cr4_security_bits_need_only_cpuid() -> None:

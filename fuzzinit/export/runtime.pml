@@ -48,7 +48,8 @@
 #define IDT_EARLY    2
 #define IDT_FULL     3
 #define IDT_NULL     4
-#define VIA_FRED     5
+#define IDT_REAL     5
+#define VIA_FRED     6
 #define GHCB_NONE    0
 #define GHCB_BOOT    1
 #define GHCB_PERCPU  2
@@ -58,6 +59,7 @@
 #define VE_PENDING    8
 #define VC_BOOT_GATE 16
 #define UCODE        32
+#define CS32         64
 /* global flags */
 #define ALT_PATCHED        1
 #define GHCBS_ALLOCATED    2
@@ -119,6 +121,7 @@
 #define RAISE                   39
 #define RDMSR_SAFE              40
 #define WRMSR_SAFE              41
+#define LJMP                    42
 /* feature bits of M_FEATURES */
 #define FEATURE_FRED      1
 #define FEATURE_FSGSBASE 32
@@ -180,6 +183,7 @@
 /* delivery.try_deliver's answers besides a vector */
 #define NO_FAULT       (-1)
 #define FRED_NO_ENTRY  (-2)
+#define LANDS_UNKNOWN  (-3)
 
 /* run.py: long mode as the 64-bit entry finds it */
 #define ENTRY_CR0   (CR0_PE | CR0_WP | CR0_PG)
@@ -246,7 +250,7 @@ hidden byte internal_invalid_after_guard;
 /* Temporaries of the inlines below (see the header comment). */
 hidden byte cw_lm; hidden int cn_top; hidden byte fm_canon;
 hidden short sl_shift;
-hidden byte td_level; hidden byte td_ist;
+hidden byte td_level; hidden byte td_ist; hidden int td_lim;
 hidden short vc_g; hidden byte vc_boot;
 hidden short re_vec; hidden byte re_int; hidden byte re_reason;
 hidden byte re_state; hidden short re_v; hidden byte re_first;
@@ -307,10 +311,13 @@ inline cr4_write_faults(o_lo, n_lo, n_hi, cr0v, cr3v, eferv, out) {
      || ((n_hi & CR4_FRED_HI) != 0 && !cw_lm))
 }
 
-inline cr0_write_faults(o, n, n_hi, cr4v, eferv, out) {   /* arch.cr0_write_faults */
+inline cr0_write_faults(o, n, n_hi, cr4v, eferv, cs32, out) {   /* arch.cr0_write_faults */
   out = (n_hi != 0 || ((n & CR0_NW) != 0 && (n & CR0_CD) == 0)
      || ((n & CR0_PG) != 0 && (n & CR0_PE) == 0)
-     || ((eferv & EFER_LMA) != 0 && (o & CR0_PG) != 0 && (n & CR0_PG) == 0)
+     || ((eferv & EFER_LMA) != 0 && (o & CR0_PG) != 0 && (n & CR0_PG) == 0
+         && (!cs32 || (cr4v & CR4_PCIDE) != 0))    /* leaving IA-32e mode */
+     || ((eferv & EFER_LME) != 0 && (o & CR0_PG) == 0 && (n & CR0_PG) != 0
+         && ((cr4v & CR4_PAE) == 0 || !cs32))      /* entering it */
      || ((cr4v & CR4_CET) != 0 && (n & CR0_WP) == 0))
 }
 
@@ -370,9 +377,44 @@ inline ist_of_vector(vector, out) {   /* delivery.IST_OF_VECTOR.get(v, 0) */
   fi
 }
 
+/* delivery._outside_long_mode, for the named IDTs (explicit tables are
+ * not exported): real mode reads 4-byte IVT entries, protected mode
+ * 8-byte gates; _LIMITS are the named IDTs' limits. */
+inline outside_long_mode(c, vector, out) {   /* delivery._outside_long_mode */
+  if
+  :: cpu[c].idt == IDT_NONE -> td_lim = 65535
+  :: cpu[c].idt == IDT_BRINGUP -> td_lim = 511
+  :: cpu[c].idt == IDT_EARLY || cpu[c].idt == IDT_FULL -> td_lim = 4095
+  :: cpu[c].idt == IDT_NULL -> td_lim = 0
+  :: else -> td_lim = 1023                      /* IDT_REAL */
+  fi;
+  if
+  :: (cpu[c].cr0 & CR0_PE) == 0 ->              /* real mode */
+     if
+     :: 4 * vector + 3 > td_lim -> out = GP
+     :: else -> out = LANDS_UNKNOWN
+     fi
+  :: else ->
+     if
+     :: 8 * vector + 7 > td_lim -> out = GP
+     :: cpu[c].idt == IDT_NONE || cpu[c].idt == IDT_REAL -> out = GP
+     :: else ->
+        if
+        :: (vector & 1) == 0 &&
+           (cpu[c].idt == IDT_FULL ||
+            (cpu[c].idt == IDT_EARLY && (vector >> 1) < 32) ||
+            (cpu[c].idt == IDT_BRINGUP && (vector >> 1) == VC && M_SEV)) ->
+           out = LANDS_UNKNOWN
+        :: else -> out = GP
+        fi
+     fi
+  fi
+}
+
 inline try_deliver(c, vector, out) {   /* delivery.try_deliver */
   if
-  :: (cpu[c].cr4_hi & CR4_FRED_HI) != 0 ->
+  :: (cpu[c].efer_lo & EFER_LMA) == 0 -> outside_long_mode(c, vector, out)
+  :: (cpu[c].efer_lo & EFER_LMA) != 0 && (cpu[c].cr4_hi & CR4_FRED_HI) != 0 ->
      if
      :: (cpu[c].fred_config_lo & ~4095) == 0 && cpu[c].fred_config_hi == 0 ->
         out = FRED_NO_ENTRY                      /* fred_entry_page == 0 */
@@ -388,6 +430,7 @@ inline try_deliver(c, vector, out) {   /* delivery.try_deliver */
      if
      :: cpu[c].idt == IDT_NONE -> out = GP
      :: cpu[c].idt == IDT_NULL -> out = GP
+     :: cpu[c].idt == IDT_REAL -> out = GP
      :: cpu[c].idt == IDT_BRINGUP ->
         if
         :: vector == VC && (M_PLATFORM == SEV_ES || M_PLATFORM == SEV_SNP) ->
@@ -412,7 +455,8 @@ inline try_deliver(c, vector, out) {   /* delivery.try_deliver */
 
 inline via_of(c, out) {   /* raise_event's `via`: VIA_FRED or the IDT */
   if
-  :: (cpu[c].cr4_hi & CR4_FRED_HI) != 0 -> out = VIA_FRED
+  :: (cpu[c].cr4_hi & CR4_FRED_HI) != 0 && (cpu[c].efer_lo & EFER_LMA) != 0 ->
+     out = VIA_FRED
   :: else -> out = cpu[c].idt
   fi
 }
@@ -471,10 +515,14 @@ inline raise_event(c, vector, interrupt, reason, out) {   /* delivery.raise_even
         :: else ->             /* the handler itself faulted: a new event */
            re_v = re_follow; exception_class(re_v, re_first); re_fd = false
         fi
-     :: re_fault != NO_FAULT && re_state == RE_DF ->
+     :: re_fault == LANDS_UNKNOWN && re_state == RE_DF ->
+        out = UNHANDLED; break     /* #DF's gate leads where the model stops */
+     :: re_fault != NO_FAULT && re_fault != LANDS_UNKNOWN && re_state == RE_DF ->
         out = TRIPLE_FAULT; break  /* FRED_NO_ENTRY or a fault on #DF: shutdown */
      :: re_fault == FRED_NO_ENTRY && re_state == RE_LOOP ->
         out = TRIPLE_FAULT; break  /* _fred_no_entry */
+     :: re_fault == LANDS_UNKNOWN && re_state == RE_LOOP ->
+        out = UNHANDLED; break     /* a gate whose target is not modelled */
      :: else ->
         exception_class(re_fault, re_second);
         double_fault_pair(re_first, re_second, re_pair);
@@ -645,10 +693,19 @@ inline mov_cr4(c, v_lo, v_hi, out) {   /* pinning.mov_cr4 */
 inline mov_cr0(c, v, v_hi, out) {   /* pinning.mov_cr0 */
   m0_v = v;
   cr0_write_faults(cpu[c].cr0, m0_v, v_hi, cpu[c].cr4_lo, cpu[c].efer_lo,
-                   m0_faults);
+                   (cpu[c].flags & CS32) != 0, m0_faults);
   if
   :: m0_faults -> raise_event(c, GP, false, R_NONE, out)
-  :: else -> cpu[c].cr0 = m0_v & ~CR0_IGNORED; out = OK
+  :: else ->
+     if          /* EFER.LMA follows PG while LME = 1 (SDM Vol. 3A 10.8.5) */
+     :: ((cpu[c].cr0 ^ m0_v) & CR0_PG) != 0 && (cpu[c].efer_lo & EFER_LME) != 0 ->
+        if
+        :: (m0_v & CR0_PG) != 0 -> cpu[c].efer_lo = cpu[c].efer_lo | EFER_LMA
+        :: else -> cpu[c].efer_lo = cpu[c].efer_lo & ~EFER_LMA
+        fi
+     :: else -> skip
+     fi;
+     cpu[c].cr0 = m0_v & ~CR0_IGNORED; out = OK
   fi
 }
 
@@ -923,7 +980,8 @@ inline rdmsr(c, msr, warn, out) {   /* ops_msr.Rdmsr.apply */
  * event whose outcome would be INVALID is not taken (bfs: `continue`), and
  * Promela cannot undo a transition, so they are also the guard of every
  * event (APPLY_ALLOWED); `apply` still returns INVALID for them. */
-#define KNOWN_KIND(k)  ((k) <= MCE_EVENT)
+#define LAST_KIND      LJMP   /* the highest op kind: vocabulary.OPS[-1] */
+#define KNOWN_KIND(k)  ((k) <= LAST_KIND)
 #define APPLY_ALLOWED(c, op) \
   ((cpu[c].flags & STARTED) != 0 && KNOWN_KIND(op_kind[op]) && \
    !(op_kind[op] == START && (cpu[op_a_lo[op]].flags & STARTED) != 0) && \
@@ -1035,7 +1093,12 @@ inline apply(c, op, out) {   /* run._apply -> Op.apply */
        out = OK;
        if
        :: ap_kind == PF_EVENT -> ap_call = true; ap_vector = PF
-       :: ap_kind != PF_EVENT && (cpu[c].cr4_lo & CR4_FSGSBASE) != 0 ->
+       :: ap_kind != PF_EVENT && ((cpu[c].flags & CS32) != 0 ||
+          (cpu[c].efer_lo & EFER_LMA) == 0) ->
+          ap_call = true; ap_vector = UD     /* RDGSBASE outside 64-bit mode */
+       :: ap_kind != PF_EVENT && (cpu[c].flags & CS32) == 0 &&
+          (cpu[c].efer_lo & EFER_LMA) != 0 &&
+          (cpu[c].cr4_lo & CR4_FSGSBASE) != 0 ->
           ap_call = false                                 /* RDGSBASE */
        :: else -> ap_call = true; ap_vector = UD  /* RDGSBASE, CR4.FSGSBASE = 0 */
        fi;
@@ -1115,6 +1178,11 @@ inline apply_plain(c, out) {   /* run._apply, continued */
      :: else -> cpu[c].flags = ap_flags & ~VC_BOOT_GATE
      fi
   :: ap_kind == SETUP_GHCB -> setup_ghcb(c)
+  :: ap_kind == LJMP && (cpu[c].cr0 & CR0_PE) == 0 -> skip   /* real mode */
+  :: ap_kind == LJMP && (cpu[c].cr0 & CR0_PE) != 0 && ap_a_lo != 0 ->
+     cpu[c].flags = cpu[c].flags | CS32       /* ops_mode.Ljmp: L = 0 */
+  :: ap_kind == LJMP && (cpu[c].cr0 & CR0_PE) != 0 && ap_a_lo == 0 ->
+     cpu[c].flags = cpu[c].flags & ~CS32      /* L = 1 */
   :: ap_kind == START ->
      if
      :: (cpu[ap_a_lo].flags & STARTED) != 0 -> out = INVALID  /* started twice */

@@ -172,8 +172,10 @@ def cr4_write_faults(old: int, new: int, allowed: int, cr0: int, cr3: int,
     return ""
 
 
-def cr0_write_faults(old: int, new: int, cr4: int, efer: int) -> str:
-    """Reason a MOV to CR0 of `new` raises #GP(0), or "" if it does not."""
+def cr0_write_faults(old: int, new: int, cr4: int, efer: int,
+                     cs32: bool) -> str:
+    """Reason a MOV to CR0 of `new` raises #GP(0), or "" if it does not;
+    `cs32`: CS has L = 0 (compatibility mode while EFER.LMA = 1)."""
     if new >> 32:
         # Bits 63:32 are reserved, writing a 1 is #GP(0) (SDM Vol. 3A 2.5;
         # KVM kvm_set_cr0).
@@ -183,7 +185,19 @@ def cr0_write_faults(old: int, new: int, cr4: int, efer: int) -> str:
     if (new & CR0_PG) and not (new & CR0_PE):
         return "sets CR0.PG with CR0.PE = 0"  # SDM Vol. 2 MOV CR; BX check_CR0
     if (efer & EFER_LMA) and (old & CR0_PG) and not (new & CR0_PG):
-        return "clears CR0.PG in long mode"  # SDM Vol. 2; KVM kvm_set_cr0
+        # Leaving IA-32e mode: only from compatibility mode, only with
+        # PCIDE = 0 (SDM Vol. 2 MOV CR, Vol. 3A 10.8.5.4; BX SetCR0).
+        if not cs32:
+            return "clears CR0.PG in 64-bit mode"
+        if cr4 & CR4_PCIDE:
+            return "clears CR0.PG with CR4.PCIDE = 1"
+    if (efer & EFER_LME) and not (old & CR0_PG) and (new & CR0_PG):
+        # Entering IA-32e mode needs PAE and a CS with L = 0 (SDM Vol. 3A
+        # 10.8.5; BX SetCR0).
+        if not cr4 & CR4_PAE:
+            return "enables paging with EFER.LME = 1 and CR4.PAE = 0"
+        if not cs32:
+            return "enables paging with EFER.LME = 1 from a CS with L = 1"
     if (cr4 & CR4_CET) and not (new & CR0_WP):
         return "clears CR0.WP with CR4.CET = 1"  # SDM Vol. 2; KVM kvm_set_cr0
     return ""

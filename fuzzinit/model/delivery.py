@@ -9,8 +9,10 @@ from typing import Final
 
 from .arch import (
     BENIGN,
+    CR0_PE,
     CR4_FRED,
     DF,
+    EFER_LMA,
     GP,
     NMI,
     NP,
@@ -24,11 +26,21 @@ from .arch import (
     vector_name,
 )
 from .handlers import handle, stub_handler
-from .idt_table import STUB, describe, has_gate, is_table, limit, not_present
+from .idt_table import (
+    STUB,
+    describe,
+    has_gate,
+    idt_name,
+    is_table,
+    limit,
+    not_present,
+)
 from .idt_table import handler as table_handler
 from .idt_table import ist as table_ist
 from .machine import (
+    F_CR0,
     F_CR4,
+    F_EFER,
     F_FLAGS,
     F_FRED_CONFIG,
     F_FRED_RSP0,
@@ -37,8 +49,10 @@ from .machine import (
     F_TSS,
     IDT_BRINGUP,
     IDT_EARLY,
+    IDT_FULL,
     IDT_NONE,
     IDT_NULL,
+    IDT_REAL,
     R_NONE,
     SEV_ES,
     SEV_SNP,
@@ -48,11 +62,14 @@ from .machine import (
     VIA_STUB,
     Machine,
 )
-from .outcome import TRIPLE_FAULT
+from .outcome import TRIPLE_FAULT, UNHANDLED
 
 NO_FAULT: Final = -1
 # try_deliver's answer when CR4.FRED = 1 and FRED_CONFIG holds no entry point.
 FRED_NO_ENTRY: Final = -2
+# ... when the gate it reads outside IA-32e mode leads somewhere the model
+# does not know (a 64-bit gate read as a legacy one, the firmware's IVT).
+LANDS_UNKNOWN: Final = -3
 
 # Delivery paths, as seen by the kernel's handlers.
 
@@ -65,6 +82,8 @@ def try_deliver(m: Machine, st: list[int], base: int, vector: int,
                 chain: list[str]) -> int:
     """Deliver `vector`: NO_FAULT, FRED_NO_ENTRY, or the vector of the fault
     raised during delivery (appending why to `chain`)."""
+    if not st[base + F_EFER] & EFER_LMA:
+        return _outside_long_mode(m, st, base, vector, chain)
     if st[base + F_CR4] & CR4_FRED:
         # CR4.FRED = 1: the IDT is ignored (FRED spec; BX interrupt()).
         if fred_entry_page(st[base + F_FRED_CONFIG]) == 0:
@@ -92,6 +111,12 @@ def try_deliver(m: Machine, st: list[int], base: int, vector: int,
         # long_mode_int).
         chain.append(f"{vector_name(vector)} through the invalidated IDT (limit 0)"
                      " -> #GP")
+        return GP
+    if idt == IDT_REAL:
+        # real_mode_idt (LX arch/x86/kernel/reboot.c): the IVT's 4-byte
+        # entries are no 64-bit gates [derived, BX long_mode_int].
+        chain.append(f"{vector_name(vector)} through the real-mode IDT (base"
+                     " 0, limit 0x3ff): no valid 64-bit gate -> #GP")
         return GP
     if idt == IDT_BRINGUP:
         # Only vector 29 is populated, and only in SEV-ES guests (LX head64.c
@@ -158,9 +183,69 @@ def _through_table(st: list[int], base: int, idt: int, vector: int,
     return _ist_stack(st, base, vector, table_ist(idt, vector), chain)
 
 
+def _outside_long_mode(m: Machine, st: list[int], base: int, vector: int,
+                       chain: list[str]) -> int:
+    """Delivery with EFER.LMA = 0, where CR4.FRED is ignored (BX
+    interrupt()): real mode reads 4-byte IVT entries (SDM Vol. 3A 21.1.4),
+    protected mode 8-byte gates (SDM Vol. 3A 6.11, 6.12.1). The model
+    knows no IVT nor legacy IDT that Linux would deliver through: what it
+    can say is which reads fault (#GP), and where a gate would be taken it
+    stops, saying the target is not modelled."""
+    name = vector_name(vector)
+    idt = st[base + F_IDT]
+    real = not st[base + F_CR0] & CR0_PE
+    size = 4 if real else 8
+    lim = limit(idt) if is_table(idt) else _LIMITS[idt]
+    if size * vector + size - 1 > lim:
+        chain.append(f"{name} in {'real' if real else 'protected'} mode:"
+                     f" entry {vector} lies beyond the IDT limit {lim:#x}"
+                     " -> #GP")
+        return GP
+    if real:
+        chain.append(f"{name} in real mode: the IVT entry at the IDT base"
+                     f" ({idt_name(idt)}) is taken; where it leads is not"
+                     " modelled")
+        return LANDS_UNKNOWN
+    if idt == IDT_NONE or idt == IDT_REAL:
+        # The firmware's IVT read as 8-byte descriptors: a segment's high
+        # byte (0xF0, 0xC0) as the type byte is no gate [derived, BX
+        # protected_mode_int].
+        chain.append(f"{name} in protected mode through the IVT at 0"
+                     f" ({idt_name(idt)}): no valid gate -> #GP")
+        return GP
+    # A 64-bit IDT read with 8-byte gates: slot v is half of 16-byte gate
+    # v/2. An odd slot (offset 63:32, reserved) has type 0: #GP; an even
+    # one is gate v/2's first half, type 0xE - a 32-bit interrupt gate
+    # whose P bit is the gate's (SDM Vol. 3A 6.11 vs 6.14.1) [derived].
+    half = vector >> 1
+    present = has_gate(idt, half) if is_table(idt) else (
+        idt == IDT_FULL or (idt == IDT_EARLY and half < 32)
+        or (idt == IDT_BRINGUP and half == VC and m.sev))
+    if vector & 1 or not present:
+        chain.append(f"{name} in protected mode through a 64-bit IDT"
+                     f" ({idt_name(idt)}): slot {vector} is no legacy gate"
+                     " -> #GP")
+        return GP
+    if is_table(idt) and not_present(idt, half):
+        chain.append(f"{name} in protected mode: slot {vector} is gate"
+                     f" {half}'s first half, not present -> #NP")
+        return NP
+    chain.append(f"{name} in protected mode through a 64-bit IDT"
+                 f" ({idt_name(idt)}): slot {vector} is gate {half}'s first"
+                 " half, read as a 32-bit interrupt gate; where it leads is"
+                 " not modelled")
+    return LANDS_UNKNOWN
+
+
+# IDTR limits of the named IDTs (LX idt.c IDT_TABLE_SIZE, head64.c
+# bringup_idt_table[NUM_EXCEPTION_VECTORS], the reset IDTR, idt_invalidate,
+# reboot.c real_mode_idt).
+_LIMITS: Final[tuple[int, ...]] = (0xFFFF, 0x1FF, 0xFFF, 0xFFF, 0, 0x3FF)
+
+
 def _via(st: list[int], base: int) -> int:
     """Whose handlers run: VIA_FRED, an IDT_* kind, or VIA_STUB."""
-    if st[base + F_CR4] & CR4_FRED:
+    if st[base + F_CR4] & CR4_FRED and st[base + F_EFER] & EFER_LMA:
         return VIA_FRED
     idt = st[base + F_IDT]
     if is_table(idt):
@@ -207,6 +292,8 @@ def raise_event(m: Machine, st: list[int], base: int, vector: int,
         if fault == FRED_NO_ENTRY:
             _fred_no_entry(v, chain)
             return TRIPLE_FAULT
+        if fault == LANDS_UNKNOWN:
+            return UNHANDLED
         second = exception_class(fault, m.cet_enumerated)
         if double_fault_pair(first, second):
             chain.append(f"{vector_name(fault)} while delivering {vector_name(v)}"
@@ -227,6 +314,8 @@ def _double_fault(m: Machine, st: list[int], base: int,
     if fault == FRED_NO_ENTRY:
         _fred_no_entry(DF, chain)
         return TRIPLE_FAULT
+    if fault == LANDS_UNKNOWN:
+        return UNHANDLED
     if fault != NO_FAULT:
         # Any fault delivering #DF: shutdown (SDM "Interrupt 8"; BX, QEMU,
         # KVM).

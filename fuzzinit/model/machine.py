@@ -30,7 +30,9 @@ IDT_BRINGUP: Final = 1    # bringup_idt_table: only #VC (SEV-ES guests)
 IDT_EARLY: Final = 2      # boot CPU's early handlers (do_early_exception)
 IDT_FULL: Final = 3       # runtime IDT (idt_table)
 IDT_NULL: Final = 4       # idt_invalidate(): base 0, limit 0
-IDT_NAMES: Final[tuple[str, ...]] = ("none", "bringup", "early", "full", "null")
+IDT_REAL: Final = 5       # real_mode_idt: base 0, limit 0x3ff (the IVT)
+IDT_NAMES: Final[tuple[str, ...]] = ("none", "bringup", "early", "full", "null",
+                                     "real")
 
 # F_GHCB values
 GHCB_NONE: Final = 0
@@ -45,6 +47,8 @@ NMI_BLOCKED: Final = 1 << 2
 VE_PENDING: Final = 1 << 3     # TDX: #VE info not yet read (VEINFO.GET)
 VC_BOOT_GATE: Final = 1 << 4   # bringup IDT's #VC gate -> vc_boot_ghcb
 UCODE: Final = 1 << 5          # this CPU runs the updated microcode
+CS32: Final = 1 << 6           # CS is a code segment with L = 0 (`ljmp cs32`):
+#                                compatibility mode while EFER.LMA = 1
 # Bits HANDLED_SHIFT + v: the stub handler of vector v ran on this CPU
 # (explicit tables only, so the bits stay clear in Linux scenarios).
 HANDLED_SHIFT: Final = 16
@@ -148,5 +152,5 @@ REASON_NAMES: Final[tuple[str, ...]] = ("", "port I/O", "CPUID", "MSR access",
 
 # Delivery path a handler sees: an IDT_* value, or FRED, or the stub
 # handlers of an explicit table (`lidt gates ...`, idt_table.py).
-VIA_FRED: Final = 5
-VIA_STUB: Final = 6
+VIA_FRED: Final = 6
+VIA_STUB: Final = 7

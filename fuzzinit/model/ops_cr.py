@@ -86,7 +86,7 @@ class MovCr0(Op):
                 Example(("mov_cr0 -wp",), "ok"),
                 Example(("mov_cr0 -pg",), "triple_fault", (
                     "cpu0: mov_cr0 -pg",
-                    "MOV to CR0 clears CR0.PG in long mode -> #GP(0)",
+                    "MOV to CR0 clears CR0.PG in 64-bit mode -> #GP(0)",
                     *no_gate("#GP", "none"))),
 
                 Example(("lidt gates 13", "mov_cr0 +bit32", "mov_cr0 +nw",

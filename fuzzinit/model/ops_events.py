@@ -3,11 +3,13 @@ RDGSBASE with CR4.FSGSBASE clear."""
 
 from typing import Final
 
-from .arch import CR4_FSGSBASE, CR4_MCE, MC, NMI, PF, UD
+from .arch import CR4_FSGSBASE, CR4_MCE, EFER_LMA, MC, NMI, PF, UD
 from .delivery import raise_event
 from .grammar import OpSyntaxError
 from .machine import (
+    CS32,
     F_CR4,
+    F_EFER,
     F_FLAGS,
     NF,
     NMI_BLOCKED,
@@ -99,6 +101,10 @@ class Rdgsbase(Op):
 
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
               b: int, chain: list[str], warnings: list[str]) -> int:
+        if st[base + F_FLAGS] & CS32 or not st[base + F_EFER] & EFER_LMA:
+            # #UD outside 64-bit mode (SDM Vol. 2 RDFSBASE/RDGSBASE).
+            chain.append("RDGSBASE outside 64-bit mode -> #UD")
+            return raise_event(m, st, base, UD, False, R_NONE, chain)
         if st[base + F_CR4] & CR4_FSGSBASE:
             return OK
         # RDGSBASE with CR4.FSGSBASE = 0 is #UD (SDM Vol. 2 RDFSBASE/RDGSBASE).

@@ -24,7 +24,7 @@ TSS_SETUP_IST: Final = 13
 IDT_KINDS: Final[dict[str, int]] = {
     name: i for i, name in enumerate(IDT_NAMES)}
 IDT_KINDS["bringup_ghcb"] = IDT_BRINGUP  # with #VC -> vc_boot_ghcb
-LIDT_SYNTAX: Final = ("lidt none|bringup|bringup_ghcb|early|full|null, or "
+LIDT_SYNTAX: Final = ("lidt none|bringup|bringup_ghcb|early|full|null|real, or "
                       + idt_table.SYNTAX)
 
 # IST slots tss_setup_ist() fills: DF, NMI, DB, MCE, VC (LX cpu/common.c).
@@ -37,7 +37,8 @@ class Lidt(Op):
             "which IDT this CPU uses (see \"Model rules\"); `bringup_ghcb` is"
             " the bringup IDT after `early_setup_idt()` pointed #VC at"
             " `vc_boot_ghcb` (the models write head64.c's `early_setup_idt()`"
-            " as the routine `[\"setup_ghcb\", \"lidt bringup_ghcb\"]`)."
+            " as the routine `[\"setup_ghcb\", \"lidt bringup_ghcb\"]`);"
+            " `real` is reboot.c's `real_mode_idt` (base 0, limit 0x3ff)."
             " `lidt gates` writes a table out: the vectors with a 64-bit"
             " interrupt gate (the rest are zero), those with P = 0 (`np`),"
             " IST indices, the IDTR limit (default 0xfff) and whose handlers"
@@ -47,7 +48,7 @@ class Lidt(Op):
             " head64.c",
             reads=0,
             samples=("lidt full", "lidt null", "lidt early",
-                     "lidt bringup_ghcb"),
+                     "lidt bringup_ghcb", "lidt real"),
             examples=(
                 Example(("lidt full", "ltr", "tss_setup_ist", "nmi"), "ok"),
                 Example(("lidt null", "nmi"), "triple_fault", (

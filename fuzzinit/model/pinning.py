@@ -3,9 +3,12 @@ arch/x86/kernel/cpu/common.c; shared SEMANTICS section 5)."""
 
 from .arch import (
     CR0_IGNORED,
+    CR0_PG,
     CR0_WP,
     CR4_MCE,
     CR4_PCIDE,
+    EFER_LMA,
+    EFER_LME,
     GP,
     VE,
     cr0_write_faults,
@@ -13,6 +16,7 @@ from .arch import (
 )
 from .delivery import raise_event
 from .machine import (
+    CS32,
     F_CR0,
     F_CR3,
     F_CR4,
@@ -58,12 +62,19 @@ def mov_cr4(m: Machine, st: list[int], base: int, value: int,
 def mov_cr0(m: Machine, st: list[int], base: int, value: int,
             chain: list[str]) -> int:
     """A raw MOV to CR0: #GP(0) on an illegal value (SDM Vol. 2; KVM; BX)."""
-    why = cr0_write_faults(st[base + F_CR0], value, st[base + F_CR4],
-                           st[base + F_EFER])
+    old = st[base + F_CR0]
+    efer = st[base + F_EFER]
+    why = cr0_write_faults(old, value, st[base + F_CR4], efer,
+                           (st[base + F_FLAGS] & CS32) != 0)
     if why:
         chain.append(f"MOV to CR0 {why} -> #GP(0)")
         return raise_event(m, st, base, GP, False, R_NONE, chain)
     st[base + F_CR0] = value & ~CR0_IGNORED
+    if (old ^ value) & CR0_PG and efer & EFER_LME:
+        # Paging on with LME activates IA-32e mode, paging off leaves it
+        # (SDM Vol. 3A 10.8.5, 10.8.5.4: EFER.LMA follows).
+        st[base + F_EFER] = efer | EFER_LMA if value & CR0_PG else \
+            efer & ~EFER_LMA
     return OK
 
 
