@@ -66,9 +66,12 @@ def run_case(case: Case, cpu: str = "max", timeout: float = TIMEOUT) -> Result:
                               timeout=timeout, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         return HANG, -1
-    if proc.stderr:
-        raise HarnessError(f"QEMU: {proc.stderr.decode(errors='replace').strip()}")
-    return decode(proc.returncode, proc.stdout)
+    try:
+        return decode(proc.returncode, proc.stdout)
+    except HarnessError as exc:
+        # QEMU's own complaint (a bad -cpu, a missing image) says why.
+        err = proc.stderr.decode(errors="replace").strip()
+        raise HarnessError(f"{exc}; QEMU stderr: {err}") from None
 
 
 def run_cases(cases: Iterable[Case], jobs: int = 2, cpu: str = "max",
