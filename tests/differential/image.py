@@ -18,6 +18,11 @@ Memory (all addresses physical = linear, identity map):
   everything else, including the whole high canonical half, NOT present:
                     a push with RSP = 0 (an IST slot holding 0) writes
                     0xFFFFFFFFFFFFFFF8 and faults #PF (SDM 6.14.5)
+TR without LTR: the image never touches TR, so it keeps its reset state:
+selector 0, base 0, limit 0xFFFF, present, type 11 (busy 32-bit TSS) (SDM
+Vol. 3A 9.1.1 Table 9-1; QEMU target/i386/cpu.c x86_cpu_reset sets
+tr.limit = 0xffff, tr.flags = P | type 11). An IST lookup then reads linear
+0x24 + 8 * (n - 1), inside the not-present page 0: #PF (SDM 6.14.5).
 Report protocol on the debugcon port 0xE9: "H" and the vector byte when a
 handler runs, "N" when the code after the trigger runs; then the image
 writes 0 to isa-debug-exit (port 0xF4), so QEMU exits with status 1.
