@@ -21,12 +21,17 @@ INTERESTING = (0, 2, 3, 6, 8, 10, 11, 12, 13, 14)
 TRIGGER_VECTOR = {"int3": 3, "div0": 0, "ud2": 6, "gp": 13, "pf": 14, "nmi": 2}
 
 # mov_cr4 values: reserved bits 63, 25 and 15 (SDM Vol. 3A 2.5: #GP), bits
-# -cpu max of QEMU 7.2 lacks (FRED 32, LASS 27), CET with CR0.WP = 0 (#GP,
-# SDM 2.5), clearing PAE in IA-32e mode (#GP, SDM 4.1.2) and a valid OSFXSR.
-# QEMU 7.2 hangs on the reserved ones (a 5 s timeout each), so they are few.
+# -cpu max of QEMU 7.2 lacks (FRED 32, LASS 27, PCIDE 17: TCG has no PCID),
+# CET with CR0.WP = 0 (#GP, SDM 2.5), clearing PAE in IA-32e mode (#GP, SDM
+# 4.1.2) and a valid OSFXSR. QEMU 7.2 hangs on the reserved ones (a timeout
+# each), so they are few.
 CR4_VALUES = (IMAGE_CR4 | 1 << 63, IMAGE_CR4 | 1 << 25, IMAGE_CR4 | 1 << 15,
               IMAGE_CR4 | 1 << 32, IMAGE_CR4 | 1 << 27, IMAGE_CR4 | 1 << 23,
-              0, IMAGE_CR4 | 1 << 9)
+              IMAGE_CR4 | 1 << 17, 0, IMAGE_CR4 | 1 << 9)
+
+# Toggling CR4.LA57 in IA-32e mode: #GP(0) (SDM Vol. 2B MOV CR), which QEMU
+# raises as the SDM says, so this CR4 trigger is cheap and drawn more often.
+CR4_LA57 = IMAGE_CR4 | 1 << 12
 
 # MSR triggers: an unknown MSR (RDMSR/WRMSR in SDM Vol. 2B: #GP), IA32_EFER
 # (0xC0000080) read, rewritten with its value (LME | LMA), with reserved bit
@@ -46,8 +51,10 @@ def _trigger(rng: random.Random) -> str:
     if roll < 0.87:
         vector = rng.choice(INTERESTING) if rng.random() < 0.5 else rng.randrange(256)
         return f"int {vector}"
-    if roll < 0.94:
+    if roll < 0.92:
         return "nmi"
+    if roll < 0.94:
+        return f"mov_cr4 {CR4_LA57:#x}"
     if roll < 0.96:
         return f"mov_cr4 {rng.choice(CR4_VALUES):#x}"
     return rng.choice(MSR_TRIGGERS)

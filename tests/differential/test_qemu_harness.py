@@ -15,7 +15,13 @@ import pytest
 from differential.cases import Case, Gate, Result, check_case, parse_trigger
 from differential.generate import generate
 from differential.image import source
-from differential.qemu import HarnessError, decode, qemu_available, run_case
+from differential.qemu import (
+    HarnessError,
+    decode,
+    qemu_available,
+    run_case,
+    run_cases,
+)
 
 needs_qemu = pytest.mark.skipif(
     not qemu_available(),
@@ -114,6 +120,12 @@ EXPECTED: dict[str, tuple[Case, Result, str]] = {
     "no LTR, IST 0 needs no TSS": (
         case("int3", Gate(3), Gate(14), ltr=False), (H, 3),
         "6.14.2: no stack switch at CPL 0 without IST"),
+    "CR4.LA57 toggled in IA-32e mode -> #GP": (
+        case("mov_cr4 0x1020", *ALL_EXCEPTIONS), (H, 13),
+        "SDM Vol. 2B MOV CR: #GP(0) on changing CR4.LA57 in IA-32e mode"),
+    "CR4.LA57 #GP with no #GP gate -> #DF": (
+        case("mov_cr4 0x1020", Gate(8)), (H, 8),
+        "Table 6-5: #GP + #GP (invalid gate 13) = #DF"),
     "valid CR4 write": (case("mov_cr4 0x220", *ALL_EXCEPTIONS), ("none", -1),
                         "2.5: CR4.OSFXSR (bit 9) is writable"),
     "EFER rewritten with its value": (
@@ -138,6 +150,11 @@ KNOWN_DEVIATIONS: dict[str, tuple[Case, Result, Result, str]] = {
     "CR4.CET with CR0.WP = 0": (
         case("mov_cr4 0x800020", *ALL_EXCEPTIONS), (H, 13), ("hang", -1),
         "SDM Vol. 3A 2.5: #GP if CR4.CET = 1 and CR0.WP = 0; as above"),
+    "CR4.PCIDE without PCID": (
+        case("mov_cr4 0x20020", *ALL_EXCEPTIONS), (H, 13), ("none", -1),
+        "SDM Vol. 2A CPUID.01H:ECX bit 17: only with PCID may software set "
+        "CR4.PCIDE, else it is reserved (#GP); TCG has no PCID (QEMU warns "
+        "for -cpu max,+pcid) yet accepts the write"),
     "CR4.PAE cleared in IA-32e mode": (
         case("mov_cr4 0x0", *ALL_EXCEPTIONS), (H, 13), SHUTDOWN,
         "SDM Vol. 3A 4.1.2: #GP(0); QEMU clears PAE, the next fetch "
@@ -176,6 +193,13 @@ def test_known_qemu_deviation(name: str) -> None:
     assert got == qemu, (
         f"QEMU now gives {got} for {name!r} (SDM: {sdm}; {why}): "
         "move it from KNOWN_DEVIATIONS to EXPECTED")
+
+
+@needs_qemu
+def test_run_cases_keeps_the_input_order() -> None:
+    names = sorted(EXPECTED)
+    results = run_cases([EXPECTED[n][0] for n in names], jobs=2)
+    assert results == [EXPECTED[n][1] for n in names]
 
 
 @needs_qemu
