@@ -10,6 +10,8 @@ and that it differs from the SDM, so a QEMU that fixes it fails loudly.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from differential.cases import Case, Gate, Result, check_case, parse_trigger
@@ -23,10 +25,13 @@ from differential.qemu import (
     run_cases,
 )
 
+if not qemu_available() and os.environ.get("CI"):
+    pytest.fail("nasm or qemu-system-x86_64 is not installed; .ci/run "
+                "installs them", pytrace=False)
 needs_qemu = pytest.mark.skipif(
     not qemu_available(),
-    reason="nasm and qemu-system-x86_64 not on PATH: "
-           "apt-get install nasm qemu-system-x86")
+    reason="nasm or qemu-system-x86_64 is not installed: the QEMU harness "
+           "needs both (apt-get install nasm qemu-system-x86)")
 
 ALL_EXCEPTIONS = tuple(Gate(v) for v in range(32))
 NO_SLOTS: frozenset[int] = frozenset()
