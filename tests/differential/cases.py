@@ -15,6 +15,12 @@ from dataclasses import dataclass
 # 5, is required by IA-32e mode, SDM Vol. 3A 9.8.5). A "mov_cr4" trigger
 # gives the full new value, so generators derive it from this one.
 IMAGE_CR4 = 0x20
+# The rest of the state the trigger runs in (read back with QEMU's -d int):
+# CR0 = PG | CD | NW | ET | PE (the reset value 0x60000010, SDM Vol. 3A
+# 9.1.1 Table 9-1, plus PE and PG; WP is 0), IA32_EFER = LMA | LME, CPL 0,
+# RFLAGS.IF = 0, RSP = 0x80000.
+IMAGE_CR0 = 0xE0000011
+IMAGE_EFER = 0x500
 
 # Result kinds.
 HANDLER = "handler"
