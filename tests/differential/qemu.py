@@ -76,7 +76,12 @@ def run_case(case: Case, cpu: str = "max", timeout: float = TIMEOUT) -> Result:
 
 def run_cases(cases: Iterable[Case], jobs: int = 2, cpu: str = "max",
               timeout: float = TIMEOUT) -> list[Result]:
-    """run_case over many cases, `jobs` QEMU processes at a time, in order."""
+    """run_case over many cases, `jobs` QEMU processes at a time, in order.
+
+    The pool's workers are threads, each waiting on its own nasm and QEMU
+    child process: the work runs in those children, so this is as parallel
+    as a process pool without pickling cases or forking Python.
+    """
     todo: Sequence[Case] = list(cases)
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         return list(pool.map(lambda c: run_case(c, cpu, timeout), todo))
