@@ -118,6 +118,21 @@ EXPECTED: dict[str, tuple[Case, Result, str]] = {
         "Interrupt 8: #PF while delivering #DF = shutdown"),
     "#DF on a valid IST slot": (
         case("div0", Gate(8, ist=3), slots=frozenset({3})), (H, 8), "6.14.5"),
+    "#DE on an empty IST slot -> #PF serially": (
+        case("div0", Gate(0, ist=1), Gate(14)), (H, 14),
+        "Table 6-5: contributory + page fault: handle serially"),
+    "#GP on an empty IST slot -> #PF serially": (
+        case("gp", Gate(13, ist=4), Gate(14), slots=frozenset({1, 2, 3})),
+        (H, 14), "Table 6-5: contributory + page fault: handle serially"),
+    "NMI on an empty IST slot -> #PF": (
+        case("nmi", Gate(2, ist=7), Gate(14)), (H, 14),
+        "Table 6-4: NMI is benign; 6.14.5"),
+    "not-present #PF gate -> #DF": (
+        case("pf", Gate(14, present=False), Gate(11), Gate(8)), (H, 8),
+        "Table 6-5: page fault + contributory (#NP) = #DF"),
+    "not-present #DF gate -> shutdown": (
+        case("div0", Gate(8, present=False), Gate(11)), SHUTDOWN,
+        "Interrupt 8: #NP while delivering #DF = shutdown"),
     "no LTR, IST gate -> #PF at linear 0": (
         case("int3", Gate(3, ist=2), Gate(14), ltr=False,
              slots=frozenset({2})), (H, 14),
