@@ -196,3 +196,28 @@ def test_reserved_low_cr0_bits_are_not_stored(tmp_path: Path) -> None:
     before = st[F_CR0]
     assert step(sc.machine, st, 0, 0, [], []) == 0
     assert st[F_CR0] == before | 1 << 3
+
+
+@pytest.mark.parametrize(("value", "handled"), [
+    ("0xd01", []),                     # SCE LME LMA NXE: no change
+    ("0xd03", [(0, 13)]),              # bit 1 reserved (SDM Vol. 3A 2.2.1)
+    ("0x8000000000000d01", [(0, 13)]),  # bit 63 reserved
+    ("0x400d01", [(0, 13)]),           # bit 22 reserved everywhere
+    ("0x200d01", []),                  # bit 21 (AMD AutoIBRS): not checked
+])
+def test_reserved_efer_bits(tmp_path: Path, value: str,
+                            handled: list[tuple[int, int]]) -> None:
+    assert _out(_run(tmp_path, ["lidt gates 13", f"wrmsr EFER {value}"])) \
+        == ("ok", handled)
+
+
+def test_stub_handlers_run_no_linux_fixup(tmp_path: Path) -> None:
+    """A #GP from an MSR access or a WARN's UD2 that a stub handles: no
+    "unchecked MSR access" report, no report_bug() (those are Linux's
+    handlers); through `handler full` both happen."""
+    for table, outcome in (("lidt gates 6,13", "ok"),
+                           ("lidt gates 6,13 handler full", "warn")):
+        r = _run(tmp_path, [table, "wrmsr EFER 0xd03"])
+        assert NAMES[r.outcome] == outcome
+        r = _run(tmp_path, [table, "ud2 warn"])
+        assert NAMES[r.outcome] == outcome

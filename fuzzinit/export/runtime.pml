@@ -155,6 +155,7 @@
 #define EFER_SCE   1
 #define EFER_LME   256
 #define EFER_LMA   1024
+#define EFER_RESERVED_LO (-4193538)   /* 0xFFC002FE: bits 1-7, 9, 22-31 */
 #define EFER_NXE   2048
 #define FRED_CONFIG_RESERVED 2100       /* 0x834 */
 #define MSR_FRED_RSP0     460           /* 0x1CC */
@@ -935,7 +936,11 @@ inline wrmsr(c, msr, ext, lo, hi, warn, out) {   /* ops_msr.Wrmsr.apply */
            fi;
            out = OK
         fi
-     :: !wm_why && wm_msr == MSR_EFER ->
+     :: !wm_why && wm_msr == MSR_EFER &&
+        ((wm_lo & EFER_RESERVED_LO) != 0 || wm_hi != 0 || wm_ext != 0) ->
+        wm_gp = true                        /* a reserved EFER bit: #GP */
+     :: !wm_why && wm_msr == MSR_EFER && (wm_lo & EFER_RESERVED_LO) == 0 &&
+        wm_hi == 0 && wm_ext == 0 ->
         wm_old = cpu[c].efer_lo;
         wm_new = (wm_lo & ~EFER_LMA) | (wm_old & EFER_LMA); /* LMA is read-only */
         if

@@ -60,6 +60,11 @@ EFER_SCE: Final = 1 << 0
 EFER_LME: Final = 1 << 8
 EFER_LMA: Final = 1 << 10
 EFER_NXE: Final = 1 << 11
+# Reserved on every x86-64: bits 1-7, 9 and 22-63 (SDM Vol. 3A 2.2.1 table
+# 2-1 reserves 63:12; AMD APM Vol. 2 3.1.7 defines 12-15 and 21; KVM
+# efer_reserved_bits). Bits 12-21 are vendor- and feature-specific: not
+# checked.
+EFER_RESERVED: Final = 0xFFFFFFFFFFC002FE
 
 # --- MSRs (LX arch/x86/include/asm/msr-index.h; BX cpu/msr.h) --------------
 MSRS: Final[dict[str, int]] = {

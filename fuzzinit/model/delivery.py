@@ -243,6 +243,13 @@ def _outside_long_mode(m: Machine, st: list[int], base: int, vector: int,
 _LIMITS: Final[tuple[int, ...]] = (0xFFFF, 0x1FF, 0xFFF, 0xFFF, 0, 0x3FF)
 
 
+def stub_delivery(st: list[int], base: int) -> bool:
+    """Events on this CPU reach an explicit table's stub handlers, not
+    Linux's: what a Linux handler would do afterwards (a fixup's report,
+    report_bug()) does not happen."""
+    return _via(st, base) == VIA_STUB
+
+
 def _via(st: list[int], base: int) -> int:
     """Whose handlers run: VIA_FRED, an IDT_* kind, or VIA_STUB."""
     if st[base + F_CR4] & CR4_FRED and st[base + F_EFER] & EFER_LMA:

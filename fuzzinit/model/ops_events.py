@@ -4,7 +4,7 @@ RDGSBASE with CR4.FSGSBASE clear."""
 from typing import Final
 
 from .arch import CR4_FSGSBASE, CR4_MCE, EFER_LMA, MC, NMI, PF, UD
-from .delivery import raise_event
+from .delivery import raise_event, stub_delivery
 from .grammar import OpSyntaxError
 from .machine import (
     CS32,
@@ -165,7 +165,7 @@ class Ud2(Op):
         chain.append(f"UD2 at a {REASON_NAMES[a]} site -> #UD" if a else
                      "UD2 -> #UD")
         outcome = raise_event(m, st, base, UD, False, a, chain)
-        if outcome != OK or a != R_WARN:
+        if outcome != OK or a != R_WARN or stub_delivery(st, base):
             return outcome
         warnings.append("WARN() reported and continued")
         # report_bug() -> __warn() prints the report (LX kernel/panic.c).

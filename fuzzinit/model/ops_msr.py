@@ -7,6 +7,7 @@ from .arch import (
     CR0_PG,
     EFER_LMA,
     EFER_LME,
+    EFER_RESERVED,
     GP,
     MSR_EFER,
     MSR_FRED_CONFIG,
@@ -16,7 +17,7 @@ from .arch import (
     fred_msr_write_faults,
     is_fred_msr,
 )
-from .delivery import raise_event
+from .delivery import raise_event, stub_delivery
 from .grammar import OpSyntaxError, number, suggest
 from .machine import (
     F_CR0,
@@ -105,7 +106,7 @@ def msr_gp(m: Machine, st: list[int], base: int, msr: int, write: bool,
     what = "WRMSR" if write else "RDMSR"
     chain.append(f"{what} 0x{msr:x}: {why} -> #GP")
     outcome = raise_event(m, st, base, GP, False, R_MSR, chain)
-    if outcome != OK or safe:
+    if outcome != OK or safe or stub_delivery(st, base):
         return outcome
     flag = WARNED_WRMSR if write else WARNED_RDMSR
     g = st[m.glob + G_FLAGS]
@@ -132,6 +133,7 @@ class Wrmsr(Op):
                      "wrmsr FRED_STKLVLS linux", "wrmsr FRED_RSP1 stack",
                      "wrmsr FRED_RSP2 0x7", "wrmsr FRED_SSP1 0x10",
                      "wrmsr FRED_RSP3 0x800000000000", "wrmsr EFER 0x500",
+                     "wrmsr EFER 0x8000000000000d01", "wrmsr EFER 0xd03",
                      "wrmsr TSX_FORCE_ABORT 1", "wrmsr 0x122 3"),
             examples=(
                 Example(("wrmsr FRED_CONFIG entry",), "triple_fault", (
@@ -185,6 +187,10 @@ class Wrmsr(Op):
                 st[base + F_FRED_RSP0 + a - MSR_FRED_RSP0] = b
             return OK
         if a == MSR_EFER:
+            if b & EFER_RESERVED:
+                # WRMSR setting a reserved EFER bit: #GP (SDM Vol. 2 WRMSR).
+                return msr_gp(m, st, base, a, True, self.safe,
+                              "sets a reserved EFER bit", chain, warnings)
             old = st[base + F_EFER]
             new = (b & ~EFER_LMA) | (old & EFER_LMA)  # LMA is read-only
             if (old ^ new) & EFER_LME and st[base + F_CR0] & CR0_PG:
