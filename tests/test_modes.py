@@ -112,3 +112,33 @@ def test_fred_is_ignored_outside_ia32e_mode(tmp_path: Path) -> None:
                         "cr4_set fred", *LEAVE, "nmi"], '["fred", "pcid"]')
     assert r.chain[2] == "NMI in protected mode: entry 2 lies beyond the" \
         " IDT limit 0x0 -> #GP"
+
+
+@pytest.mark.parametrize(("ops", "outcome", "handled"), [
+    # A valid GDT: the load is fine, nothing raised.
+    (["lidt gates 13", "loadsegment ss"], "ok", []),
+    # Limit 0: the load #GPs and the gate's __KERNEL_CS cannot be read
+    # either: #DF, whose gate needs it too - shutdown.
+    (["lidt gates 8,13", "lgdt null", "loadsegment ds"], "triple_fault", []),
+    # The GDT back: the fixed-up load (Linux's handler) goes on.
+    (["lidt full", "lgdt null", "lgdt saved", "loadsegment ss"], "ok", []),
+    # Linux's handler with a valid GDT fixes the load up (EX_TYPE_ZERO_REG)
+    # - reachable only through FRED here, which reads no GDT.
+    (["wrmsr FRED_CONFIG entry", "cr4_set fred", "lgdt null",
+      "loadsegment ss"], "ok", []),
+])
+def test_gdt_limit_zero(tmp_path: Path, ops: list[str], outcome: str,
+                        handled: list[tuple[int, int]]) -> None:
+    r = _run(tmp_path, ops, '["fred"]')
+    assert (NAMES[r.outcome], r.handled) == (outcome, handled)
+
+
+def test_the_gdt_is_read_after_the_gate_and_before_the_ist(
+        tmp_path: Path) -> None:
+    """SDM Vol. 3A 6.14.1; Bochs long_mode_int: gate checks, then the
+    code segment, then the IST stack."""
+    r = _run(tmp_path, ["lidt gates 13 np 13", "lgdt null", "raise 13"])
+    assert r.chain[2] == "#GP: gate 13 is not present (P = 0) -> #NP"
+    r = _run(tmp_path, ["lidt gates 3 ist 3:1", "lgdt null", "int3"])
+    assert r.chain[2] == "#BP: the gate's code segment (__KERNEL_CS) lies" \
+        " beyond the GDT limit 0 -> #GP"

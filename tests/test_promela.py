@@ -45,6 +45,7 @@ from fuzzinit.model import (
     ops_mode,
     ops_msr,
     ops_platform,
+    ops_segments,
     ops_smp,
     outcome,
     vocabulary,
@@ -180,6 +181,17 @@ program = ["lidt real", "ljmp cs32", "mov_cr0 -pg", "wrmsr EFER 0",
 kind = "nmi"
 cpus = [0]
 after = "lidt real"
+"""),
+    # kexec jump's return with the GDT invalidated: the SS load #GPs and
+    # the #GP gate's __KERNEL_CS lies beyond the GDT limit -> #DF ->
+    # shutdown; an NMI before the IDT is back meets the null IDT.
+    "gdt-null": ("triple_fault", """
+[scenario]
+name = "gdt-null"
+fail_on = ["triple_fault"]
+[[cpu]]
+program = ["lidt full", "ltr", "tss_setup_ist", "lgdt null", "lidt null",
+  "nop peer", "lidt full", "loadsegment ss", "lgdt percpu", "nop end"]
 """),
     # Out and back in: LMA follows PG, RDGSBASE is #UD until CS.L = 1.
     "mode-reenter": ("ok", """
@@ -578,7 +590,7 @@ def test_runtime_constants_are_the_models() -> None:
     defines = _defines(pml.runtime_text())
     modules = (machine, arch, outcome, delivery, model_run, ops_cr,
                ops_events, ops_exceptions, ops_idt, ops_kernel, ops_mode,
-               ops_msr,
+               ops_msr, ops_segments,
                ops_platform, ops_smp)
     checked = 0
     for name, value in defines.items():

@@ -60,6 +60,7 @@
 #define VC_BOOT_GATE 16
 #define UCODE        32
 #define CS32         64
+#define GDT_NULL     128
 /* global flags */
 #define ALT_PATCHED        1
 #define GHCBS_ALLOCATED    2
@@ -122,6 +123,8 @@
 #define RDMSR_SAFE              40
 #define WRMSR_SAFE              41
 #define LJMP                    42
+#define LGDT                    43
+#define LOADSEGMENT             44
 /* feature bits of M_FEATURES */
 #define FEATURE_FRED      1
 #define FEATURE_FSGSBASE 32
@@ -137,6 +140,7 @@
 #define R_BUG      6
 #define R_CFI      7
 #define R_CR4      8
+#define R_SEG      9
 
 /* --- architecture (model/arch.py) ---------------------------------------- */
 #define CR0_PE   1
@@ -433,21 +437,23 @@ inline try_deliver(c, vector, out) {   /* delivery.try_deliver */
      :: cpu[c].idt == IDT_NULL -> out = GP
      :: cpu[c].idt == IDT_REAL -> out = GP
      :: cpu[c].idt == IDT_BRINGUP ->
-        if
-        :: vector == VC && (M_PLATFORM == SEV_ES || M_PLATFORM == SEV_SNP) ->
-           out = NO_FAULT
+        if       /* the gate's __KERNEL_CS beyond a GDT limit 0: #GP (_gate_cs) */
+        :: vector == VC && (M_PLATFORM == SEV_ES || M_PLATFORM == SEV_SNP) &&
+           (cpu[c].flags & GDT_NULL) == 0 -> out = NO_FAULT
         :: else -> out = GP
         fi
      :: cpu[c].idt == IDT_EARLY ->
         if
-        :: vector < 32 -> out = NO_FAULT
+        :: vector < 32 && (cpu[c].flags & GDT_NULL) == 0 -> out = NO_FAULT
         :: else -> out = GP
         fi
      :: else ->                                  /* IDT_FULL */
         ist_of_vector(vector, td_ist);
         if
-        :: td_ist != 0 && ((cpu[c].tss & 1) == 0 ||
-                           ((cpu[c].tss >> td_ist) & 1) == 0) -> out = PF
+        :: (cpu[c].flags & GDT_NULL) != 0 -> out = GP
+        :: (cpu[c].flags & GDT_NULL) == 0 && td_ist != 0 &&
+           ((cpu[c].tss & 1) == 0 || ((cpu[c].tss >> td_ist) & 1) == 0) ->
+           out = PF
         :: else -> out = NO_FAULT
         fi
      fi
@@ -610,6 +616,7 @@ inline handle(c, vector, via, reason, from_delivery, out, follow) {
      :: vector == NMI -> out = OK
      :: vector == PF -> out = OK
      :: vector == GP && reason == R_MSR -> out = OK   /* ex_handler_msr fixup */
+     :: vector == GP && reason == R_SEG -> out = OK   /* loadsegment fixup */
      :: vector == UD && reason == R_WARN -> out = OK  /* report_bug: WARN */
      :: vector == MC && via == IDT_EARLY -> out = UNHANDLED  /* PANIC, halt */
      :: vector == MC && via != IDT_EARLY -> out = OK  /* survived */
@@ -985,7 +992,7 @@ inline rdmsr(c, msr, warn, out) {   /* ops_msr.Rdmsr.apply */
  * event whose outcome would be INVALID is not taken (bfs: `continue`), and
  * Promela cannot undo a transition, so they are also the guard of every
  * event (APPLY_ALLOWED); `apply` still returns INVALID for them. */
-#define LAST_KIND      LJMP   /* the highest op kind: vocabulary.OPS[-1] */
+#define LAST_KIND      LOADSEGMENT   /* the highest op kind: vocabulary.OPS[-1] */
 #define KNOWN_KIND(k)  ((k) <= LAST_KIND)
 #define APPLY_ALLOWED(c, op) \
   ((cpu[c].flags & STARTED) != 0 && KNOWN_KIND(op_kind[op]) && \
@@ -1136,6 +1143,14 @@ inline apply(c, op, out) {   /* run._apply -> Op.apply */
        apply_args(c, op);
        raise_event(c, ap_a_lo, ap_b_lo, R_NONE, out)
      }
+  :: AP_IS(c, op, LOADSEGMENT) ->   /* ops_segments.LoadSegment */
+     d_step {
+       apply_args(c, op);
+       if
+       :: (cpu[c].flags & GDT_NULL) != 0 -> raise_event(c, GP, false, R_SEG, out)
+       :: else -> out = OK
+       fi
+     }
   :: AP_IS(c, op, UD2) ->       /* ops_events.Ud2: the bug site's #UD */
      d_step {
        apply_args(c, op);
@@ -1183,6 +1198,9 @@ inline apply_plain(c, out) {   /* run._apply, continued */
      :: else -> cpu[c].flags = ap_flags & ~VC_BOOT_GATE
      fi
   :: ap_kind == SETUP_GHCB -> setup_ghcb(c)
+  :: ap_kind == LGDT && ap_a_lo != 0 ->
+     cpu[c].flags = cpu[c].flags | GDT_NULL   /* ops_segments.Lgdt: limit 0 */
+  :: ap_kind == LGDT && ap_a_lo == 0 -> cpu[c].flags = cpu[c].flags & ~GDT_NULL
   :: ap_kind == LJMP && (cpu[c].cr0 & CR0_PE) == 0 -> skip   /* real mode */
   :: ap_kind == LJMP && (cpu[c].cr0 & CR0_PE) != 0 && ap_a_lo != 0 ->
      cpu[c].flags = cpu[c].flags | CS32       /* ops_mode.Ljmp: L = 0 */

@@ -47,6 +47,7 @@ from .machine import (
     F_FRED_STKLVLS,
     F_IDT,
     F_TSS,
+    GDT_NULL,
     IDT_BRINGUP,
     IDT_EARLY,
     IDT_FULL,
@@ -123,7 +124,7 @@ def try_deliver(m: Machine, st: list[int], base: int, vector: int,
         # startup_64_load_idt); a zero gate is not a 64-bit gate -> #GP
         # (BX long_mode_int).
         if vector == VC and (m.platform == SEV_ES or m.platform == SEV_SNP):
-            return NO_FAULT
+            return _gate_cs(st, base, vector, chain)
         chain.append(f"{vector_name(vector)} through the bringup IDT: no gate for"
                      f" vector {vector} -> #GP")
         return GP
@@ -131,12 +132,26 @@ def try_deliver(m: Machine, st: list[int], base: int, vector: int,
         # early_idt_handler_array covers vectors 0-31 (LX idt.c
         # idt_setup_early_handler).
         if vector < 32:
-            return NO_FAULT
+            return _gate_cs(st, base, vector, chain)
         chain.append(f"{vector_name(vector)} through the early IDT: no gate -> #GP")
         return GP
     # IDT_FULL: every vector has a present gate (LX idt.c: def_idts and
     # idt_setup_apic_and_irq_gates fill all 256).
+    if _gate_cs(st, base, vector, chain) != NO_FAULT:
+        return GP
     return _ist_stack(st, base, vector, IST_OF_VECTOR.get(vector, 0), chain)
+
+
+def _gate_cs(st: list[int], base: int, vector: int,
+             chain: list[str]) -> int:
+    """The gate's code segment (__KERNEL_CS) is read from the GDT: beyond a
+    limit of 0 it is #GP(selector) (SDM Vol. 3A 6.14.1, "Interrupt 13";
+    BX long_mode_int fetch_raw_descriptor2)."""
+    if st[base + F_FLAGS] & GDT_NULL:
+        chain.append(f"{vector_name(vector)}: the gate's code segment"
+                     " (__KERNEL_CS) lies beyond the GDT limit 0 -> #GP")
+        return GP
+    return NO_FAULT
 
 
 def _ist_stack(st: list[int], base: int, vector: int, ist: int,
@@ -180,6 +195,8 @@ def _through_table(st: list[int], base: int, idt: int, vector: int,
         # BX long_mode_int).
         chain.append(f"{name}: gate {vector} is not present (P = 0) -> #NP")
         return NP
+    if _gate_cs(st, base, vector, chain) != NO_FAULT:
+        return GP
     return _ist_stack(st, base, vector, table_ist(idt, vector), chain)
 
 

@@ -40,6 +40,7 @@ from .machine import (
     R_CR4,
     R_MSR,
     R_PORT_IO,
+    R_SEG,
     R_WARN,
     REASON_NAMES,
     SEV_SNP,
@@ -133,6 +134,10 @@ def handle(m: Machine, st: list[int], base: int, vector: int, via: int,
         return OK, -1
     if vector == UD and reason >= R_WARN:
         return _bug_trap(via, reason, chain)
+    if vector == GP and reason == R_SEG:
+        # loadsegment()'s exception-table entry (EX_TYPE_ZERO_REG) loads
+        # the null selector instead (LX asm/segment.h, mm/extable.c).
+        return OK, -1
     if vector == GP and reason == R_MSR:
         # rdmsr()/wrmsr() carry an exception-table entry: fixup_exception()
         # -> ex_handler_msr() skips the instruction (LX arch/x86/mm/extable.c;

@@ -49,6 +49,7 @@ VC_BOOT_GATE: Final = 1 << 4   # bringup IDT's #VC gate -> vc_boot_ghcb
 UCODE: Final = 1 << 5          # this CPU runs the updated microcode
 CS32: Final = 1 << 6           # CS is a code segment with L = 0 (`ljmp cs32`):
 #                                compatibility mode while EFER.LMA = 1
+GDT_NULL: Final = 1 << 7       # GDTR limit 0 (native_gdt_invalidate, `lgdt null`)
 # Bits HANDLED_SHIFT + v: the stub handler of vector v ran on this CPU
 # (explicit tables only, so the bits stay clear in Linux scenarios).
 HANDLED_SHIFT: Final = 16
@@ -146,9 +147,10 @@ R_WARN: Final = 5
 R_BUG: Final = 6
 R_CFI: Final = 7
 R_CR4: Final = 8    # a TDX guest's CR4 write the TDX module refuses
+R_SEG: Final = 9    # a segment register load (loadsegment(): a fixup)
 REASON_NAMES: Final[tuple[str, ...]] = ("", "port I/O", "CPUID", "MSR access",
                                        "MMIO", "WARN", "BUG", "kCFI",
-                                       "CR4 write")
+                                       "CR4 write", "segment load")
 
 # Delivery path a handler sees: an IDT_* value, or FRED, or the stub
 # handlers of an explicit table (`lidt gates ...`, idt_table.py).
