@@ -193,6 +193,18 @@ fail_on = ["triple_fault"]
 program = ["lidt full", "ltr", "tss_setup_ist", "lgdt null", "lidt null",
   "nop peer", "lidt full", "loadsegment ss", "lgdt percpu", "nop end"]
 """),
+    # TDX CPUID: leaves the module answers, a #VE the runtime handler
+    # answers (0xb), then a hypervisor leaf on the early IDT: unhandled.
+    "tdx-cpuid-leaves": ("unhandled", """
+[scenario]
+name = "tdx-cpuid-leaves"
+fail_on = ["unhandled", "triple_fault"]
+[platform]
+guest = "tdx"
+[[cpu]]
+program = ["lidt full", "cpuid", "cpuid 0xb", "cpuid 0x80000003",
+  "cpuid 0x21", "lidt early", "cpuid 0x40000000"]
+"""),
     # Out and back in: LMA follows PG, RDGSBASE is #UD until CS.L = 1.
     "mode-reenter": ("ok", """
 [scenario]

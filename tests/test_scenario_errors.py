@@ -152,7 +152,8 @@ CASES: list[tuple[str, str, int | None, str]] = [
      " end; fix: remove the recursive call"),
     ("unknown_trigger_kind", BASE + "[orderings]\ntriggers = { smi = 1 }\n",
      11, "orderings.triggers: unknown trigger kind 'smi'; expected"
-     " one of \"rdmsr MSR\", printk, cpuid, port_io, mmio, nmi, pf,"
+     " one of \"rdmsr MSR\", printk, \"cpuid [LEAF]\", port_io, mmio,"
+     " nmi, pf,"
      ' clear_online, "cr4_gadget -BIT", "ud2 [warn|bug|cfi]", mce, int3,'
      ' div0, "int N", "raise V", "rdmsr_safe MSR"; fix: see'
      ' the'
@@ -293,7 +294,8 @@ def test_cpu_that_starts_itself(tmp_path: Path) -> None:
      ' fix: e.g. name = "fred-pinned-sev-es-ap"'),
     (BASE + '[orderings]\ntriggers = { "" = 1 }\n', 11,
      "orderings.triggers: unknown trigger kind ''; expected"
-     " one of \"rdmsr MSR\", printk, cpuid, port_io, mmio, nmi, pf,"
+     " one of \"rdmsr MSR\", printk, \"cpuid [LEAF]\", port_io, mmio,"
+     " nmi, pf,"
      ' clear_online, "cr4_gadget -BIT", "ud2 [warn|bug|cfi]", mce, int3,'
      ' div0, "int N", "raise V", "rdmsr_safe MSR"; fix: see'
      ' the'

@@ -1170,7 +1170,17 @@ inline apply(c, op, out) {   /* run._apply -> Op.apply */
        :: ap_kind == PORT_IO -> ap_reason = R_PORT_IO
        :: else -> ap_reason = R_MMIO
        fi;
-       intercepted(c, ap_reason, out)
+       if       /* ops_platform.Cpuid: TDX leaves the module does not answer */
+       :: ap_kind == CPUID && M_PLATFORM == TDX && ap_b_lo != 0 &&
+          ((ap_a_lo >= 1073741824 && ap_a_lo <= 1342177279) ||
+           ap_a_lo == 2 || ap_a_lo == 6 || ap_a_lo == 9 || ap_a_lo == 11 ||
+           ap_a_lo == 12 || ap_a_lo == 15 || ap_a_lo == 16 ||
+           ap_a_lo == 22 || ap_a_lo == 23 || ap_a_lo == 27 ||
+           ap_a_lo == 31 || (ap_a_hi == 0 && ap_a_lo >= (-2147483647 + 1) &&
+           ap_a_lo <= (-2147483647 + 4))) ->
+          raise_event(c, VE, false, R_CPUID, out)
+       :: else -> intercepted(c, ap_reason, out)
+       fi
      }
   :: AP_IS(c, op, MOV_CR4) ->
      d_step {

@@ -3,6 +3,9 @@
 
 from typing import Final
 
+from .arch import VE
+from .delivery import raise_event
+from .grammar import number
 from .handlers import terminate
 from .machine import (
     CONSOLE_ON,
@@ -12,10 +15,11 @@ from .machine import (
     R_CPUID,
     R_MMIO,
     R_PORT_IO,
+    TDX,
     VE_PENDING,
     Machine,
 )
-from .op import GFLAGS, Example, Op, no_gate
+from .op import GFLAGS, Example, Op, no_gate, one_number
 from .outcome import INVALID, OK
 from .platform import intercepted, printk, setup_ghcb
 
@@ -116,6 +120,65 @@ class Intercepted(Op):
         return intercepted(m, st, base, self.reason, self.what, chain)
 
 
+# CPUID leaves the TDX module does not answer itself (TDX module
+# td_cpuid.c td_cpuid_exit): the hypervisor range always; these while the
+# TD controls that remove their #VE (ENUM_TOPOLOGY for 0xB/0x1F,
+# VIRT_CPUID2, REDUCE_VE) are off - TDX 1.0, and every guest before
+# tdx_setup() turns them on (docs/research/longmode-reboot.md). Leaves
+# missing from the module's per-TD table also #VE: not modelled.
+TDX_VE_LEAVES: Final = (0x2, 0x6, 0x9, 0xB, 0xC, 0xF, 0x10, 0x16, 0x17,
+                        0x1B, 0x1F, 0x80000002, 0x80000003, 0x80000004,
+                        0x80000005)
+
+
+def tdx_cpuid_exits(leaf: int) -> bool:
+    return 0x40000000 <= leaf <= 0x4FFFFFFF or leaf in TDX_VE_LEAVES
+
+
+class Cpuid(Intercepted):
+    """`cpuid [LEAF]`: without a leaf, one the TDX module answers (the
+    basic leaves bring-up reads)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            CPUID, "cpuid", R_CPUID, "CPUID",
+            "CPUID: #VC in an SEV-ES/SNP guest; in a TDX guest #VE for the"
+            " hypervisor range 0x40000000-0x4fffffff and, with the TD's"
+            " #VE-reducing controls off, leaves 0x2 0x6 0x9 0xb 0xc 0xf 0x10"
+            " 0x16 0x17 0x1b 0x1f 0x80000002-5 (the module answers the"
+            " rest); `cpuid` alone is a leaf the module answers", (
+                Example(("cpuid",), "triple_fault", (
+                    "cpu0: cpuid",
+                    "CPUID: CPUID raises #VC in a sev-es guest",
+                    *no_gate("#VC", "none")), guest="sev-es"),
+                Example(("cpuid",), "ok", guest="tdx"),
+                Example(("lidt early", "cpuid 0x40000000"), "unhandled", (
+                    "cpu0: cpuid 0x40000000",
+                    "CPUID 0x40000000: the TDX module raises #VE",
+                    "#VE (CPUID) in the early handler: tdx_early_handle_ve()"
+                    " handles port I/O only"), guest="tdx"),
+                Example(("lidt full", "cpuid 0xb"), "ok", guest="tdx")))
+        self.syntax = "cpuid [LEAF]"
+        self.samples = ("cpuid", "cpuid 0xb", "cpuid 0x40000001")
+        self.trigger_words = (1, 2)
+        self.source = ("LX arch/x86/coco/sev/vc-handle.c vc_handle_exitcode,"
+                       " arch/x86/coco/tdx/tdx.c handle_cpuid,"
+                       " tdx_early_handle_ve; TDX module td_cpuid_exit")
+
+    def parse(self, args: list[str], ncpu: int) -> tuple[int, int]:
+        if not args:
+            return 0, 0
+        return number(one_number("cpuid", args), "CPUID leaf",
+                      0xFFFFFFFF), 1
+
+    def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
+              b: int, chain: list[str], warnings: list[str]) -> int:
+        if m.platform == TDX and b and tdx_cpuid_exits(a):
+            chain.append(f"CPUID {a:#x}: the TDX module raises #VE")
+            return raise_event(m, st, base, VE, False, R_CPUID, chain)
+        return intercepted(m, st, base, R_CPUID, "CPUID", chain)
+
+
 class VeInfo(Op):
     def __init__(self) -> None:
         super().__init__(
@@ -183,14 +246,7 @@ class SevEsTerminate(Op):
 def platform_ops() -> list[Op]:
     return [
         SetupGhcb(), SevEsInitVcHandling(), Printk(),
-        Intercepted(CPUID, "cpuid", R_CPUID, "CPUID",
-                    "CPUID: #VC in an SEV-ES/SNP guest; virtualised by the"
-                    " TDX module [assumed for the leaves bring-up uses]", (
-                        Example(("cpuid",), "triple_fault", (
-                            "cpu0: cpuid",
-                            "CPUID: CPUID raises #VC in a sev-es guest",
-                            *no_gate("#VC", "none")), guest="sev-es"),
-                        Example(("cpuid",), "ok", guest="tdx"))),
+        Cpuid(),
         Intercepted(PORT_IO, "port_io", R_PORT_IO, "IN/OUT",
                     "IN/OUT: #VC in an SEV-ES/SNP guest, #VE in a TDX guest", (
                         Example(("port_io",), "ok"),)),

@@ -32,8 +32,8 @@ def exit_vector(m: Machine, reason: int) -> int:
         return VC
     if m.platform == TDX and reason != R_CPUID:
         # TDX: port I/O, MMIO and MSRs outside the bitmap raise #VE (LX
-        # Documentation/arch/x86/tdx.rst). CPUID leaves used at bringup are
-        # virtualised by the TDX module [assumed: td_cpuid.c varies by leaf].
+        # Documentation/arch/x86/tdx.rst). The CPUID leaves that exit are
+        # decided by ops_platform.Cpuid (TDX module td_cpuid_exit).
         return VE
     return -1
 
