@@ -37,6 +37,7 @@ from fuzzinit.model import (
     arch,
     delivery,
     machine,
+    ops_cet,
     ops_cr,
     ops_events,
     ops_exceptions,
@@ -204,6 +205,20 @@ guest = "tdx"
 [[cpu]]
 program = ["lidt full", "cpuid", "cpuid 0xb", "cpuid 0x80000003",
   "cpuid 0x21", "lidt early", "cpuid 0x40000000"]
+"""),
+    # IBT: a firmware call without ENDBR64 is fine until S_CET.ENDBR_EN
+    # and CR4.CET are both on (#CP -> BUG()); ibt_save() clears ENDBR_EN.
+    "ibt-efi-call": ("unhandled", """
+[scenario]
+name = "ibt-efi-call"
+fail_on = ["unhandled", "triple_fault"]
+[platform]
+features = ["cet"]
+[[cpu]]
+program = ["lidt full", "call_indirect noendbr", "wrmsr S_CET 4",
+  "call_indirect noendbr", "cr4_set cet", "wrmsr S_CET 0",
+  "call_indirect noendbr", "wrmsr S_CET 4", "call_indirect endbr",
+  "call_indirect noendbr"]
 """),
     # Out and back in: LMA follows PG, RDGSBASE is #UD until CS.L = 1.
     "mode-reenter": ("ok", """
@@ -600,7 +615,7 @@ def test_runtime_constants_are_the_models() -> None:
     """Every constant runtime.pml shares a name with has the model's value
     (as a 32-bit word: Promela ints are 32 bits)."""
     defines = _defines(pml.runtime_text())
-    modules = (machine, arch, outcome, delivery, model_run, ops_cr,
+    modules = (machine, arch, outcome, delivery, model_run, ops_cet, ops_cr,
                ops_events, ops_exceptions, ops_idt, ops_kernel, ops_mode,
                ops_msr, ops_segments,
                ops_platform, ops_smp)

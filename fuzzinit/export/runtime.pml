@@ -61,6 +61,7 @@
 #define UCODE        32
 #define CS32         64
 #define GDT_NULL     128
+#define IBT_ON       256
 /* global flags */
 #define ALT_PATCHED        1
 #define GHCBS_ALLOCATED    2
@@ -125,6 +126,7 @@
 #define LJMP                    42
 #define LGDT                    43
 #define LOADSEGMENT             44
+#define CALL_INDIRECT           45
 /* feature bits of M_FEATURES */
 #define FEATURE_FRED      1
 #define FEATURE_FSGSBASE 32
@@ -167,6 +169,9 @@
 #define MSR_FRED_STKLVLS  464           /* 0x1D0 */
 #define MSR_FRED_SSP1     465           /* 0x1D1 */
 #define MSR_FRED_CONFIG   468           /* 0x1D4 */
+#define MSR_S_CET         1698          /* 0x6A2 */
+#define S_CET_ENDBR_EN    4
+#define S_CET_RESERVED    960           /* 0x3C0 */
 #define MSR_EFER          (-1073741696) /* 0xC0000080 as a signed int */
 /* vectors */
 #define DE   0
@@ -212,7 +217,7 @@ typedef Cpu {
   byte idt;                                 /* F_IDT */
   byte tss;                                 /* F_TSS */
   byte ghcb;                                /* F_GHCB */
-  byte flags                                /* F_FLAGS */
+  short flags                               /* F_FLAGS */
 };
 Cpu cpu[NCPU];
 bool g_key;                                 /* G_KEY */
@@ -277,7 +282,7 @@ hidden int rm_msr; hidden byte rm_icpt; hidden short rm_warn; hidden short wm_wa
 hidden short mg_flag; hidden byte mc_d;
 hidden byte ap_kind; hidden int ap_a_lo; hidden int ap_a_hi;
 hidden int ap_b_lo; hidden int ap_b_hi; hidden int ap_b_ext;
-hidden byte ap_flags; hidden byte ap_call;
+hidden short ap_flags; hidden byte ap_call;
 hidden byte ap_reason; hidden byte ap_vector;
 hidden int ap_lo; hidden int ap_hi;
 hidden byte pc_lost;
@@ -943,6 +948,16 @@ inline wrmsr(c, msr, ext, lo, hi, warn, out) {   /* ops_msr.Wrmsr.apply */
            fi;
            out = OK
         fi
+     :: !wm_why && wm_msr == MSR_S_CET &&
+        ((M_FEATURES & FEATURE_CET) == 0 || (wm_lo & S_CET_RESERVED) != 0) ->
+        wm_gp = true               /* no CET, or a reserved S_CET bit: #GP */
+     :: !wm_why && wm_msr == MSR_S_CET && (M_FEATURES & FEATURE_CET) != 0 &&
+        (wm_lo & S_CET_RESERVED) == 0 ->
+        if                         /* only ENDBR_EN is kept: IBT_ON */
+        :: (wm_lo & S_CET_ENDBR_EN) != 0 -> cpu[c].flags = cpu[c].flags | IBT_ON
+        :: else -> cpu[c].flags = cpu[c].flags & ~IBT_ON
+        fi;
+        out = OK
      :: !wm_why && wm_msr == MSR_EFER &&
         ((wm_lo & EFER_RESERVED_LO) != 0 || wm_hi != 0 || wm_ext != 0) ->
         wm_gp = true                        /* a reserved EFER bit: #GP */
@@ -978,7 +993,8 @@ inline rdmsr(c, msr, warn, out) {   /* ops_msr.Rdmsr.apply */
      msr_missing(c, rm_msr, rm_icpt);
      if
      :: !rm_icpt -> is_fred_msr(rm_msr, rm_icpt);
-        rm_icpt = rm_icpt && (M_FEATURES & FEATURE_FRED) == 0
+        rm_icpt = (rm_icpt && (M_FEATURES & FEATURE_FRED) == 0) ||
+                  (rm_msr == MSR_S_CET && (M_FEATURES & FEATURE_CET) == 0)
      :: else -> skip
      fi;
      if
@@ -992,7 +1008,7 @@ inline rdmsr(c, msr, warn, out) {   /* ops_msr.Rdmsr.apply */
  * event whose outcome would be INVALID is not taken (bfs: `continue`), and
  * Promela cannot undo a transition, so they are also the guard of every
  * event (APPLY_ALLOWED); `apply` still returns INVALID for them. */
-#define LAST_KIND      LOADSEGMENT   /* the highest op kind: vocabulary.OPS[-1] */
+#define LAST_KIND      CALL_INDIRECT   /* the highest op kind: vocabulary.OPS[-1] */
 #define KNOWN_KIND(k)  ((k) <= LAST_KIND)
 #define APPLY_ALLOWED(c, op) \
   ((cpu[c].flags & STARTED) != 0 && KNOWN_KIND(op_kind[op]) && \
@@ -1142,6 +1158,15 @@ inline apply(c, op, out) {   /* run._apply -> Op.apply */
      d_step {
        apply_args(c, op);
        raise_event(c, ap_a_lo, ap_b_lo, R_NONE, out)
+     }
+  :: AP_IS(c, op, CALL_INDIRECT) ->   /* ops_cet.CallIndirect */
+     d_step {
+       apply_args(c, op);
+       if
+       :: ap_a_lo != 0 && (cpu[c].cr4_lo & CR4_CET) != 0 &&
+          (cpu[c].flags & IBT_ON) != 0 -> raise_event(c, CP, false, R_NONE, out)
+       :: else -> out = OK
+       fi
      }
   :: AP_IS(c, op, LOADSEGMENT) ->   /* ops_segments.LoadSegment */
      d_step {

@@ -77,7 +77,13 @@ MSRS: Final[dict[str, int]] = {
     "CSTAR": 0xC0000083, "SYSCALL_MASK": 0xC0000084, "FS_BASE": 0xC0000100,
     "GS_BASE": 0xC0000101, "KERNEL_GS_BASE": 0xC0000102,
     "SEV_ES_GHCB": 0xC0010130, "AMD64_SEV": 0xC0010131,
+    "S_CET": 0x6A2,
 }
+# IA32_S_CET (SDM Vol. 4 table 2-2; LX msr-index.h): ENDBR_EN is bit 2,
+# bits 6-9 are reserved (#GP on WRMSR).
+MSR_S_CET: Final = 0x6A2
+S_CET_ENDBR_EN: Final = 1 << 2
+S_CET_RESERVED: Final = 0x3C0
 # FRED_CONFIG reserved bits (BX msr.cc: mask 0x834).
 FRED_CONFIG_RESERVED: Final = 0x834
 FRED_CONFIG_REDZONE_1: Final = 1 << 6  # LX asm/fred.h FRED_CONFIG_REDZONE

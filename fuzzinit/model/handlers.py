@@ -9,6 +9,7 @@ itself raised, which delivery.raise_event then delivers.
 from typing import Final
 
 from .arch import (
+    CP,
     CR4_FSGSBASE,
     DB,
     DF,
@@ -134,6 +135,16 @@ def handle(m: Machine, st: list[int], base: int, vector: int, via: int,
         return OK, -1
     if vector == UD and reason >= R_WARN:
         return _bug_trap(via, reason, chain)
+    if vector == CP:
+        # Kernel-mode #CP(ENDBRANCH): "Missing ENDBR", BUG() unless booted
+        # with ibt=warn (LX arch/x86/kernel/cet.c do_kernel_cp_fault); the
+        # early handler has no #CP case and halts (mm/extable.c).
+        chain.append("#CP (missing ENDBR): exc_control_protection() BUG()s"
+                     " (ibt=warn, which continues, is not modelled)"
+                     if via != IDT_EARLY else
+                     "#CP in the early handler: early_fixup_exception()"
+                     " halts")
+        return UNHANDLED, -1
     if vector == GP and reason == R_SEG:
         # loadsegment()'s exception-table entry (EX_TYPE_ZERO_REG) loads
         # the null selector instead (LX asm/segment.h, mm/extable.c).

@@ -50,6 +50,7 @@ UCODE: Final = 1 << 5          # this CPU runs the updated microcode
 CS32: Final = 1 << 6           # CS is a code segment with L = 0 (`ljmp cs32`):
 #                                compatibility mode while EFER.LMA = 1
 GDT_NULL: Final = 1 << 7       # GDTR limit 0 (native_gdt_invalidate, `lgdt null`)
+IBT_ON: Final = 1 << 8         # IA32_S_CET.ENDBR_EN: supervisor IBT tracking
 # Bits HANDLED_SHIFT + v: the stub handler of vector v ran on this CPU
 # (explicit tables only, so the bits stay clear in Linux scenarios).
 HANDLED_SHIFT: Final = 16

@@ -13,7 +13,10 @@ from .arch import (
     MSR_FRED_CONFIG,
     MSR_FRED_RSP0,
     MSR_FRED_STKLVLS,
+    MSR_S_CET,
     MSRS,
+    S_CET_ENDBR_EN,
+    S_CET_RESERVED,
     fred_msr_write_faults,
     is_fred_msr,
 )
@@ -28,6 +31,7 @@ from .machine import (
     F_FRED_STKLVLS,
     FEATURE_FRED,
     G_FLAGS,
+    IBT_ON,
     R_MSR,
     UCODE,
     WARNED_RDMSR,
@@ -134,6 +138,7 @@ class Wrmsr(Op):
                      "wrmsr FRED_RSP2 0x7", "wrmsr FRED_SSP1 0x10",
                      "wrmsr FRED_RSP3 0x800000000000", "wrmsr EFER 0x500",
                      "wrmsr EFER 0x8000000000000d01", "wrmsr EFER 0xd03",
+                     "wrmsr S_CET 4", "wrmsr S_CET 0", "wrmsr S_CET 0x44",
                      "wrmsr TSX_FORCE_ABORT 1", "wrmsr 0x122 3"),
             examples=(
                 Example(("wrmsr FRED_CONFIG entry",), "triple_fault", (
@@ -186,6 +191,18 @@ class Wrmsr(Op):
             elif a < MSR_FRED_STKLVLS:
                 st[base + F_FRED_RSP0 + a - MSR_FRED_RSP0] = b
             return OK
+        if a == MSR_S_CET:
+            why = ("CET is not enumerated" if not m.cet_enumerated else
+                   "sets a reserved S_CET bit" if b & S_CET_RESERVED else "")
+            if why:
+                return msr_gp(m, st, base, a, True, self.safe, why, chain,
+                              warnings)
+            # Of S_CET only ENDBR_EN is kept: supervisor IBT (SDM Vol. 1
+            # 18.3; LX arch/x86/kernel/cet.c setup_cet, ibt_save/restore).
+            flags = st[base + F_FLAGS]
+            st[base + F_FLAGS] = flags | IBT_ON if b & S_CET_ENDBR_EN else \
+                flags & ~IBT_ON
+            return OK
         if a == MSR_EFER:
             if b & EFER_RESERVED:
                 # WRMSR setting a reserved EFER bit: #GP (SDM Vol. 2 WRMSR).
@@ -211,7 +228,7 @@ class Rdmsr(Op):
             " MSR raises #VC/#VE first",
             "SDM Vol. 2 RDMSR; Bochs cpu/msr.cc",
             samples=("rdmsr FRED_CONFIG", "rdmsr APIC_BASE",
-                     "rdmsr AMD64_SEV", "rdmsr 0x10f"),
+                     "rdmsr AMD64_SEV", "rdmsr 0x10f", "rdmsr S_CET"),
             trigger_words=(2, 2),
             examples=(
                 Example(("rdmsr APIC_BASE",), "triple_fault", (
@@ -251,6 +268,9 @@ class Rdmsr(Op):
         if is_fred_msr(a) and not m.features & FEATURE_FRED:
             return msr_gp(m, st, base, a, False, self.safe,
                           "FRED is not enumerated", chain, warnings)
+        if a == MSR_S_CET and not m.cet_enumerated:
+            return msr_gp(m, st, base, a, False, self.safe,
+                          "CET is not enumerated", chain, warnings)
         return OK
 
 

@@ -9,6 +9,7 @@ from typing import Final
 
 from .grammar import OpSyntaxError, suggest
 from .op import Op
+from .ops_cet import cet_ops
 from .ops_cr import cr_ops
 from .ops_events import event_ops
 from .ops_exceptions import exception_ops
@@ -23,7 +24,8 @@ from .ops_smp import smp_ops
 
 def _by_kind() -> tuple[Op, ...]:
     ops = cr_ops() + msr_ops() + idt_ops() + platform_ops() + event_ops() \
-        + smp_ops() + kernel_ops() + exception_ops() + mode_ops() + segment_ops()
+        + smp_ops() + kernel_ops() + exception_ops() + mode_ops() \
+        + segment_ops() + cet_ops()
     ops.sort(key=lambda op: op.kind)
     for i, op in enumerate(ops):
         if op.kind != i:
