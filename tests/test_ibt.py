@@ -4,22 +4,14 @@
 from pathlib import Path
 
 import pytest
+from one_cpu import run_ops
 
 from fuzzinit.model.outcome import NAMES, Result
-from fuzzinit.model.run import run
-from fuzzinit.scenario.load import load
 
 
 def _run(tmp_path: Path, ops: list[str], features: str = '["cet"]'
          ) -> Result:
-    path = tmp_path / "t.toml"
-    path.write_text(
-        '[scenario]\nname = "t"\nfail_on = ["triple_fault", "unhandled"]\n'
-        f'[platform]\nfeatures = {features}\n'
-        '[[cpu]]\nprogram = [' + ", ".join(f'"{o}"' for o in ops) + "]\n")
-    sc = load(path)
-    return run(sc.machine, [0] * len(ops),
-               [sc.op_index[" ".join(o.split())] for o in ops])
+    return run_ops(tmp_path, ops, features)
 
 
 @pytest.mark.parametrize(("ops", "features", "outcome", "handled"), [

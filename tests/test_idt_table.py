@@ -5,28 +5,17 @@ handler ran, the parse errors, and the Promela export's refusal."""
 from pathlib import Path
 
 import pytest
+from one_cpu import outcome as _out
+from one_cpu import run_ops, scenario
 
 from fuzzinit.model.grammar import OpSyntaxError
 from fuzzinit.model.outcome import NAMES, Result
-from fuzzinit.model.run import run
 from fuzzinit.model.vocabulary import parse_op
-from fuzzinit.scenario.load import load
 
 
 def _run(tmp_path: Path, ops: list[str], guest: str = "bare",
          features: str = "[]") -> Result:
-    path = tmp_path / "t.toml"
-    path.write_text(
-        '[scenario]\nname = "t"\nfail_on = ["triple_fault", "unhandled"]\n'
-        f'[platform]\nguest = "{guest}"\nfeatures = {features}\n'
-        '[[cpu]]\nprogram = [' + ", ".join(f'"{o}"' for o in ops) + "]\n")
-    sc = load(path)
-    return run(sc.machine, [0] * len(ops),
-               [sc.op_index[" ".join(o.split())] for o in ops])
-
-
-def _out(r: Result) -> tuple[str, list[tuple[int, int]]]:
-    return NAMES[r.outcome], r.handled
+    return run_ops(tmp_path, ops, features, guest)
 
 
 @pytest.mark.parametrize(("ops", "outcome", "handled"), [
@@ -188,10 +177,7 @@ def test_cr0_bits_by_number(tmp_path: Path, op: str,
 def test_reserved_low_cr0_bits_are_not_stored(tmp_path: Path) -> None:
     from fuzzinit.model.machine import F_CR0
     from fuzzinit.model.run import initial_state, step
-    path = tmp_path / "t.toml"
-    path.write_text('[scenario]\nname = "t"\nfail_on = ["triple_fault"]\n'
-                    '[[cpu]]\nprogram = ["mov_cr0 +bit7 +bit17 +ts"]\n')
-    sc = load(path)
+    sc = scenario(tmp_path, ["mov_cr0 +bit7 +bit17 +ts"])
     st = initial_state(sc.machine)
     before = st[F_CR0]
     assert step(sc.machine, st, 0, 0, [], []) == 0

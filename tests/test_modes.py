@@ -6,31 +6,25 @@ interrupt())."""
 from pathlib import Path
 
 import pytest
+from one_cpu import run_ops, scenario
 
 from fuzzinit.model.arch import EFER_LMA
 from fuzzinit.model.machine import F_EFER
 from fuzzinit.model.outcome import NAMES, Result
-from fuzzinit.model.run import initial_state, run, step
-from fuzzinit.scenario.load import Scenario, load
+from fuzzinit.model.run import initial_state, step
+from fuzzinit.scenario.load import Scenario
 
 LEAVE = ["ljmp cs32", "mov_cr0 -pg"]
 
 
 def _scenario(tmp_path: Path, ops: list[str],
               features: str = '["pcid"]') -> Scenario:
-    path = tmp_path / "t.toml"
-    path.write_text(
-        '[scenario]\nname = "t"\nfail_on = ["triple_fault", "unhandled"]\n'
-        f'[platform]\nfeatures = {features}\n'
-        '[[cpu]]\nprogram = [' + ", ".join(f'"{o}"' for o in ops) + "]\n")
-    return load(path)
+    return scenario(tmp_path, ops, features)
 
 
 def _run(tmp_path: Path, ops: list[str], features: str = '["pcid"]'
          ) -> Result:
-    sc = _scenario(tmp_path, ops, features)
-    return run(sc.machine, [0] * len(ops),
-               [sc.op_index[" ".join(o.split())] for o in ops])
+    return run_ops(tmp_path, ops, features)
 
 
 def test_leaving_long_mode_clears_lma_and_coming_back_sets_it(

@@ -43,6 +43,7 @@ from fuzzinit.model import (
     ops_exceptions,
     ops_idt,
     ops_kernel,
+    ops_lass,
     ops_mode,
     ops_msr,
     ops_platform,
@@ -219,6 +220,17 @@ program = ["lidt full", "call_indirect noendbr", "wrmsr S_CET 4",
   "call_indirect noendbr", "cr4_set cet", "wrmsr S_CET 0",
   "call_indirect noendbr", "wrmsr S_CET 4", "call_indirect endbr",
   "call_indirect noendbr"]
+"""),
+    # LASS: a data access to the lower half passes with AC, a fetch never.
+    "lass-access": ("unhandled", """
+[scenario]
+name = "lass-access"
+fail_on = ["unhandled", "triple_fault"]
+[platform]
+features = ["lass", "smap"]
+[[cpu]]
+program = ["lidt full", "access_user fetch", "cr4_set lass", "stac",
+  "access_user data", "clac", "access_user data"]
 """),
     # Out and back in: LMA follows PG, RDGSBASE is #UD until CS.L = 1.
     "mode-reenter": ("ok", """
@@ -564,7 +576,8 @@ def random_scenario(seed: int) -> str:
              "[platform]",
              f'guest = "{r.choice(("bare", "sev-es", "sev-snp", "tdx"))}"',
              "features = " + json.dumps(r.sample(
-                 ("fred", "smep", "fsgsbase", "pcid", "la57", "cet"), 4)),
+                 ("fred", "smep", "fsgsbase", "pcid", "la57", "cet", "smap",
+                  "lass"), 5)),
              f'console = "{r.choice(("8250", "early_serial", "none"))}"',
              f'terminate = "{r.choice(("exits", "hangs"))}"',
              "intercepted_msrs = " + json.dumps(r.sample(
@@ -616,7 +629,7 @@ def test_runtime_constants_are_the_models() -> None:
     (as a 32-bit word: Promela ints are 32 bits)."""
     defines = _defines(pml.runtime_text())
     modules = (machine, arch, outcome, delivery, model_run, ops_cet, ops_cr,
-               ops_events, ops_exceptions, ops_idt, ops_kernel, ops_mode,
+               ops_events, ops_exceptions, ops_idt, ops_kernel, ops_lass, ops_mode,
                ops_msr, ops_segments,
                ops_platform, ops_smp)
     checked = 0

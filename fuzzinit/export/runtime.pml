@@ -62,6 +62,7 @@
 #define CS32         64
 #define GDT_NULL     128
 #define IBT_ON       256
+#define AC_SET       512
 /* global flags */
 #define ALT_PATCHED        1
 #define GHCBS_ALLOCATED    2
@@ -127,8 +128,12 @@
 #define LGDT                    43
 #define LOADSEGMENT             44
 #define CALL_INDIRECT           45
+#define STAC                    46
+#define CLAC                    47
+#define ACCESS_USER             48
 /* feature bits of M_FEATURES */
 #define FEATURE_FRED      1
+#define FEATURE_SMAP      8
 #define FEATURE_FSGSBASE 32
 #define FEATURE_PCID     64
 #define FEATURE_CET    8192
@@ -157,6 +162,7 @@
 #define CR4_FSGSBASE  65536             /* bit 16 */
 #define CR4_PCIDE     131072            /* bit 17 */
 #define CR4_CET       8388608           /* bit 23 */
+#define CR4_LASS      134217728         /* bit 27 */
 #define CR4_FRED_HI   1                 /* bit 32: bit 0 of the _hi word */
 #define EFER_SCE   1
 #define EFER_LME   256
@@ -1008,7 +1014,7 @@ inline rdmsr(c, msr, warn, out) {   /* ops_msr.Rdmsr.apply */
  * event whose outcome would be INVALID is not taken (bfs: `continue`), and
  * Promela cannot undo a transition, so they are also the guard of every
  * event (APPLY_ALLOWED); `apply` still returns INVALID for them. */
-#define LAST_KIND      CALL_INDIRECT   /* the highest op kind: vocabulary.OPS[-1] */
+#define LAST_KIND      ACCESS_USER   /* the highest op kind: vocabulary.OPS[-1] */
 #define KNOWN_KIND(k)  ((k) <= LAST_KIND)
 #define APPLY_ALLOWED(c, op) \
   ((cpu[c].flags & STARTED) != 0 && KNOWN_KIND(op_kind[op]) && \
@@ -1158,6 +1164,29 @@ inline apply(c, op, out) {   /* run._apply -> Op.apply */
      d_step {
        apply_args(c, op);
        raise_event(c, ap_a_lo, ap_b_lo, R_NONE, out)
+     }
+  :: AP_IS(c, op, STAC) || AP_IS(c, op, CLAC) ->   /* ops_lass.AcFlag */
+     d_step {
+       apply_args(c, op);
+       if
+       :: (M_FEATURES & FEATURE_SMAP) == 0 -> raise_event(c, UD, false, R_NONE, out)
+       :: else ->
+          if
+          :: ap_kind == STAC -> cpu[c].flags = cpu[c].flags | AC_SET
+          :: else -> cpu[c].flags = cpu[c].flags & ~AC_SET
+          fi;
+          out = OK
+       fi
+     }
+  :: AP_IS(c, op, ACCESS_USER) ->   /* ops_lass.AccessUser */
+     d_step {
+       apply_args(c, op);
+       if
+       :: (cpu[c].cr4_lo & CR4_LASS) != 0 &&
+          (ap_a_lo != 0 || (cpu[c].flags & AC_SET) == 0) ->
+          raise_event(c, GP, false, R_NONE, out)
+       :: else -> out = OK
+       fi
      }
   :: AP_IS(c, op, CALL_INDIRECT) ->   /* ops_cet.CallIndirect */
      d_step {

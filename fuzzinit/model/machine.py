@@ -51,6 +51,7 @@ CS32: Final = 1 << 6           # CS is a code segment with L = 0 (`ljmp cs32`):
 #                                compatibility mode while EFER.LMA = 1
 GDT_NULL: Final = 1 << 7       # GDTR limit 0 (native_gdt_invalidate, `lgdt null`)
 IBT_ON: Final = 1 << 8         # IA32_S_CET.ENDBR_EN: supervisor IBT tracking
+AC_SET: Final = 1 << 9         # EFLAGS.AC (STAC): LASS lets data accesses pass
 # Bits HANDLED_SHIFT + v: the stub handler of vector v ran on this CPU
 # (explicit tables only, so the bits stay clear in Linux scenarios).
 HANDLED_SHIFT: Final = 16
@@ -132,6 +133,7 @@ class Machine:
 
 # Feature bits of Machine.features (order of arch.FEATURES).
 FEATURE_FRED: Final = 1 << 0
+FEATURE_SMAP: Final = 1 << 3
 FEATURE_PCID: Final = 1 << 6
 FEATURE_FSGSBASE: Final = 1 << 5
 FEATURE_CET: Final = 1 << 13
