@@ -30,7 +30,7 @@ class AcFlag(Op):
             " accesses to the lower half through (`lass_stac()`)",
             "SDM Vol. 2 STAC/CLAC; LX arch/x86/include/asm/smap.h"
             " lass_stac/lass_clac",
-            reads=0, samples=(name,),
+            samples=(name,),  # may raise #UD: the default footprint
             examples=(
                 Example(("cr4_set lass", "stac", "access_user data", "clac"),
                         "ok", features=("lass", "smap")),
