@@ -91,6 +91,11 @@ def test_int_n_on_linux_tables(tmp_path: Path) -> None:
     assert r.chain[-1] == "#GP reaches the kernel's handler, which cannot" \
         " recover from it: oops/panic"
     assert _out(_run(tmp_path, ["lidt full", "int3"])) == ("unhandled", [])
+    # Through FRED a software interrupt has no case in
+    # fred_entry_from_kernel(): fred_bad_type(), die().
+    assert _out(_run(tmp_path, ["wrmsr FRED_CONFIG entry", "cr4_set fred",
+                                "int 48"], features='["fred"]')) == \
+        ("unhandled", [])
 
 
 def test_fred_ignores_the_table(tmp_path: Path) -> None:

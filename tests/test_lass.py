@@ -15,10 +15,18 @@ def _run(tmp_path: Path, ops: list[str], features: str) -> Result:
 
 @pytest.mark.parametrize(("ops", "handled"), [
     (["access_user data", "access_user fetch"], []),          # LASS off
-    (["cr4_set lass", "access_user data"], [(0, 13)]),
-    (["cr4_set lass", "stac", "access_user data"], []),
-    (["cr4_set lass", "stac", "clac", "access_user data"], [(0, 13)]),
+    (["cr4_set smap", "cr4_set lass", "access_user data"], [(0, 13)]),
+    # Data accesses are LASS violations only with CR4.SMAP = 1 (Intel ISE;
+    # Bochs IsCanonicalAccess); fetches always.
+    (["cr4_set lass", "access_user data"], []),
+    (["cr4_set lass", "access_user fetch"], [(0, 13)]),
+    (["cr4_set smap", "cr4_set lass", "stac", "access_user data"], []),
+    (["cr4_set smap", "cr4_set lass", "stac", "clac", "access_user data"],
+     [(0, 13)]),
     (["cr4_set lass", "stac", "access_user fetch"], [(0, 13)]),
+    # 64-bit mode only (Bochs: long64_mode()).
+    (["cr4_set smap", "cr4_set lass", "ljmp cs32", "access_user data",
+      "access_user fetch"], []),
 ])
 def test_lass_rules(tmp_path: Path, ops: list[str],
                     handled: list[tuple[int, int]]) -> None:

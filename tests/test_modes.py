@@ -100,6 +100,16 @@ def test_delivery_outside_ia32e_mode(tmp_path: Path, ops: list[str],
     assert (NAMES[r.outcome], r.chain[-1]) == (outcome, last)
 
 
+def test_legacy_gates_read_their_selector_from_the_gdt(
+        tmp_path: Path) -> None:
+    """An even slot of a 64-bit IDT is a present 32-bit gate, but its
+    __KERNEL_CS lies beyond GDT limit 0: #GP (BX protected_mode_int)."""
+    r = _run(tmp_path, ["lidt full", "lgdt null", *LEAVE, "nmi"])
+    assert (NAMES[r.outcome], r.chain[2]) == (
+        "triple_fault", "NMI: the gate's code segment (__KERNEL_CS) lies"
+        " beyond the GDT limit 0 -> #GP")
+
+
 def test_fred_is_ignored_outside_ia32e_mode(tmp_path: Path) -> None:
     """BX interrupt(): FRED delivery only in long mode."""
     r = _run(tmp_path, ["lidt null", "wrmsr FRED_CONFIG entry",

@@ -57,8 +57,8 @@ def test_example(tmp_path: Path, op: Op, index: int, ex: Example) -> None:
     assert op.name in {t.split()[0] for t in texts}
     result = run(sc.machine, cpus, [sc.op_index[" ".join(t.split())]
                                     for t in texts])
-    assert (NAMES[result.outcome], tuple(result.chain)) == \
-        (ex.outcome, ex.chain)
+    assert (NAMES[result.outcome], tuple(result.chain),
+            tuple(result.handled)) == (ex.outcome, ex.chain, ex.handled)
 
 
 def test_every_op_has_docs_a_source_and_an_example() -> None:

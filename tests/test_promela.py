@@ -643,6 +643,16 @@ def test_runtime_constants_are_the_models() -> None:
     assert defines["CR4_FRED_HI"] << 32 == arch.CR4_FRED
     # Every op kind is one runtime.pml knows (KNOWN_KIND guards events):
     # a kind above LAST_KIND would never be taken, silently.
+    # ... and every kind has a branch of its own in apply / apply_plain
+    # (an untranslated kind would fall through silently).
+    text = pml.runtime_text()
+    for op in vocabulary.OPS:
+        define = {"online": "ONLINE_OP", "nmi": "NMI_EVENT", "pf": "PF_EVENT",
+                  "mce": "MCE_EVENT", "int": "INT_N"}.get(
+                      op.name, op.name.upper())
+        assert defines[define] == op.kind, op.name
+        assert re.search(rf"(AP_IS\(c, op, {define}\)|ap_kind == {define}\b"
+                         rf"|op_kind\[op\] == {define}\b)", text), op.name
     last = vocabulary.OPS[-1].name.upper()
     assert defines[last] == len(vocabulary.OPS) - 1
     assert re.search(rf"^#define LAST_KIND\s+{last}\s", pml.runtime_text(),

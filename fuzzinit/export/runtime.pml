@@ -22,7 +22,8 @@
  *   pinned bits, op arguments) is a _lo/_hi pair of ints holding bits 0-31
  *   and 32-63; an op's WRMSR value also has _ext = its bits above 63,
  *   clamped to -1..1, so that "not a 64-bit quantity" can be decided. CR0
- *   has only PE, WP and PG (bit 31, the sign bit of an int) and is one int.
+ *   is one int (bit 31, PG, is its sign bit): its bits 63:32 only ever
+ *   #GP, so a write's high word is passed to the check and never stored.
  * - No recursion: delivery._double_fault's call back into raise_event (a
  *   tail call) restarts raise_event's loop instead.
  * - Python's early returns are if/else chains; every `if` has exclusive
@@ -162,6 +163,7 @@
 #define CR4_FSGSBASE  65536             /* bit 16 */
 #define CR4_PCIDE     131072            /* bit 17 */
 #define CR4_CET       8388608           /* bit 23 */
+#define CR4_SMAP      2097152           /* bit 21 */
 #define CR4_LASS      134217728         /* bit 27 */
 #define CR4_FRED_HI   1                 /* bit 32: bit 0 of the _hi word */
 #define EFER_SCE   1
@@ -416,7 +418,7 @@ inline outside_long_mode(c, vector, out) {   /* delivery._outside_long_mode */
      :: cpu[c].idt == IDT_NONE || cpu[c].idt == IDT_REAL -> out = GP
      :: else ->
         if
-        :: (vector & 1) == 0 &&
+        :: (vector & 1) == 0 && (cpu[c].flags & GDT_NULL) == 0 &&
            (cpu[c].idt == IDT_FULL ||
             (cpu[c].idt == IDT_EARLY && (vector >> 1) < 32) ||
             (cpu[c].idt == IDT_BRINGUP && (vector >> 1) == VC && M_SEV)) ->
@@ -623,7 +625,7 @@ inline handle(c, vector, via, reason, from_delivery, out, follow) {
   :: !h_done && (from_delivery || vector == DF) -> out = UNHANDLED
   :: !h_done && !(from_delivery || vector == DF) ->
      if
-     :: vector >= 32 -> out = OK   /* INT n: an interrupt entry returns */
+     :: vector >= 32 && via == IDT_FULL -> out = OK   /* INT n: common_interrupt */
      :: vector == NMI -> out = OK
      :: vector == PF -> out = OK
      :: vector == GP && reason == R_MSR -> out = OK   /* ex_handler_msr fixup */
@@ -1182,8 +1184,10 @@ inline apply(c, op, out) {   /* run._apply -> Op.apply */
      d_step {
        apply_args(c, op);
        if
-       :: (cpu[c].cr4_lo & CR4_LASS) != 0 &&
-          (ap_a_lo != 0 || (cpu[c].flags & AC_SET) == 0) ->
+       :: (cpu[c].cr4_lo & CR4_LASS) != 0 && (cpu[c].flags & CS32) == 0 &&
+          (cpu[c].efer_lo & EFER_LMA) != 0 &&
+          (ap_a_lo != 0 || ((cpu[c].cr4_lo & CR4_SMAP) != 0 &&
+                            (cpu[c].flags & AC_SET) == 0)) ->
           raise_event(c, GP, false, R_NONE, out)
        :: else -> out = OK
        fi
@@ -1245,7 +1249,7 @@ inline apply(c, op, out) {   /* run._apply -> Op.apply */
   :: AP_IS(c, op, MOV_CR0) ->
      d_step {
        apply_args(c, op);
-       mov_cr0(c, (cpu[c].cr0 | ap_a_lo) & ~ap_b_lo, ap_a_hi, out)
+       mov_cr0(c, (cpu[c].cr0 | ap_a_lo) & ~ap_b_lo, ap_a_hi & ~ap_b_hi, out)
      }
   :: else -> d_step { apply_args(c, op); out = OK; apply_plain(c, out) }
   fi

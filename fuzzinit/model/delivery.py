@@ -55,8 +55,6 @@ from .machine import (
     IDT_NULL,
     IDT_REAL,
     R_NONE,
-    SEV_ES,
-    SEV_SNP,
     TDX,
     VE_PENDING,
     VIA_FRED,
@@ -123,7 +121,7 @@ def try_deliver(m: Machine, st: list[int], base: int, vector: int,
         # Only vector 29 is populated, and only in SEV-ES guests (LX head64.c
         # startup_64_load_idt); a zero gate is not a 64-bit gate -> #GP
         # (BX long_mode_int).
-        if vector == VC and (m.platform == SEV_ES or m.platform == SEV_SNP):
+        if vector == VC and m.sev:
             return _gate_cs(st, base, vector, chain)
         chain.append(f"{vector_name(vector)} through the bringup IDT: no gate for"
                      f" vector {vector} -> #GP")
@@ -247,6 +245,8 @@ def _outside_long_mode(m: Machine, st: list[int], base: int, vector: int,
         chain.append(f"{name} in protected mode: slot {vector} is gate"
                      f" {half}'s first half, not present -> #NP")
         return NP
+    if _gate_cs(st, base, vector, chain) != NO_FAULT:
+        return GP   # the gate's selector from the GDT (BX protected_mode_int)
     chain.append(f"{name} in protected mode through a 64-bit IDT"
                  f" ({idt_name(idt)}): slot {vector} is gate {half}'s first"
                  " half, read as a 32-bit interrupt gate; where it leads is"
@@ -302,7 +302,7 @@ def raise_event(m: Machine, st: list[int], base: int, vector: int,
         if fault == NO_FAULT:
             via = _via(st, base)
             if via == VIA_STUB:
-                return stub_handler(st, base, v, chain)
+                return stub_handler(m, st, base, v, chain)
             outcome, follow = handle(m, st, base, v, via, reason,
                                      from_delivery, chain)
             if follow < 0:
@@ -348,7 +348,7 @@ def _double_fault(m: Machine, st: list[int], base: int,
         return TRIPLE_FAULT
     via = _via(st, base)
     if via == VIA_STUB:
-        return stub_handler(st, base, DF, chain)
+        return stub_handler(m, st, base, DF, chain)
     outcome, follow = handle(m, st, base, DF, via, R_NONE, True, chain)
     if follow >= 0:
         # A fault in the #DF handler's entry (#UD in paranoid_entry) is a new

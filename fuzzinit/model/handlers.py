@@ -45,6 +45,7 @@ from .machine import (
     R_WARN,
     REASON_NAMES,
     SEV_SNP,
+    STUB_RAN,
     VC_BOOT_GATE,
     VE_PENDING,
     VIA_FRED,
@@ -82,11 +83,12 @@ def handle(m: Machine, st: list[int], base: int, vector: int, via: int,
                          " RDGSBASE (alternatives patched) is #UD with"
                          " CR4.FSGSBASE = 0")
             return OK, UD
-    if vector >= 32 and not from_delivery:
+    if vector >= 32 and not from_delivery and via == IDT_FULL:
         # INT n to an interrupt vector: common_interrupt finds no irq
         # descriptor, acks the APIC and returns (LX arch/x86/kernel/irq.c
         # __common_interrupt); its pr_emerg_ratelimited is not modelled
-        # [assumed].
+        # [assumed]. Through FRED, fred_entry_from_kernel() has no case for
+        # a software interrupt: fred_bad_type(), die() (LX entry_fred.c).
         chain.append(f"INT {vector} reaches an interrupt entry, which"
                      " returns")
         return OK, -1
@@ -159,7 +161,7 @@ def handle(m: Machine, st: list[int], base: int, vector: int, via: int,
     return UNHANDLED, -1
 
 
-def stub_handler(st: list[int], base: int, vector: int,
+def stub_handler(m: Machine, st: list[int], base: int, vector: int,
                  chain: list[str]) -> int:
     """The handler of an explicit table's gate (`lidt gates ...`): it
     records that it ran and returns to the op after the one that raised
@@ -167,6 +169,7 @@ def stub_handler(st: list[int], base: int, vector: int,
     chain.append(f"{vector_name(vector)} handled by the stub at gate"
                  f" {vector}, which returns")
     st[base + F_FLAGS] |= 1 << (HANDLED_SHIFT + vector)
+    st[m.glob + G_FLAGS] |= STUB_RAN
     return OK
 
 

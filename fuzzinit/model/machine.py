@@ -75,6 +75,7 @@ WARNED_CR4_INIT: Final = 1 << 7  # WARN_ON_ONCE in cr4_init fired (the
 #                                  online-gated pinning of cccc0c8ff0a9)
 WARNED_RDMSR: Final = 1 << 8   # ex_handler_msr's pr_warn_once, RDMSR
 WARNED_WRMSR: Final = 1 << 9   # the same for WRMSR
+STUB_RAN: Final = 1 << 10      # a stub handler ran (run() then reads which)
 
 # --- platforms --------------------------------------------------------------------
 BARE: Final = 0

@@ -38,16 +38,19 @@ class Example:
     """One ordering that shows what an op does. `events` are op strings,
     "op" for cpu0 or "cpuN: op"; the test gives each CPU the program its
     events spell, starts no CPU itself, and runs exactly this ordering.
-    `outcome` is the outcome's name, `chain` the run's whole chain."""
+    `outcome` is the outcome's name, `chain` the run's whole chain,
+    `handled` the (cpu, vector) of each stub handler that ran (Result)."""
 
     def __init__(self, events: tuple[str, ...], outcome: str,
                  chain: tuple[str, ...] = (), guest: str = "bare",
                  features: tuple[str, ...] = (),
                  kernel: tuple[tuple[str, str], ...] = (),
-                 platform: tuple[tuple[str, str], ...] = ()) -> None:
+                 platform: tuple[tuple[str, str], ...] = (),
+                 handled: tuple[tuple[int, int], ...] = ()) -> None:
         self.events = events
         self.outcome = outcome
         self.chain = chain
+        self.handled = handled
         self.guest = guest
         self.features = features
         self.kernel = kernel        # [kernel] key -> TOML value text

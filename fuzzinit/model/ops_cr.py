@@ -81,7 +81,8 @@ class MovCr0(Op):
             " the reserved bits 6-15, 17, 19-28 are left unchanged",
             "SDM Vol. 2 MOV CR; SDM Vol. 3A 2.5, 10.9.5; KVM kvm_set_cr0",
             samples=("mov_cr0 -pg", "mov_cr0 -pe", "mov_cr0 +bit40",
-                     "mov_cr0 +nw", "mov_cr0 +cd +nw", "mov_cr0 +bit7 +ts"),
+                     "mov_cr0 +nw", "mov_cr0 +cd +nw", "mov_cr0 +bit7 +ts",
+                     "mov_cr0 +bit40 -bit40"),
             examples=(
                 Example(("mov_cr0 -wp",), "ok"),
                 Example(("mov_cr0 -pg",), "triple_fault", (
@@ -90,7 +91,7 @@ class MovCr0(Op):
                     *no_gate("#GP", "none"))),
 
                 Example(("lidt gates 13", "mov_cr0 +bit32", "mov_cr0 +nw",
-                         "mov_cr0 +bit7"), "ok"),
+                         "mov_cr0 +bit7"), "ok", handled=((0, 13),)),
                 Example(("mov_cr0 +nw",), "triple_fault", (
                     "cpu0: mov_cr0 +nw",
                     "MOV to CR0 sets CR0.NW with CR0.CD = 0 -> #GP(0)",

@@ -50,7 +50,7 @@ class Int3(_Raise):
             " exc_int3",
             samples=("int3",), trigger_words=(1, 1),
             examples=(
-                Example(("lidt gates 3", "int3"), "ok"),
+                Example(("lidt gates 3", "int3"), "ok", handled=((0, 3),)),
                 Example(("lidt null", "int3"), "triple_fault", (
                     "cpu0: int3", "int3 raises #BP",
                     *no_gate("#BP", "null"))),
@@ -69,7 +69,7 @@ class Div0(_Raise):
             "SDM Vol. 3A 6.15 Interrupt 0, table 6-5; SDM Vol. 2 DIV",
             samples=("div0",), trigger_words=(1, 1),
             examples=(
-                Example(("lidt gates 8", "div0"), "ok", ()),
+                Example(("lidt gates 8", "div0"), "ok", handled=((0, 8),)),
                 Example(("lidt gates 13", "div0"), "triple_fault", (
                     "cpu0: div0", "div0 raises #DE",
                     "#DE: gate 0 of the table (gates 13 limit 0xfff) is"
@@ -96,8 +96,10 @@ class IntN(_Raise):
             " LX arch/x86/kernel/irq.c __common_interrupt",
             samples=("int 3", "int 13", "int 48"), trigger_words=(2, 2),
             examples=(
-                Example(("lidt gates 13,20 limit 0xdf", "int 20"), "ok", ()),
-                Example(("lidt gates 0,13", "int 0"), "ok", ()),
+                Example(("lidt gates 13,20 limit 0xdf", "int 20"), "ok",
+                        handled=((0, 13),)),
+                Example(("lidt gates 0,13", "int 0"), "ok",
+                        handled=((0, 0),)),
             ))
 
     def parse(self, args: list[str], ncpu: int) -> tuple[int, int]:
@@ -116,7 +118,8 @@ class Raise(_Raise):
             samples=("raise 13", "raise 14", "raise 1", "raise 21"),
             trigger_words=(2, 2),
             examples=(
-                Example(("lidt gates 8,13 np 13", "raise 13"), "ok", ()),
+                Example(("lidt gates 8,13 np 13", "raise 13"), "ok",
+                        handled=((0, 8),)),
                 Example(("lidt gates 11,14 np 14 ist 11:3", "raise 14"),
                         "triple_fault", (
                             "cpu0: raise 14", "raise raises #PF",

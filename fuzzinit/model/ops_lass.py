@@ -3,10 +3,19 @@ space, and EFLAGS.AC (STAC/CLAC), which lets data accesses through."""
 
 from typing import Final
 
-from .arch import CR4_BITS, GP, UD
+from .arch import CR4_BITS, EFER_LMA, GP, UD
 from .delivery import raise_event
 from .grammar import OpSyntaxError
-from .machine import AC_SET, F_CR4, F_FLAGS, FEATURE_SMAP, R_NONE, Machine
+from .machine import (
+    AC_SET,
+    CS32,
+    F_CR4,
+    F_EFER,
+    F_FLAGS,
+    FEATURE_SMAP,
+    R_NONE,
+    Machine,
+)
 from .op import Example, Op
 from .outcome import OK
 
@@ -14,6 +23,7 @@ STAC: Final = 46
 CLAC: Final = 47
 ACCESS_USER: Final = 48
 CR4_LASS: Final = 1 << CR4_BITS["lass"]
+CR4_SMAP: Final = 1 << CR4_BITS["smap"]
 ACCESSES: Final[dict[str, int]] = {"data": 0, "fetch": 1}
 
 
@@ -53,13 +63,15 @@ class AccessUser(Op):
             ACCESS_USER, "access_user", "access_user data|fetch",
             "a CPL-0 data access or instruction fetch at a lower-half"
             " (user-half) linear address, e.g. text_poke()'s poking mm or a"
-            " 1:1 firmware mapping: with CR4.LASS = 1 #GP, for data unless"
-            " EFLAGS.AC = 1. Paging of the address is not modelled",
-            "Intel ISE ch. LASS (as quoted by LX b3a7e973abe6 and the LASS"
-            " series); LX arch/x86/kernel/alternative.c text_poke_memcpy",
+            " 1:1 firmware mapping: in 64-bit mode with CR4.LASS = 1 a fetch"
+            " is #GP, a data access too if CR4.SMAP = 1 and EFLAGS.AC = 0."
+            " Paging of the address is not modelled",
+            "Intel ISE ch. LASS; Bochs cpu/access.cc IsCanonicalAccess; LX"
+            " arch/x86/kernel/alternative.c text_poke_memcpy",
             samples=("access_user data", "access_user fetch"),
             examples=(
-                Example(("lidt full", "cr4_set lass", "access_user data"),
+                Example(("lidt full", "cr4_set smap", "cr4_set lass",
+                         "access_user data"),
                         "unhandled", (
                     "cpu0: access_user data",
                     "supervisor data access to the lower half with"
@@ -84,15 +96,22 @@ class AccessUser(Op):
 
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
               b: int, chain: list[str], warnings: list[str]) -> int:
-        if not st[base + F_CR4] & CR4_LASS:
+        cr4 = st[base + F_CR4]
+        flags = st[base + F_FLAGS]
+        if not cr4 & CR4_LASS or flags & CS32 or \
+                not st[base + F_EFER] & EFER_LMA:
+            # LASS is checked in 64-bit mode only (BX IsCanonicalAccess,
+            # long64_mode()).
             return OK
         if a:
-            # Instruction fetches from the lower half: #GP whatever AC says
-            # [derived: the LASS series' changelogs, the ISE text not read].
+            # Instruction fetches from the lower half: #GP whatever AC
+            # says (Intel ISE, LASS; BX IsCanonicalAccess).
             chain.append("supervisor instruction fetch from the lower half"
                          " with CR4.LASS = 1 -> #GP")
             return raise_event(m, st, base, GP, False, R_NONE, chain)
-        if st[base + F_FLAGS] & AC_SET:
+        if not cr4 & CR4_SMAP or flags & AC_SET:
+            # Data accesses: a violation only with CR4.SMAP = 1 and
+            # EFLAGS.AC = 0 (Intel ISE, LASS; BX IsCanonicalAccess).
             return OK
         chain.append("supervisor data access to the lower half with"
                      " CR4.LASS = 1 and EFLAGS.AC = 0 -> #GP")

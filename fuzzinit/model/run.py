@@ -16,6 +16,7 @@ from .machine import (
     NG,
     ONLINE,
     STARTED,
+    STUB_RAN,
     Machine,
 )
 from .op import Op
@@ -97,6 +98,8 @@ def run(m: Machine, ev_cpu: list[int], ev_op: list[int]) -> Result:
 
 def _handled(m: Machine, st: list[int], result: Result) -> Result:
     """Fill in which stub handlers ran (F_FLAGS bits HANDLED_SHIFT + v)."""
+    if not st[m.glob + G_FLAGS] & STUB_RAN:
+        return result
     for cpu in range(m.ncpu):
         bits = st[cpu * NF + F_FLAGS] >> HANDLED_SHIFT
         v = 0
