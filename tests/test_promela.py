@@ -221,7 +221,8 @@ program = ["lidt full", "call_indirect noendbr", "wrmsr S_CET 4",
   "call_indirect noendbr", "wrmsr S_CET 4", "call_indirect endbr",
   "call_indirect noendbr"]
 """),
-    # LASS: a data access to the lower half passes with AC, a fetch never.
+    # LASS (with SMAP on): a data access to the lower half passes with AC,
+    # not without it.
     "lass-access": ("unhandled", """
 [scenario]
 name = "lass-access"
@@ -229,8 +230,8 @@ fail_on = ["unhandled", "triple_fault"]
 [platform]
 features = ["lass", "smap"]
 [[cpu]]
-program = ["lidt full", "access_user fetch", "cr4_set lass", "stac",
-  "access_user data", "clac", "access_user data"]
+program = ["lidt full", "access_user fetch", "cr4_set smap", "cr4_set lass",
+  "stac", "access_user data", "clac", "access_user data"]
 """),
     # Out and back in: LMA follows PG, RDGSBASE is #UD until CS.L = 1.
     "mode-reenter": ("ok", """
