@@ -24,7 +24,8 @@ F_GHCB: Final = 12
 F_FLAGS: Final = 13
 NF: Final = 14
 
-# F_IDT values
+# F_IDT values: these named IDTs, or (8 and up) an explicit table packed
+# by idt_table.py (`lidt gates ...`)
 IDT_NONE: Final = 0       # reset IDTR (base 0, limit 0xFFFF): no valid gate
 IDT_BRINGUP: Final = 1    # bringup_idt_table: only #VC (SEV-ES guests)
 IDT_EARLY: Final = 2      # boot CPU's early handlers (do_early_exception)

@@ -106,12 +106,16 @@ class Intercepted(Op):
     """An instruction a guest's hypervisor intercepts."""
 
     def __init__(self, kind: int, name: str, reason: int, what: str,
-                 doc: str, examples: tuple[Example, ...]) -> None:
+                 doc: str, examples: tuple[Example, ...],
+                 syntax: str = "", source: str = "",
+                 samples: tuple[str, ...] = (),
+                 trigger_words: tuple[int, int] = (1, 1)) -> None:
         super().__init__(
-            kind, name, name, doc,
-            "LX arch/x86/coco/sev/vc-handle.c vc_handle_exitcode;"
+            kind, name, syntax or name, doc,
+            source or "LX arch/x86/coco/sev/vc-handle.c vc_handle_exitcode;"
             " Documentation/arch/x86/tdx.rst",
-            samples=(name,), examples=examples, trigger_words=(1, 1))
+            samples=samples or (name,), examples=examples,
+            trigger_words=trigger_words)
         self.reason = reason
         self.what = what
 
@@ -157,13 +161,13 @@ class Cpuid(Intercepted):
                     "CPUID 0x40000000: the TDX module raises #VE",
                     "#VE (CPUID) in the early handler: tdx_early_handle_ve()"
                     " handles port I/O only"), guest="tdx"),
-                Example(("lidt full", "cpuid 0xb"), "ok", guest="tdx")))
-        self.syntax = "cpuid [LEAF]"
-        self.samples = ("cpuid", "cpuid 0xb", "cpuid 0x40000001")
-        self.trigger_words = (1, 2)
-        self.source = ("LX arch/x86/coco/sev/vc-handle.c vc_handle_exitcode,"
-                       " arch/x86/coco/tdx/tdx.c handle_cpuid,"
-                       " tdx_early_handle_ve; TDX module td_cpuid_exit")
+                Example(("lidt full", "cpuid 0xb"), "ok", guest="tdx")),
+            syntax="cpuid [LEAF]",
+            source="LX arch/x86/coco/sev/vc-handle.c vc_handle_exitcode,"
+            " arch/x86/coco/tdx/tdx.c handle_cpuid, tdx_early_handle_ve;"
+            " TDX module td_cpuid_exit",
+            samples=("cpuid", "cpuid 0xb", "cpuid 0x40000001"),
+            trigger_words=(1, 2))
 
     def parse(self, args: list[str], ncpu: int) -> tuple[int, int]:
         if not args:
@@ -176,7 +180,7 @@ class Cpuid(Intercepted):
         if m.platform == TDX and b and tdx_cpuid_exits(a):
             chain.append(f"CPUID {a:#x}: the TDX module raises #VE")
             return raise_event(m, st, base, VE, False, R_CPUID, chain)
-        return intercepted(m, st, base, R_CPUID, "CPUID", chain)
+        return super().apply(m, st, cpu, base, a, b, chain, warnings)
 
 
 class VeInfo(Op):
