@@ -42,6 +42,12 @@ def example_scenario(tmp_path: Path, ex: Example) -> tuple[Scenario,
     lines += [f"{key} = {value}" for key, value in ex.platform]
     lines.append("[kernel]")
     lines += [f"{key} = {value}" for key, value in ex.kernel]
+    if ex.memory:
+        lines += ["[memory]", f'cr3 = "{ex.memory[0][0]}"',
+                  "[memory.tables]"]
+        lines += [f"{table} = [" + ", ".join(
+            f'"{e}"' for e in entries.split()) + "]"
+            for table, entries in ex.memory]
     for program in programs:
         lines += ["[[cpu]]", "program = [" + ", ".join(
             f'"{t}"' for t in program) + "]"]
@@ -92,8 +98,13 @@ def test_the_readme_op_table_is_generated_from_the_ops() -> None:
 
 
 def test_every_op_is_translated_or_refused_with_a_reason() -> None:
-    """Today runtime.pml translates every op; the next op may not be."""
-    assert [op.name for op in OPS if op.promela] == []
+    """runtime.pml translates every op but the memory ones, which the
+    export refuses with the reason their definition gives."""
+    assert {op.name: op.promela for op in OPS if op.promela} == {
+        "write_cr3": "page tables and regions ([memory]) are not in"
+                     " runtime.pml",
+        "access": "page tables and regions ([memory]) are not in"
+                  " runtime.pml"}
 
 
 def test_export_refuses_an_op_without_a_promela_translation(

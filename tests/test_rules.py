@@ -254,7 +254,7 @@ def test_df_handler_fault_after_delivery_is_a_new_event(
         tmp_path: Path) -> None:
     """[derived] BX exception.cc; LX 05243d490bb7: #UD in #DF's entry."""
     sc, st = tdx_state(tmp_path, tss=0b111111)
-    st[sc.machine.glob + mc.G_FLAGS] |= mc.ALT_PATCHED
+    st[sc.machine.glob + mc.G_FLAGS] |= mc.ALT_PATCHED | mc.ALT_FSGSBASE
     chain: list[str] = []
     outcome = raise_event(sc.machine, st, 0, VE, False, mc.R_PORT_IO, chain)
     assert "#DF enters paranoid_entry, whose RDGSBASE (alternatives patched)" \

@@ -35,8 +35,8 @@ CPU1 = '["cr4_init", "online"]'
 CR4_SORTED = ", ".join(sorted(CR4_BITS))
 CR4_LISTED = ", ".join(CR4_BITS)
 MSR_LIST = ", ".join(MSRS)
-TABLES = ("include, scenario, platform, kernel, routines, overrides, cpu,"
-          " orderings")
+TABLES = ("include, scenario, platform, kernel, memory, routines, overrides,"
+          " cpu, orderings")
 OUTCOMES = ("ok, warn, triple_fault, guest_terminated, hang, unhandled,"
             " never_online, pin_cleared")
 CYCLE_HINT = ("expected constraints that some ordering satisfies; fix:"

@@ -17,6 +17,7 @@ from importlib import resources
 from fuzzinit.errors import FuzzinitError
 from fuzzinit.model import machine as mc
 from fuzzinit.model import ops_smp as smp
+from fuzzinit.model.ops_memory import REFUSAL
 from fuzzinit.model.outcome import HANG
 from fuzzinit.model.vocabulary import OPS
 from fuzzinit.orderings.schedule import SYNC_KINDS
@@ -33,13 +34,17 @@ def runtime_text() -> str:
 
 def untranslated(sc: Scenario) -> tuple[str, str] | None:
     """The first op `sc` uses that runtime.pml does not translate, with
-    the reason its definition gives (fuzzinit/model/ops_*.py), or None."""
+    the reason its definition gives (fuzzinit/model/ops_*.py), or None.
+    Page tables change every event's delivery, so a scenario with
+    `[memory]` is refused whatever its ops."""
     m = sc.machine
     for kind, a, b, text in zip(m.op_kind, m.op_a, m.op_b, m.op_text,
                                 strict=True):
         reason = OPS[kind].refusal(a, b)
         if reason:
             return text, reason
+    if m.paging:
+        return "[memory]", REFUSAL
     return None
 
 
@@ -49,8 +54,9 @@ def promela(sc: Scenario, max_triggers: int) -> str:
     missing = untranslated(sc)
     if missing is not None:
         text, reason = missing
+        what = f"{text}" if text == "[memory]" else f"op {text!r}"
         raise FuzzinitError(
-            f"{sc.path}: cannot export op {text!r}: the Promela runtime has"
+            f"{sc.path}: cannot export {what}: the Promela runtime has"
             f" no translation of {text.split()[0]!r} ({reason}); fix: check"
             " this scenario with `fuzzinit explore` instead")
     parts = [
@@ -146,6 +152,7 @@ def _constants(sc: Scenario, max_triggers: int) -> str:
          "online" if m.pin_gate == mc.PIN_ONLINE else "static_key"),
         ("M_FRED_VC_DISPATCH", _flag(m.fred_vc_dispatch), ""),
         ("M_BOOT_GHCB_FALLBACK", _flag(m.boot_ghcb_fallback), ""),
+        ("M_IBT_CLEAR_FRED_WFE", _flag(m.ibt_clear_fred_wfe), ""),
         ("M_CONSOLE_PORT_IO", _flag(m.console_port_io), ""),
         ("M_CONSOLE_ANYTIME", _flag(m.console_anytime), ""),
         ("M_CONSOLE_AT_BOOT", _flag(m.console_at_boot), ""),

@@ -75,6 +75,8 @@
 #define WARNED_CR4_INIT  128
 #define WARNED_RDMSR     256
 #define WARNED_WRMSR     512
+#define ALT_FSGSBASE    2048   /* patched while the kernel had FSGSBASE */
+#define CAP_CLEARED_SHIFT 16   /* bit 16 + i: X86_FEATURE_(feature bit i) cleared */
 /* platforms, pinning gates */
 #define BARE     0
 #define SEV_ES   1
@@ -132,12 +134,16 @@
 #define STAC                    46
 #define CLAC                    47
 #define ACCESS_USER             48
+#define CLEAR_CPU_CAP           49
 /* feature bits of M_FEATURES */
 #define FEATURE_FRED      1
 #define FEATURE_SMAP      8
 #define FEATURE_FSGSBASE 32
 #define FEATURE_PCID     64
 #define FEATURE_CET    8192
+/* machine.kernel_has: cpu_feature_enabled(X86_FEATURE_x) */
+#define KERNEL_HAS(f)  ((M_FEATURES & (f)) != 0 && \
+                        (g_flags & ((f) << CAP_CLEARED_SHIFT)) == 0)
 /* exit reasons */
 #define R_NONE     0
 #define R_PORT_IO  1
@@ -149,6 +155,7 @@
 #define R_CFI      7
 #define R_CR4      8
 #define R_SEG      9
+#define R_IBT_SELFTEST 10
 
 /* --- architecture (model/arch.py) ---------------------------------------- */
 #define CR0_PE   1
@@ -230,7 +237,7 @@ typedef Cpu {
 Cpu cpu[NCPU];
 bool g_key;                                 /* G_KEY */
 int g_pinned_lo; int g_pinned_hi;           /* G_PINNED_BITS */
-short g_flags;                              /* G_FLAGS */
+int g_flags;                                /* G_FLAGS */
 
 /* --- the schedule's progress (Schedule.snapshot) and bfs's extra state ---- */
 bool s_done[NSLOTS];         /* Schedule.done, all CPUs' slots in a row */
@@ -614,8 +621,7 @@ inline handle(c, vector, via, reason, from_delivery, out, follow) {
   if
   :: via == VIA_FRED && vector == VC && !M_FRED_VC_DISPATCH ->
      out = UNHANDLED; h_done = true     /* fred_hwexc() has no #VC case */
-  :: via == IDT_FULL && h_paranoid && (g_flags & ALT_PATCHED) != 0 &&
-     (M_FEATURES & FEATURE_FSGSBASE) != 0 &&
+  :: via == IDT_FULL && h_paranoid && (g_flags & ALT_FSGSBASE) != 0 &&
      (cpu[c].cr4_lo & CR4_FSGSBASE) == 0 ->
      out = OK; follow = UD; h_done = true    /* RDGSBASE in paranoid_entry */
   :: else -> skip
@@ -627,7 +633,15 @@ inline handle(c, vector, via, reason, from_delivery, out, follow) {
      if
      :: vector >= 32 && via == IDT_FULL -> out = OK   /* INT n: common_interrupt */
      :: vector == NMI -> out = OK
-     :: vector == PF -> out = OK
+     :: vector == PF && via == IDT_FULL && KERNEL_HAS(FEATURE_FRED) ->
+        out = UNHANDLED   /* exc_page_fault reads FRED event data */
+     :: vector == PF && !(via == IDT_FULL && KERNEL_HAS(FEATURE_FRED)) ->
+        out = OK
+     :: vector == CP && reason == R_IBT_SELFTEST && via != IDT_EARLY ->
+        if   /* the selftest's #CP: ERETS restores WFE unless cleared */
+        :: via == VIA_FRED && !M_IBT_CLEAR_FRED_WFE -> out = HANG
+        :: else -> out = OK
+        fi
      :: vector == GP && reason == R_MSR -> out = OK   /* ex_handler_msr fixup */
      :: vector == GP && reason == R_SEG -> out = OK   /* loadsegment fixup */
      :: vector == UD && reason == R_WARN -> out = OK  /* report_bug: WARN */
@@ -793,7 +807,7 @@ inline native_write_cr0(c, v, v_hi, out) {   /* pinning.native_write_cr0 */
 inline cr4_init_value(c, v_lo, v_hi) {   /* pinning.cr4_init */
   v_lo = cpu[c].cr4_lo; v_hi = cpu[c].cr4_hi;
   if
-  :: (M_FEATURES & FEATURE_PCID) != 0 -> v_lo = v_lo | CR4_PCIDE
+  :: KERNEL_HAS(FEATURE_PCID) -> v_lo = v_lo | CR4_PCIDE
   :: else -> skip
   fi;
   if
@@ -1016,7 +1030,8 @@ inline rdmsr(c, msr, warn, out) {   /* ops_msr.Rdmsr.apply */
  * event whose outcome would be INVALID is not taken (bfs: `continue`), and
  * Promela cannot undo a transition, so they are also the guard of every
  * event (APPLY_ALLOWED); `apply` still returns INVALID for them. */
-#define LAST_KIND      ACCESS_USER   /* the highest op kind: vocabulary.OPS[-1] */
+#define LAST_KIND      CLEAR_CPU_CAP /* the highest translated op kind (the
+                                        memory ops after it: export refuses) */
 #define KNOWN_KIND(k)  ((k) <= LAST_KIND)
 #define APPLY_ALLOWED(c, op) \
   ((cpu[c].flags & STARTED) != 0 && KNOWN_KIND(op_kind[op]) && \
@@ -1196,8 +1211,11 @@ inline apply(c, op, out) {   /* run._apply -> Op.apply */
      d_step {
        apply_args(c, op);
        if
-       :: ap_a_lo != 0 && (cpu[c].cr4_lo & CR4_CET) != 0 &&
+       :: ap_a_lo == 1 && (cpu[c].cr4_lo & CR4_CET) != 0 &&
           (cpu[c].flags & IBT_ON) != 0 -> raise_event(c, CP, false, R_NONE, out)
+       :: ap_a_lo == 2 && (cpu[c].cr4_lo & CR4_CET) != 0 &&
+          (cpu[c].flags & IBT_ON) != 0 ->
+          raise_event(c, CP, false, R_IBT_SELFTEST, out)
        :: else -> out = OK
        fi
      }
@@ -1295,7 +1313,12 @@ inline apply_plain(c, out) {   /* run._apply, continued */
      :: M_SEV -> g_flags = g_flags | GHCBS_ALLOCATED
      :: else -> skip
      fi
-  :: ap_kind == PATCH_ALTERNATIVES -> g_flags = g_flags | ALT_PATCHED
+  :: ap_kind == PATCH_ALTERNATIVES ->
+     if
+     :: KERNEL_HAS(FEATURE_FSGSBASE) -> g_flags = g_flags | ALT_PATCHED | ALT_FSGSBASE
+     :: else -> g_flags = g_flags | ALT_PATCHED
+     fi
+  :: ap_kind == CLEAR_CPU_CAP -> g_flags = g_flags | (ap_a_lo << CAP_CLEARED_SHIFT)
   :: ap_kind == CLEAR_ONLINE -> cpu[c].flags = ap_flags & ~ONLINE
   :: ap_kind == CONSOLE_INIT -> g_flags = g_flags | CONSOLE_ON
   :: ap_kind == NOP -> skip

@@ -31,6 +31,9 @@ CR4_BITS: Final[dict[str, int]] = {
     "fred": 32,
 }
 CR4_PAE: Final = 1 << 5
+CR4_PGE: Final = 1 << 7
+CR4_SMEP: Final = 1 << 20
+CR4_SMAP: Final = 1 << 21
 CR4_MCE: Final = 1 << 6
 CR4_LA57: Final = 1 << 12
 CR4_FSGSBASE: Final = 1 << 16

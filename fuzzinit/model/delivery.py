@@ -62,6 +62,7 @@ from .machine import (
     Machine,
 )
 from .outcome import TRIPLE_FAULT, UNHANDLED
+from .paging import DESC, ESTACK, READ, STACK, WRITE, access_faults
 
 NO_FAULT: Final = -1
 # try_deliver's answer when CR4.FRED = 1 and FRED_CONFIG holds no entry point.
@@ -81,6 +82,52 @@ def try_deliver(m: Machine, st: list[int], base: int, vector: int,
                 chain: list[str]) -> int:
     """Deliver `vector`: NO_FAULT, FRED_NO_ENTRY, or the vector of the fault
     raised during delivery (appending why to `chain`)."""
+    if not m.paging:
+        return _deliver(m, st, base, vector, chain)
+    return _deliver_paged(m, st, base, vector, chain)
+
+
+def _deliver_paged(m: Machine, st: list[int], base: int, vector: int,
+                   chain: list[str]) -> int:
+    """Delivery with `[memory]`: the CPU reads the gate (and the GDT) from
+    `desc` and pushes the frame on `stack`, or on `estack` for an IST or a
+    FRED stack level above 0; each is an implicit supervisor access that
+    can #PF (SDM Vol. 3A 6.14.2, 4.6.1; FRED spec 6.1) [derived]. The
+    handler's code (`text`) is taken as mapped."""
+    if not st[base + F_EFER] & EFER_LMA:
+        return _deliver(m, st, base, vector, chain)
+    name = vector_name(vector)
+    fred = (st[base + F_CR4] & CR4_FRED) != 0
+    if not fred and _reads_gate(st[base + F_IDT], vector) and \
+            access_faults(m, st, base, DESC, READ, True, chain):
+        chain[-1] = f"{name}: " + chain[-1]
+        return PF
+    fault = _deliver(m, st, base, vector, chain)
+    if fault != NO_FAULT:
+        return fault
+    if fred:
+        level = fred_stack_level(st[base + F_FRED_STKLVLS], vector)
+    else:
+        idt = st[base + F_IDT]
+        level = table_ist(idt, vector) if is_table(idt) else \
+            IST_OF_VECTOR.get(vector, 0) if idt == IDT_FULL else 0
+    if access_faults(m, st, base, ESTACK if level else STACK, WRITE, True,
+                     chain):
+        chain[-1] = f"{name}: " + chain[-1]
+        return PF
+    return NO_FAULT
+
+
+def _reads_gate(idt: int, vector: int) -> bool:
+    """Whether delivery reads a gate from memory: the IDTR limit covers it
+    (the reset and invalidated IDTs fault on the limit or hold no gate)."""
+    if is_table(idt):
+        return 16 * vector + 15 <= limit(idt)
+    return idt == IDT_FULL or idt == IDT_EARLY or idt == IDT_BRINGUP
+
+
+def _deliver(m: Machine, st: list[int], base: int, vector: int,
+             chain: list[str]) -> int:
     if not st[base + F_EFER] & EFER_LMA:
         return _outside_long_mode(m, st, base, vector, chain)
     if st[base + F_CR4] & CR4_FRED:

@@ -23,12 +23,12 @@ from .arch import (
     vector_name,
 )
 from .machine import (
-    ALT_PATCHED,
+    ALT_FSGSBASE,
     BOOT_GHCB,
     F_CR4,
     F_FLAGS,
     F_GHCB,
-    FEATURE_FSGSBASE,
+    FEATURE_FRED,
     G_FLAGS,
     GHCB_PERCPU,
     GHCBS_ALLOCATED,
@@ -39,6 +39,7 @@ from .machine import (
     IDT_FULL,
     R_CPUID,
     R_CR4,
+    R_IBT_SELFTEST,
     R_MSR,
     R_PORT_IO,
     R_SEG,
@@ -50,6 +51,7 @@ from .machine import (
     VE_PENDING,
     VIA_FRED,
     Machine,
+    kernel_has,
 )
 from .outcome import GUEST_TERMINATED, HANG, OK, UNHANDLED
 
@@ -73,12 +75,12 @@ def handle(m: Machine, st: list[int], base: int, vector: int, via: int,
             return UNHANDLED, -1
     elif via == IDT_FULL and vector in PARANOID:
         g = st[m.glob + G_FLAGS]
-        if g & ALT_PATCHED and m.features & FEATURE_FSGSBASE \
-                and not st[base + F_CR4] & CR4_FSGSBASE:
-            # Patched paranoid_entry uses RDGSBASE only where FSGSBASE is
-            # enumerated (LX entry_64.S paranoid_entry: ALTERNATIVE "jmp
-            # .Lparanoid_entry_checkgs", "", X86_FEATURE_FSGSBASE); with
-            # CR4.FSGSBASE = 0 it is #UD (SDM Vol. 2 RDGSBASE; 05243d490bb7).
+        if g & ALT_FSGSBASE and not st[base + F_CR4] & CR4_FSGSBASE:
+            # Patched paranoid_entry uses RDGSBASE where the kernel had
+            # X86_FEATURE_FSGSBASE when it patched (LX entry_64.S
+            # paranoid_entry: ALTERNATIVE "jmp .Lparanoid_entry_checkgs", "",
+            # X86_FEATURE_FSGSBASE); with CR4.FSGSBASE = 0 it is #UD (SDM
+            # Vol. 2 RDGSBASE; 05243d490bb7).
             chain.append(f"{vector_name(vector)} enters paranoid_entry, whose"
                          " RDGSBASE (alternatives patched) is #UD with"
                          " CR4.FSGSBASE = 0")
@@ -104,8 +106,19 @@ def handle(m: Machine, st: list[int], base: int, vector: int, via: int,
         # early_fixup_exception); exc_nmi and the FRED NMI path handle them.
         return OK, -1
     if vector == PF:
+        if via == IDT_FULL and kernel_has(m, st, FEATURE_FRED):
+            # exc_page_fault() takes the address from the FRED event data
+            # whenever the kernel has X86_FEATURE_FRED, active or not (LX
+            # arch/x86/mm/fault.c; a97756cbec44, 989b5cfaa7b6): an IDT frame
+            # has none, so the handler works on a wrong address - an oops
+            # or an endless refault [derived].
+            chain.append("exc_page_fault() reads the fault address from FRED"
+                         " event data (X86_FEATURE_FRED set), but the #PF"
+                         " came through the IDT: it handles a wrong address")
+            return UNHANDLED, -1
         # A #PF trigger stands for a fault the kernel expects: early page
-        # tables (LX head64.c early_make_pgtable) or the runtime handler.
+        # tables (LX head64.c early_make_pgtable, which reads CR2) or the
+        # runtime handler.
         return OK, -1
     if vector == MC:
         if via == IDT_EARLY:
@@ -137,6 +150,18 @@ def handle(m: Machine, st: list[int], base: int, vector: int, via: int,
         return OK, -1
     if vector == UD and reason >= R_WARN:
         return _bug_trap(via, reason, chain)
+    if vector == CP and reason == R_IBT_SELFTEST and via != IDT_EARLY:
+        # do_kernel_cp_fault() knows ibt_selftest_noendbr and returns. An
+        # IDT frame keeps no WFE and IRET sets none; FRED saves WFE in the
+        # frame and ERETS restores it, so the same instruction takes #CP
+        # again unless the handler clears it (LX arch/x86/kernel/cet.c;
+        # dc81e556f2a0; FRED spec: the saved CS's WFE bit).
+        if via == VIA_FRED and not m.ibt_clear_fred_wfe:
+            chain.append("do_kernel_cp_fault() returns from the selftest's"
+                         " #CP, but ERETS restores WFE from the FRED frame:"
+                         " #CP again at ibt_selftest_noendbr, forever")
+            return HANG, -1
+        return OK, -1
     if vector == CP:
         # Kernel-mode #CP(ENDBRANCH): "Missing ENDBR", BUG() unless booted
         # with ibt=warn (LX arch/x86/kernel/cet.c do_kernel_cp_fault); the

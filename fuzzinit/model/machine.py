@@ -22,7 +22,9 @@ F_IDT: Final = 10
 F_TSS: Final = 11         # bit 0: TR loaded; bit k (1..7): IST slot k set
 F_GHCB: Final = 12
 F_FLAGS: Final = 13
-NF: Final = 14
+F_MMU: Final = 14         # paging.py: the loaded page table (bits 0-3) and
+#                           the global TLB entries left by earlier CR3s
+NF: Final = 15
 
 # F_IDT values: these named IDTs, or (8 and up) an explicit table packed
 # by idt_table.py (`lidt gates ...`)
@@ -77,6 +79,13 @@ WARNED_CR4_INIT: Final = 1 << 7  # WARN_ON_ONCE in cr4_init fired (the
 WARNED_RDMSR: Final = 1 << 8   # ex_handler_msr's pr_warn_once, RDMSR
 WARNED_WRMSR: Final = 1 << 9   # the same for WRMSR
 STUB_RAN: Final = 1 << 10      # a stub handler ran (run() then reads which)
+ALT_FSGSBASE: Final = 1 << 11  # alternatives were patched while the kernel
+#                                had X86_FEATURE_FSGSBASE: paranoid_entry uses
+#                                RDGSBASE (entry_64.S ALTERNATIVE)
+# Bits CAP_CLEARED_SHIFT + i: the kernel cleared X86_FEATURE_<arch.FEATURES[i]>
+# (setup_clear_cpu_cap(), a command-line option): the feature bit of
+# Machine.features shifted left by this much (kernel_has()).
+CAP_CLEARED_SHIFT: Final = 16
 
 # --- platforms --------------------------------------------------------------------
 BARE: Final = 0
@@ -98,10 +107,13 @@ class Machine:
                  fred_vc_dispatch: bool, boot_ghcb_fallback: bool,
                  console_port_io: bool, console_anytime: bool,
                  console_at_boot: bool, terminate_hangs: bool,
+                 ibt_clear_fred_wfe: bool,
                  pin_property: bool,
                  entry_cr4: int, intercepted_msrs: list[int],
                  absent_msrs: list[int], microcode_msrs: list[int],
                  readonly_msrs: list[int],
+                 page_tables: list[int], page_globals: list[int],
+                 cr3_start: int,
                  op_kind: list[int], op_a: list[int], op_b: list[int],
                  op_text: list[str]) -> None:
         self.ncpu = ncpu
@@ -115,6 +127,8 @@ class Machine:
         self.console_port_io = console_port_io
         self.console_anytime = console_anytime
         self.console_at_boot = console_at_boot
+        # do_kernel_cp_fault() clears the FRED frame's WFE (dc81e556f2a0)
+        self.ibt_clear_fred_wfe = ibt_clear_fred_wfe
         self.pin_property = pin_property
         # GHCB TERM: the hypervisor ends the guest, or ignores the request
         # and sev_es_terminate() HLTs forever (LX boot/startup/sev-shared.c).
@@ -124,6 +138,12 @@ class Machine:
         self.absent_msrs = absent_msrs          # RDMSR/WRMSR #GP
         self.microcode_msrs = microcode_msrs    # absent until load_microcode
         self.readonly_msrs = readonly_msrs      # WRMSR #GP, RDMSR works
+        # [memory] (paging.py): per table, a P/W/X/U nibble per region and
+        # the regions mapped global; no tables: every access is mapped.
+        self.page_tables = page_tables
+        self.page_globals = page_globals
+        self.cr3_start = cr3_start
+        self.paging = len(page_tables) > 0
         self.op_kind = op_kind
         self.op_a = op_a
         self.op_b = op_b
@@ -140,6 +160,17 @@ FEATURE_PCID: Final = 1 << 6
 FEATURE_FSGSBASE: Final = 1 << 5
 FEATURE_CET: Final = 1 << 13
 
+
+
+def kernel_has(m: Machine, st: list[int], feature: int) -> bool:
+    """cpu_feature_enabled(X86_FEATURE_x) for a FEATURE_* bit: set from
+    CPUID (the model starts after early_cpu_init(), so from the first op
+    [assumed]), cleared by `clear_cpu_cap` (LX arch/x86/kernel/cpu/common.c
+    setup_clear_cpu_cap, cpu_caps_cleared)."""
+    return (m.features & feature) != 0 and \
+        not st[m.glob + G_FLAGS] & (feature << CAP_CLEARED_SHIFT)
+
+
 # What raised a #VC/#VE: the exit reason the handler sees.
 R_NONE: Final = 0
 R_PORT_IO: Final = 1
@@ -153,9 +184,11 @@ R_BUG: Final = 6
 R_CFI: Final = 7
 R_CR4: Final = 8    # a TDX guest's CR4 write the TDX module refuses
 R_SEG: Final = 9    # a segment register load (loadsegment(): a fixup)
+R_IBT_SELFTEST: Final = 10  # ibt_selftest()'s jump to ibt_selftest_noendbr
 REASON_NAMES: Final[tuple[str, ...]] = ("", "port I/O", "CPUID", "MSR access",
                                        "MMIO", "WARN", "BUG", "kCFI",
-                                       "CR4 write", "segment load")
+                                       "CR4 write", "segment load",
+                                       "IBT selftest")
 
 # Delivery path a handler sees: an IDT_* value, or FRED, or the stub
 # handlers of an explicit table (`lidt gates ...`, idt_table.py).

@@ -46,7 +46,8 @@ class Example:
                  features: tuple[str, ...] = (),
                  kernel: tuple[tuple[str, str], ...] = (),
                  platform: tuple[tuple[str, str], ...] = (),
-                 handled: tuple[tuple[int, int], ...] = ()) -> None:
+                 handled: tuple[tuple[int, int], ...] = (),
+                 memory: tuple[tuple[str, str], ...] = ()) -> None:
         self.events = events
         self.outcome = outcome
         self.chain = chain
@@ -55,6 +56,8 @@ class Example:
         self.features = features
         self.kernel = kernel        # [kernel] key -> TOML value text
         self.platform = platform    # more [platform] keys, as for kernel
+        # [memory.tables]: (table, "region:perms ..."); the first is loaded
+        self.memory = memory
 
 
 class Op:

@@ -76,6 +76,14 @@ class PageFault(Op):
             trigger_words=(1, 1),
             examples=(
                 Example(("lidt early", "pf"), "ok"),
+                Example(("lidt full", "pf"), "ok"),
+                Example(("lidt full", "pf"), "unhandled", (
+                    "cpu0: pf", "#PF raised",
+                    "exc_page_fault() reads the fault address from FRED"
+                    " event data (X86_FEATURE_FRED set), but the #PF came"
+                    " through the IDT: it handles a wrong address"),
+                    features=("fred",)),
+                Example(("lidt early", "pf"), "ok", features=("fred",)),
             ))
 
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,

@@ -5,7 +5,7 @@ from typing import Final
 
 from .arch import CR0_PE, CR0_PG, CR0_WP, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE
 from .grammar import OpSyntaxError, number
-from .machine import F_CR0, F_CR4, F_EFER, F_FLAGS, NF, ONLINE, STARTED, Machine
+from .machine import F_CR0, F_CR4, F_EFER, F_FLAGS, F_MMU, NF, ONLINE, STARTED, Machine
 from .op import BLOCK, Example, Op, one_number
 from .op import ONLINE as ONLINE_BIT
 from .outcome import INVALID, OK
@@ -27,6 +27,8 @@ def enter_long_mode(m: Machine, st: list[int], base: int) -> None:
     st[base + F_CR0] = ENTRY_CR0
     st[base + F_CR4] = m.entry_cr4
     st[base + F_EFER] = ENTRY_EFER
+    # Every CPU starts on [memory]'s `cr3` table, its TLB empty [assumed].
+    st[base + F_MMU] = m.cr3_start
     st[base + F_FLAGS] |= STARTED
 
 

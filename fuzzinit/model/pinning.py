@@ -7,6 +7,7 @@ from .arch import (
     CR0_WP,
     CR4_MCE,
     CR4_PCIDE,
+    CR4_PGE,
     EFER_LMA,
     EFER_LME,
     GP,
@@ -35,8 +36,10 @@ from .machine import (
     WARNED_CR4,
     WARNED_CR4_INIT,
     Machine,
+    kernel_has,
 )
 from .outcome import OK
+from .paging import flush_all
 from .platform import printk
 
 
@@ -55,7 +58,10 @@ def mov_cr4(m: Machine, st: list[int], base: int, value: int,
     if why:
         chain.append(f"MOV to CR4 {why} -> #GP(0)")
         return raise_event(m, st, base, GP, False, R_NONE, chain)
+    old = st[base + F_CR4]
     st[base + F_CR4] = value
+    if (old ^ value) & CR4_PGE or old & ~value & CR4_PCIDE:
+        flush_all(st, base)   # global TLB entries too (SDM Vol. 3A 4.10.4.1)
     return OK
 
 
@@ -70,6 +76,11 @@ def mov_cr0(m: Machine, st: list[int], base: int, value: int,
         chain.append(f"MOV to CR0 {why} -> #GP(0)")
         return raise_event(m, st, base, GP, False, R_NONE, chain)
     st[base + F_CR0] = value & ~CR0_IGNORED
+    if (old ^ value) & CR0_PG:
+        # SDM Vol. 3A 4.10.4.1: clearing PG drops every entry, global ones
+        # too (that bullet as remembered, not re-read; with PG = 0 the TLB
+        # is not used, so setting it finds none either).
+        flush_all(st, base)
     if (old ^ value) & CR0_PG and efer & EFER_LME:
         # Paging on with LME activates IA-32e mode, paging off leaves it
         # (SDM Vol. 3A 10.8.5, 10.8.5.4: EFER.LMA follows).
@@ -129,7 +140,7 @@ def cr4_init(m: Machine, st: list[int], base: int, chain: list[str],
     """cr4_init(): PCIDE if PCID, then the pinned bits if the key is on; the
     rejected cccc0c8ff0a9 replaced the pinned-bit step by a WARN_ON_ONCE."""
     cr4 = st[base + F_CR4]
-    if m.features & FEATURE_PCID:
+    if kernel_has(m, st, FEATURE_PCID):   # boot_cpu_has(X86_FEATURE_PCID)
         cr4 |= CR4_PCIDE
     if m.pin_gate == PIN_ONLINE:
         outcome = _cr4_init_warn(m, st, base, chain, warnings)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from fuzzinit.model import machine as mc
-from fuzzinit.model.arch import CR4_BITS, CR4_FRED
+from fuzzinit.model.arch import CR4_BITS, CR4_FRED, FEATURES
 from fuzzinit.model.idt_table import idt_name
+from fuzzinit.model.paging import REGIONS, STALE_SHIFT, TABLE_MASK, TABLES
 from fuzzinit.model.run import initial_state, step
 from fuzzinit.orderings.schedule import Event
 from fuzzinit.scenario.load import Scenario
@@ -33,6 +34,16 @@ def state_of(sc: Scenario, st: list[int], cpu: int) -> dict[str, object]:
         "pinned": [n for n, b in CR4_BITS.items() if pinned >> b & 1],
         "online": bool(st[base + mc.F_FLAGS] & mc.ONLINE),
     }
+    # The kernel's feature flags, apart from CPUID: those it cleared.
+    cleared = g >> mc.CAP_CLEARED_SHIFT
+    if cleared:
+        out["caps_cleared"] = [n for i, n in enumerate(FEATURES)
+                               if cleared >> i & 1]
+    if m.paging:   # the loaded table, and the global TLB entries left over
+        mmu = st[base + mc.F_MMU]
+        out["cr3"] = TABLES[mmu & TABLE_MASK]
+        out["tlb_global"] = [r for i, r in enumerate(REGIONS)
+                             if mmu >> (STALE_SHIFT + 4 * i) & 0xF]
     if m.sev:
         out["ghcb"] = mc.GHCB_NAMES[st[base + mc.F_GHCB]]
         out["percpu_ghcbs"] = bool(g & mc.GHCBS_ALLOCATED)
@@ -51,8 +62,16 @@ def describe(state: dict[str, object]) -> str:
     if pcid:   # shown only when set: a PCIDE write then #GPs (SDM 4.10.1)
         parts.append(f"CR3.PCID={pcid:#x}")
     parts.append(f"IDT={state['idt']}")
+    if "cr3" in state:
+        stale = state["tlb_global"]
+        assert isinstance(stale, list)
+        parts.append(f"CR3={state['cr3']}" + (
+            " TLB-global:" + "|".join(stale) if stale else ""))
     if "ghcb" in state:
         parts.append(f"GHCB={state['ghcb']}")
+    cleared = state.get("caps_cleared")
+    if isinstance(cleared, list):   # kernel flags next to the CPU's CR4
+        parts.append("cleared-caps:" + "|".join(cleared))
     pinned = state["pinned"]
     assert isinstance(pinned, list)
     parts.append("pinning=" + ("on:" + "|".join(pinned)

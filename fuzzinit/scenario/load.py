@@ -25,6 +25,7 @@ from fuzzinit.model.arch import (
 from fuzzinit.model.ops_msr import msr_number
 from fuzzinit.model.outcome import NAMES as OUTCOMES
 from fuzzinit.model.vocabulary import OPS
+from fuzzinit.scenario.memory import check_uses, memory
 from fuzzinit.scenario.ops import OpSyntaxError, canonical, parse_op
 from fuzzinit.scenario.profiles import LIBRARY, gather, merge
 from fuzzinit.scenario.source import Ctx, Source, read
@@ -41,8 +42,8 @@ NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
 MAX_NAME = 120
 MAX_NESTING = 64         # routine calls inside routine calls
 MAX_PROGRAM = 10_000     # ops in one CPU's expanded program
-TABLES = ("include", "scenario", "platform", "kernel", "routines",
-          "overrides", "cpu", "orderings")
+TABLES = ("include", "scenario", "platform", "kernel", "memory",
+          "routines", "overrides", "cpu", "orderings")
 FAILABLE = ("triple_fault", "guest_terminated", "hang", "warn", "unhandled",
             "never_online", "pin_cleared")
 # Ops a trigger may name, and how many words each kind has (the op's
@@ -218,7 +219,8 @@ def _kernel(kern: dict[str, Any], ctx: Ctx
     """[kernel]: the pinned mask, the pinning gate and the entry CR4 (the
     other keys are booleans read where they are used)."""
     _check_keys(kern, ("pinned_cr4", "pinning", "fred_vc_dispatch",
-                       "boot_ghcb_fallback", "entry_cr4"), "kernel", ctx)
+                       "boot_ghcb_fallback", "entry_cr4",
+                       "ibt_clear_fred_wfe"), "kernel", ctx)
     pinned = _cr4_mask(_strlist(kern, "pinned_cr4", "kernel", ctx,
                                 DEFAULT_PINNED), "kernel.pinned_cr4", ctx)
     pinning = _str(kern, "pinning", "kernel", ctx, "static_key")
@@ -236,7 +238,8 @@ def _kernel(kern: dict[str, Any], ctx: Ctx
                         "CR4 bits 0-31: the trampoline passes CR4 as a u32",
                         "remove it; set it from the CPU's program instead",
                         needle="entry_cr4")
-    for key in ("fred_vc_dispatch", "boot_ghcb_fallback"):
+    for key in ("fred_vc_dispatch", "boot_ghcb_fallback",
+                "ibt_clear_fred_wfe"):
         _bool(kern, key, "kernel", ctx, True)
     return pinned, pinning, entry_cr4, kern
 
@@ -447,6 +450,8 @@ def build(main: Source, sha256: str, profiles: list[Source]) -> Scenario:
                          ctx, op_id)
     before = _before(orderings, programs, routine_of, texts, ctx)
     _check_acyclic(programs, kinds, arg_a, texts, before, ctx)
+    tables = memory(doc, ctx)
+    check_uses(tables, kinds, arg_a, texts, ctx)
 
     args: dict[str, Any] = dict(
         ncpu=ncpu, platform=mc.PLATFORMS.index(guest), cr4_allowed=cr4_allowed,
@@ -454,6 +459,8 @@ def build(main: Source, sha256: str, profiles: list[Source]) -> Scenario:
         pin_gate=mc.PIN_ONLINE if pinning == "online" else mc.PIN_STATIC_KEY,
         fred_vc_dispatch=_bool(kern, "fred_vc_dispatch", "kernel", ctx, True),
         boot_ghcb_fallback=_bool(kern, "boot_ghcb_fallback", "kernel", ctx,
+                                 True),
+        ibt_clear_fred_wfe=_bool(kern, "ibt_clear_fred_wfe", "kernel", ctx,
                                  True),
         console_port_io=CONSOLES[console][0],
         console_anytime=CONSOLES[console][1],
@@ -464,6 +471,7 @@ def build(main: Source, sha256: str, profiles: list[Source]) -> Scenario:
         intercepted_msrs=[MSRS[x.upper()] for x in msrs],
         absent_msrs=absent, microcode_msrs=microcode,
         readonly_msrs=readonly,
+        page_tables=tables[0], page_globals=tables[1], cr3_start=tables[2],
         op_kind=kinds, op_a=arg_a, op_b=arg_b, op_text=texts)
     return Scenario(
         path=ctx.path, name=name, title=title, sources=sources, notes=notes,
