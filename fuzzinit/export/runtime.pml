@@ -64,6 +64,7 @@
 #define GDT_NULL     128
 #define IBT_ON       256
 #define AC_SET       512
+#define SS_KERNEL   8192   /* SS holds __KERNEL_DS (loadsegment ss) */
 /* global flags */
 #define ALT_PATCHED        1
 #define GHCBS_ALLOCATED    2
@@ -232,7 +233,7 @@ typedef Cpu {
   byte idt;                                 /* F_IDT */
   byte tss;                                 /* F_TSS */
   byte ghcb;                                /* F_GHCB */
-  short flags                               /* F_FLAGS */
+  int flags                                 /* F_FLAGS */
 };
 Cpu cpu[NCPU];
 bool g_key;                                 /* G_KEY */
@@ -276,7 +277,7 @@ hidden byte internal_invalid_after_guard;
 hidden byte cw_lm; hidden int cn_top; hidden byte fm_canon;
 hidden short sl_shift;
 hidden byte td_level; hidden byte td_ist; hidden int td_lim;
-hidden short vc_g; hidden byte vc_boot;
+hidden int vc_g; hidden byte vc_boot;
 hidden short re_vec; hidden byte re_int; hidden byte re_reason;
 hidden byte re_state; hidden short re_v; hidden byte re_first;
 hidden byte re_second; hidden byte re_fd; hidden byte re_n;
@@ -297,7 +298,7 @@ hidden int rm_msr; hidden byte rm_icpt; hidden short rm_warn; hidden short wm_wa
 hidden short mg_flag; hidden byte mc_d;
 hidden byte ap_kind; hidden int ap_a_lo; hidden int ap_a_hi;
 hidden int ap_b_lo; hidden int ap_b_hi; hidden int ap_b_ext;
-hidden short ap_flags; hidden byte ap_call;
+hidden int ap_flags; hidden byte ap_call;
 hidden byte ap_reason; hidden byte ap_vector;
 hidden int ap_lo; hidden int ap_hi;
 hidden byte pc_lost;
@@ -1223,8 +1224,18 @@ inline apply(c, op, out) {   /* run._apply -> Op.apply */
      d_step {
        apply_args(c, op);
        if
-       :: (cpu[c].flags & GDT_NULL) != 0 -> raise_event(c, GP, false, R_SEG, out)
-       :: else -> out = OK
+       :: (cpu[c].flags & GDT_NULL) != 0 ->
+          raise_event(c, GP, false, R_SEG, out);
+          if   /* the fixup loads the null selector into SS */
+          :: out == OK && ap_a_lo == 0 -> cpu[c].flags = cpu[c].flags & ~SS_KERNEL
+          :: else -> skip
+          fi
+       :: else ->
+          if
+          :: ap_a_lo == 0 -> cpu[c].flags = cpu[c].flags | SS_KERNEL
+          :: else -> skip
+          fi;
+          out = OK
        fi
      }
   :: AP_IS(c, op, UD2) ->       /* ops_events.Ud2: the bug site's #UD */

@@ -56,6 +56,7 @@ from .machine import (
     IDT_REAL,
     R_NONE,
     TDX,
+    USER,
     VE_PENDING,
     VIA_FRED,
     VIA_STUB,
@@ -135,6 +136,20 @@ def _deliver(m: Machine, st: list[int], base: int, vector: int,
         if fred_entry_page(st[base + F_FRED_CONFIG]) == 0:
             return FRED_NO_ENTRY
         level = fred_stack_level(st[base + F_FRED_STKLVLS], vector)
+        if st[base + F_FLAGS] & USER:
+            # From ring 3 every event but #DF goes to stack level 0, and
+            # the stack is always FRED_RSPn of the new level (FRED spec;
+            # Bochs FRED_EventDelivery). A nested fault of that delivery is
+            # taken the same way [assumed: the model does not track the
+            # nested-event flag].
+            if vector != DF:
+                level = 0
+            if st[base + F_FRED_RSP0 + level] == 0:
+                chain.append(f"{vector_name(vector)} from ring 3: FRED stack"
+                             f" level {level} and FRED_RSP{level} = 0: the"
+                             " frame push faults -> #PF")
+                return PF
+            return NO_FAULT
         if level > 0 and st[base + F_FRED_RSP0 + level] == 0:
             # Stack level above the current one loads FRED_RSPn (FRED spec;
             # BX FRED_EventDelivery); RSP 0 puts the frame at
@@ -215,6 +230,13 @@ def _ist_stack(st: list[int], base: int, vector: int, ist: int,
                             f"IST{ist} is not set up (tss_setup_ist)")
                          + ": the frame push faults -> #PF")
             return PF
+    elif st[base + F_FLAGS] & USER and not st[base + F_TSS] & 1:
+        # From ring 3 a gate without IST switches to TSS.RSP0; with TR never
+        # loaded the TSS is read at base 0, unmapped -> #PF [derived, as for
+        # IST above; SDM Vol. 3A 6.14.4].
+        chain.append(f"{vector_name(vector)} from ring 3 reads RSP0 from the"
+                     " TSS, but no TSS is loaded (ltr): #PF")
+        return PF
     return NO_FAULT
 
 

@@ -39,6 +39,7 @@ from .machine import (
     IDT_FULL,
     R_CPUID,
     R_CR4,
+    R_EXTINT,
     R_IBT_SELFTEST,
     R_MSR,
     R_PORT_IO,
@@ -47,6 +48,7 @@ from .machine import (
     REASON_NAMES,
     SEV_SNP,
     STUB_RAN,
+    USER,
     VC_BOOT_GATE,
     VE_PENDING,
     VIA_FRED,
@@ -73,7 +75,8 @@ def handle(m: Machine, st: list[int], base: int, vector: int, via: int,
             chain.append("FRED dispatcher fred_hwexc() has no #VC case"
                          " (before 3645eb7e3915): fred_bad_type() oopses")
             return UNHANDLED, -1
-    elif via == IDT_FULL and vector in PARANOID:
+    elif via == IDT_FULL and vector in PARANOID and \
+            not st[base + F_FLAGS] & USER:
         g = st[m.glob + G_FLAGS]
         if g & ALT_FSGSBASE and not st[base + F_CR4] & CR4_FSGSBASE:
             # Patched paranoid_entry uses RDGSBASE where the kernel had
@@ -85,6 +88,11 @@ def handle(m: Machine, st: list[int], base: int, vector: int, via: int,
                          " RDGSBASE (alternatives patched) is #UD with"
                          " CR4.FSGSBASE = 0")
             return OK, UD
+    if reason == R_EXTINT and not from_delivery:
+        # An external interrupt reaches its sysvec handler through the
+        # runtime IDT or FRED's fred_extint() (LX idtentry.h, entry_fred.c).
+        chain.append(f"interrupt {vector} reaches its handler")
+        return OK, -1
     if vector >= 32 and not from_delivery and via == IDT_FULL:
         # INT n to an interrupt vector: common_interrupt finds no irq
         # descriptor, acks the APIC and returns (LX arch/x86/kernel/irq.c
@@ -147,6 +155,13 @@ def handle(m: Machine, st: list[int], base: int, vector: int, via: int,
             chain.append(f"#VE ({REASON_NAMES[reason]}) in the early handler:"
                          " tdx_early_handle_ve() handles port I/O only")
             return UNHANDLED, -1
+        return OK, -1
+    if st[base + F_FLAGS] & USER:
+        # From user mode the kernel's handlers act for the task: a signal,
+        # a fixed-up page fault, an NMI handled (LX arch/x86/kernel/traps.c
+        # user_mode() paths) - the kernel itself survives.
+        chain.append(f"{vector_name(vector)} from user mode: the kernel"
+                     " handles it for the task")
         return OK, -1
     if vector == UD and reason >= R_WARN:
         return _bug_trap(via, reason, chain)

@@ -55,9 +55,16 @@ CS32: Final = 1 << 6           # CS is a code segment with L = 0 (`ljmp cs32`):
 GDT_NULL: Final = 1 << 7       # GDTR limit 0 (native_gdt_invalidate, `lgdt null`)
 IBT_ON: Final = 1 << 8         # IA32_S_CET.ENDBR_EN: supervisor IBT tracking
 AC_SET: Final = 1 << 9         # EFLAGS.AC (STAC): LASS lets data accesses pass
+USER: Final = 1 << 12          # CPL 3 (`exit_to_user` .. `syscall`: ops_user.py)
+SS_KERNEL: Final = 1 << 13     # SS holds __KERNEL_DS, not the null selector
+#                                the boot leaves (723edbd2ca5f)
+FRAME_OPEN: Final = 1 << 16    # an interrupt's handler scheduled away; its
+#                                frame waits for `event_return`
+FRAME_FRED: Final = 1 << 17    # ... delivered through FRED (ERETS returns)
+FRAME_SS_KERNEL: Final = 1 << 18  # ... and saved SS = __KERNEL_DS
 # Bits HANDLED_SHIFT + v: the stub handler of vector v ran on this CPU
 # (explicit tables only, so the bits stay clear in Linux scenarios).
-HANDLED_SHIFT: Final = 16
+HANDLED_SHIFT: Final = 24
 
 # --- globals (after the CPUs) -----------------------------------------------
 G_KEY: Final = 0               # static key cr_pinning enabled
@@ -185,10 +192,12 @@ R_CFI: Final = 7
 R_CR4: Final = 8    # a TDX guest's CR4 write the TDX module refuses
 R_SEG: Final = 9    # a segment register load (loadsegment(): a fixup)
 R_IBT_SELFTEST: Final = 10  # ibt_selftest()'s jump to ibt_selftest_noendbr
+R_EXTINT: Final = 11  # an external interrupt (`preempt_event`'s timer tick)
 REASON_NAMES: Final[tuple[str, ...]] = ("", "port I/O", "CPUID", "MSR access",
                                        "MMIO", "WARN", "BUG", "kCFI",
                                        "CR4 write", "segment load",
-                                       "IBT selftest")
+                                       "IBT selftest",
+                                       "external interrupt")
 
 # Delivery path a handler sees: an IDT_* value, or FRED, or the stub
 # handlers of an explicit table (`lidt gates ...`, idt_table.py).

@@ -11,7 +11,7 @@ from typing import Final
 from .arch import GP
 from .delivery import raise_event
 from .grammar import OpSyntaxError
-from .machine import F_FLAGS, GDT_NULL, R_SEG, Machine
+from .machine import F_FLAGS, GDT_NULL, R_SEG, SS_KERNEL, Machine
 from .op import Example, Op
 from .outcome import OK
 
@@ -99,11 +99,17 @@ class LoadSegment(Op):
 
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
               b: int, chain: list[str], warnings: list[str]) -> int:
-        if not st[base + F_FLAGS] & GDT_NULL:
+        flags = st[base + F_FLAGS]
+        if not flags & GDT_NULL:
+            if a == 0:   # SS now holds __KERNEL_DS
+                st[base + F_FLAGS] = flags | SS_KERNEL
             return OK
         chain.append(f"MOV to {SEGMENTS[a].upper()}: the selector lies"
                      " beyond the GDT limit 0 -> #GP")
-        return raise_event(m, st, base, GP, False, R_SEG, chain)
+        outcome = raise_event(m, st, base, GP, False, R_SEG, chain)
+        if a == 0 and outcome == OK:   # the fixup loaded the null selector
+            st[base + F_FLAGS] &= ~SS_KERNEL
+        return outcome
 
 
 def segment_ops() -> list[Op]:

@@ -17,12 +17,13 @@ from .machine import (
     ONLINE,
     STARTED,
     STUB_RAN,
+    USER,
     Machine,
 )
 from .op import Op
 from .ops_smp import enter_long_mode
 from .outcome import INVALID, OK, PIN_CLEARED, WARN, Result
-from .vocabulary import OPS
+from .vocabulary import OPS, USER_OK
 
 
 def initial_state(m: Machine) -> list[int]:
@@ -57,10 +58,17 @@ def step(m: Machine, st: list[int], cpu: int, op: int, chain: list[str],
 def _apply(m: Machine, st: list[int], cpu: int, op: int, chain: list[str],
            warnings: list[str]) -> int:
     base = cpu * NF
-    if not st[base + F_FLAGS] & STARTED:
+    flags = st[base + F_FLAGS]
+    if not flags & STARTED:
         chain.append(f"cpu{cpu} runs before it is started")
         return INVALID
-    impl: Op = OPS[m.op_kind[op]]
+    kind = m.op_kind[op]
+    if flags & USER and not USER_OK[kind]:
+        # Kernel code does not run while the CPU is in user mode (the
+        # loader keeps programs from it; a trigger there cannot happen).
+        chain.append(f"cpu{cpu} is in user mode")
+        return INVALID
+    impl: Op = OPS[kind]
     return impl.apply(m, st, cpu, base, m.op_a[op], m.op_b[op], chain,
                       warnings)
 

@@ -22,12 +22,14 @@ from .ops_msr import msr_ops
 from .ops_platform import platform_ops
 from .ops_segments import segment_ops
 from .ops_smp import smp_ops
+from .ops_user import USER_OPS, user_ops
 
 
 def _by_kind() -> tuple[Op, ...]:
     ops = cr_ops() + msr_ops() + idt_ops() + platform_ops() + event_ops() \
         + smp_ops() + kernel_ops() + exception_ops() + mode_ops() \
-        + segment_ops() + cet_ops() + lass_ops() + memory_ops()
+        + segment_ops() + cet_ops() + lass_ops() + memory_ops() \
+        + user_ops()
     ops.sort(key=lambda op: op.kind)
     for i, op in enumerate(ops):
         if op.kind != i:
@@ -38,6 +40,8 @@ def _by_kind() -> tuple[Op, ...]:
 
 OPS: Final[tuple[Op, ...]] = _by_kind()
 BY_NAME: Final[dict[str, Op]] = {op.name: op for op in OPS}
+# Per kind: may it run while the CPU is in user mode (ops_user.USER_OPS)?
+USER_OK: Final[tuple[bool, ...]] = tuple(op.name in USER_OPS for op in OPS)
 OP_NAMES: Final[tuple[str, ...]] = tuple(sorted(BY_NAME))
 OP_HELP: Final = ", ".join(op.syntax for op in sorted(
     OPS, key=lambda op: (op.syntax == op.name, op.kind)))

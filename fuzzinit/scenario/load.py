@@ -29,6 +29,7 @@ from fuzzinit.scenario.memory import check_uses, memory
 from fuzzinit.scenario.ops import OpSyntaxError, canonical, parse_op
 from fuzzinit.scenario.profiles import LIBRARY, gather, merge
 from fuzzinit.scenario.source import Ctx, Source, read
+from fuzzinit.scenario.user import check_user_windows
 
 # What part of a CPU's life, or which feature, a library scenario is about.
 CATEGORIES = ("ap-bringup", "boot-cpu", "hotplug", "s3-resume", "s4-resume",
@@ -452,6 +453,7 @@ def build(main: Source, sha256: str, profiles: list[Source]) -> Scenario:
     _check_acyclic(programs, kinds, arg_a, texts, before, ctx)
     tables = memory(doc, ctx)
     check_uses(tables, kinds, arg_a, texts, ctx)
+    check_user_windows(programs, kinds, texts, ctx)
 
     args: dict[str, Any] = dict(
         ncpu=ncpu, platform=mc.PLATFORMS.index(guest), cr4_allowed=cr4_allowed,
