@@ -197,6 +197,7 @@
 #define DF   8
 #define TS  10
 #define GP  13
+#define SS  12
 #define PF  14
 #define MC  18
 #define VE  20
@@ -1202,9 +1203,12 @@ inline apply(c, op, out) {   /* run._apply -> Op.apply */
        if
        :: (cpu[c].cr4_lo & CR4_LASS) != 0 && (cpu[c].flags & CS32) == 0 &&
           (cpu[c].efer_lo & EFER_LMA) != 0 &&
-          (ap_a_lo != 0 || ((cpu[c].cr4_lo & CR4_SMAP) != 0 &&
+          (ap_a_lo == 1 || ((cpu[c].cr4_lo & CR4_SMAP) != 0 &&
                             (cpu[c].flags & AC_SET) == 0)) ->
-          raise_event(c, GP, false, R_NONE, out)
+          if
+          :: ap_a_lo == 2 -> raise_event(c, SS, false, R_NONE, out)  /* #SS */
+          :: else -> raise_event(c, GP, false, R_NONE, out)
+          fi
        :: else -> out = OK
        fi
      }

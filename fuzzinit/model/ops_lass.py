@@ -3,7 +3,7 @@ space, and EFLAGS.AC (STAC/CLAC), which lets data accesses through."""
 
 from typing import Final
 
-from .arch import CR4_BITS, EFER_LMA, GP, UD
+from .arch import CR4_BITS, EFER_LMA, GP, SS, UD
 from .delivery import raise_event
 from .grammar import OpSyntaxError
 from .machine import (
@@ -24,7 +24,7 @@ CLAC: Final = 47
 ACCESS_USER: Final = 48
 CR4_LASS: Final = 1 << CR4_BITS["lass"]
 CR4_SMAP: Final = 1 << CR4_BITS["smap"]
-ACCESSES: Final[dict[str, int]] = {"data": 0, "fetch": 1}
+ACCESSES: Final[dict[str, int]] = {"data": 0, "fetch": 1, "stack": 2}
 
 
 class AcFlag(Op):
@@ -60,15 +60,18 @@ class AcFlag(Op):
 class AccessUser(Op):
     def __init__(self) -> None:
         super().__init__(
-            ACCESS_USER, "access_user", "access_user data|fetch",
-            "a CPL-0 data access or instruction fetch at a lower-half"
-            " (user-half) linear address, e.g. text_poke()'s poking mm or a"
-            " 1:1 firmware mapping: in 64-bit mode with CR4.LASS = 1 a fetch"
-            " is #GP, a data access too if CR4.SMAP = 1 and EFLAGS.AC = 0."
-            " Paging of the address is not modelled",
-            "Intel ISE ch. LASS; Bochs cpu/access.cc IsCanonicalAccess; LX"
-            " arch/x86/kernel/alternative.c text_poke_memcpy",
-            samples=("access_user data", "access_user fetch"),
+            ACCESS_USER, "access_user", "access_user data|fetch|stack",
+            "a CPL-0 data access, instruction fetch or stack access at a"
+            " lower-half (user-half) linear address, e.g. text_poke()'s"
+            " poking mm, a 1:1 firmware mapping or a firmware stack: in"
+            " 64-bit mode with CR4.LASS = 1 a fetch is #GP, a data access"
+            " too if CR4.SMAP = 1 and EFLAGS.AC = 0, a stack access the same"
+            " but #SS. Paging of the address is not modelled",
+            "Intel ISE ch. LASS; Bochs cpu/access.cc IsCanonicalAccess,"
+            " int_number (SS-based: #SS); LX arch/x86/kernel/alternative.c"
+            " text_poke_memcpy",
+            samples=("access_user data", "access_user fetch",
+                     "access_user stack"),
             examples=(
                 Example(("lidt full", "cr4_set smap", "cr4_set lass",
                          "access_user data"),
@@ -85,12 +88,22 @@ class AccessUser(Op):
                     " CR4.LASS = 1 -> #GP",
                     "#GP in kernel code with no fixup: die()"),
                     features=("lass", "smap")),
+                Example(("lidt full", "cr4_set smap", "cr4_set lass",
+                         "access_user stack"), "unhandled", (
+                    "cpu0: access_user stack",
+                    "supervisor stack access to the lower half with"
+                    " CR4.LASS = 1 and EFLAGS.AC = 0 -> #SS",
+                    "#SS in kernel code with no fixup: die()"),
+                    features=("lass", "smap")),
+                Example(("lidt full", "cr4_set smap", "cr4_set lass",
+                         "stac", "access_user stack"), "ok",
+                        features=("lass", "smap")),
             ))
 
     def parse(self, args: list[str], ncpu: int) -> tuple[int, int]:
         if len(args) != 1 or args[0].lower() not in ACCESSES:
             raise OpSyntaxError("access_user needs the kind of access",
-                                "access_user data|fetch",
+                                "access_user data|fetch|stack",
                                 "data for a load or store, fetch for code")
         return ACCESSES[args[0].lower()], 0
 
@@ -103,7 +116,7 @@ class AccessUser(Op):
             # LASS is checked in 64-bit mode only (BX IsCanonicalAccess,
             # long64_mode()).
             return OK
-        if a:
+        if a == 1:
             # Instruction fetches from the lower half: #GP whatever AC
             # says (Intel ISE, LASS; BX IsCanonicalAccess).
             chain.append("supervisor instruction fetch from the lower half"
@@ -113,6 +126,12 @@ class AccessUser(Op):
             # Data accesses: a violation only with CR4.SMAP = 1 and
             # EFLAGS.AC = 0 (Intel ISE, LASS; BX IsCanonicalAccess).
             return OK
+        if a == 2:
+            # A violation through SS is #SS(0) (Bochs access.cc int_number;
+            # SDM Vol. 3A "Interrupt 12": stack references).
+            chain.append("supervisor stack access to the lower half with"
+                         " CR4.LASS = 1 and EFLAGS.AC = 0 -> #SS")
+            return raise_event(m, st, base, SS, False, R_NONE, chain)
         chain.append("supervisor data access to the lower half with"
                      " CR4.LASS = 1 and EFLAGS.AC = 0 -> #GP")
         return raise_event(m, st, base, GP, False, R_NONE, chain)
