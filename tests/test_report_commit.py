@@ -86,7 +86,7 @@ def test_core_chain_window_and_checked_fix_in_order(plain: str) -> None:
         " triple_fault:\ncpu1 printk - console output: port I/O raises #VC"
         " in a sev-es guest.")
     core = paragraphs[paragraphs.index(
-        "The causal core, 5 of the 55 events of the shrunk ordering:"
+        "The causal core, 5 of the 57 events of the shrunk ordering:"
         " removing any\none of them changes the verdict ([window]: inside"
         " the fault window).") + 1]
     assert core.splitlines() == [
