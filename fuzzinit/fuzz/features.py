@@ -2,8 +2,10 @@
 
 Each executed event yields a feature: the event's op kind and whether it
 ran on the boot CPU, with the acting CPU's abstract state after it (IDT
-state, CR4.FRED/FSGSBASE/PCIDE, FRED_CONFIG set, GHCB state, online) and
-the global flags (pinning key, per-CPU GHCBs, alternatives patched); the
+state, CR4.FRED/FSGSBASE/PCIDE, FRED_CONFIG set, GHCB state, online, user
+mode, SS, an open frame, the loaded page table and its left-over global
+TLB entries) and the global flags (pinning key, per-CPU GHCBs, alternatives
+patched, the feature flags the kernel cleared); the
 run's outcome is one more. Features are hashed into libFuzzer counters, so
 an input that reaches a new (state, event) combination is new coverage -
 not an input that merely runs new Python lines in the model.
@@ -19,6 +21,7 @@ from fuzzinit.orderings.schedule import Event
 from fuzzinit.scenario.load import Scenario
 
 CR4_SEEN = CR4_FRED | CR4_FSGSBASE | CR4_PCIDE
+FLAGS_SEEN = mc.ONLINE | mc.USER | mc.SS_KERNEL | mc.FRAME_OPEN
 
 
 def run_with_features(sc: Scenario, events: list[Event]
@@ -37,9 +40,10 @@ def run_with_features(sc: Scenario, events: list[Event]
         features.append(hash((
             m.op_kind[ev.op], ev.cpu == 0, st[base + mc.F_IDT],
             st[base + mc.F_CR4] & CR4_SEEN, st[base + mc.F_FRED_CONFIG] != 0,
-            st[base + mc.F_GHCB], st[base + mc.F_FLAGS] & mc.ONLINE,
-            st[g + mc.G_KEY], st[g + mc.G_FLAGS] & (
-                mc.GHCBS_ALLOCATED | mc.ALT_PATCHED), outcome)))
+            st[base + mc.F_GHCB], st[base + mc.F_FLAGS] & FLAGS_SEEN,
+            st[base + mc.F_MMU], st[g + mc.G_KEY], st[g + mc.G_FLAGS] & (
+                mc.GHCBS_ALLOCATED | mc.ALT_PATCHED)
+            | st[g + mc.G_FLAGS] >> mc.CAP_CLEARED_SHIFT << 16, outcome)))
         if outcome != OK:
             break
         if chain:
