@@ -3,6 +3,13 @@ rest as plain registers; in a guest, intercepted MSRs exit first."""
 
 from typing import Final
 
+from .apic import (
+    MSR_APIC_BASE,
+    apic_base_write,
+    is_x2apic_msr,
+    tdx_exit,
+    x2apic_fault,
+)
 from .arch import (
     CR0_PG,
     EFER_LMA,
@@ -33,6 +40,7 @@ from .machine import (
     G_FLAGS,
     IBT_ON,
     R_MSR,
+    TDX,
     UCODE,
     WARNED_RDMSR,
     WARNED_WRMSR,
@@ -85,17 +93,41 @@ GO_ON: Final = -1   # the access reaches the MSR's own rules
 
 
 def enter(m: Machine, st: list[int], base: int, msr: int, write: bool,
-          safe: bool, chain: list[str], warnings: list[str]) -> int:
+          value: int, safe: bool, chain: list[str],
+          warnings: list[str]) -> int:
     """What every RDMSR/WRMSR meets first: the hypervisor's intercept, then
-    the MSR's existence. An outcome, or GO_ON."""
-    if msr in m.intercepted_msrs:
-        outcome = intercepted(m, st, base, R_MSR,
-                              "WRMSR" if write else "RDMSR", chain)
+    the MSR's existence, then for an x2APIC MSR its own rules (apic.py).
+    An outcome, or GO_ON."""
+    what = "WRMSR" if write else "RDMSR"
+    x2apic = is_x2apic_msr(msr)
+    exits = msr in m.intercepted_msrs
+    if x2apic and m.sev:
+        # [assumed] every x2APIC MSR is intercepted: "AMD-SEV-ES intercepts
+        # the RDMSR to read the X2APIC ID" (LX arch/x86/mm/mem_encrypt_amd.c
+        # sme_early_init; kernel/apic/x2apic_savic.c, Secure AVIC off).
+        exits = True
+    elif x2apic and m.platform == TDX:
+        how = tdx_exit(msr, write)
+        if how == "gp":
+            return msr_gp(m, st, base, msr, write, safe,
+                          "the TDX module injects #GP(0)", chain, warnings)
+        exits = how == "ve"
+    if exits:
+        # A handled exit is the hypervisor's emulation, which applies the
+        # rules below: an error it reports comes back as #GP (LX
+        # coco/sev/vc-shared.c verify_exception_info; coco/tdx/tdx.c
+        # read_msr/write_msr -> ve_raise_fault).
+        outcome = intercepted(m, st, base, R_MSR, what, chain)
         if outcome != OK:
             return outcome
     if missing(m, st, base, msr):
         return msr_gp(m, st, base, msr, write, safe, "not implemented",
                       chain, warnings)
+    if x2apic:
+        why = x2apic_fault(st, base, msr, write, value)
+        if why:
+            return msr_gp(m, st, base, msr, write, safe, why, chain,
+                          warnings)
     return GO_ON
 
 
@@ -171,12 +203,16 @@ class Wrmsr(Op):
 
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
               b: int, chain: list[str], warnings: list[str]) -> int:
-        outcome = enter(m, st, base, a, True, self.safe, chain, warnings)
+        outcome = enter(m, st, base, a, True, b, self.safe, chain, warnings)
         if outcome != GO_ON:
             return outcome
         if m.readonly_msrs and a in m.readonly_msrs:
             return msr_gp(m, st, base, a, True, self.safe,
                           "the MSR is read-only here", chain, warnings)
+        if a == MSR_APIC_BASE:
+            why = apic_base_write(m, st, base, b)
+            return msr_gp(m, st, base, a, True, self.safe, why, chain,
+                          warnings) if why else OK
         if is_fred_msr(a):
             why = ("FRED is not enumerated" if not m.features & FEATURE_FRED
                    else fred_msr_write_faults(a, b))
@@ -262,7 +298,8 @@ class Rdmsr(Op):
 
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
               b: int, chain: list[str], warnings: list[str]) -> int:
-        outcome = enter(m, st, base, a, False, self.safe, chain, warnings)
+        outcome = enter(m, st, base, a, False, 0, self.safe, chain,
+                        warnings)
         if outcome != GO_ON:
             return outcome
         if is_fred_msr(a) and not m.features & FEATURE_FRED:
