@@ -171,7 +171,13 @@ class Wrmsr(Op):
                      "wrmsr FRED_RSP3 0x800000000000", "wrmsr EFER 0x500",
                      "wrmsr EFER 0x8000000000000d01", "wrmsr EFER 0xd03",
                      "wrmsr S_CET 4", "wrmsr S_CET 0", "wrmsr S_CET 0x44",
-                     "wrmsr TSX_FORCE_ABORT 1", "wrmsr 0x122 3"),
+                     "wrmsr TSX_FORCE_ABORT 1", "wrmsr 0x122 3",
+                     "wrmsr APIC_BASE 0xfee00c00", "wrmsr APIC_BASE 0xfee00800",
+                     "wrmsr APIC_BASE 0xfee00000", "wrmsr APIC_BASE 0xfee00400",
+                     "wrmsr APIC_BASE 0xfee00801", "wrmsr 0x80b 0",
+                     "wrmsr 0x80b 1", "wrmsr 0x802 0", "wrmsr 0x830 0x100000000",
+                     "wrmsr 0x832 0x100000000", "wrmsr 0x83f 0x102",
+                     "wrmsr 0x83a 0"),
             examples=(
                 Example(("wrmsr FRED_CONFIG entry",), "triple_fault", (
                     "cpu0: wrmsr FRED_CONFIG entry",
@@ -264,7 +270,9 @@ class Rdmsr(Op):
             " MSR raises #VC/#VE first",
             "SDM Vol. 2 RDMSR; Bochs cpu/msr.cc",
             samples=("rdmsr FRED_CONFIG", "rdmsr APIC_BASE",
-                     "rdmsr AMD64_SEV", "rdmsr 0x10f", "rdmsr S_CET"),
+                     "rdmsr AMD64_SEV", "rdmsr 0x10f", "rdmsr S_CET",
+                     "rdmsr 0x802", "rdmsr 0x808", "rdmsr 0x80b",
+                     "rdmsr 0x831", "rdmsr 0x839", "rdmsr 0x900"),
             trigger_words=(2, 2),
             examples=(
                 Example(("rdmsr APIC_BASE",), "triple_fault", (
@@ -344,7 +352,8 @@ class RdmsrSafe(Rdmsr):
             " table turns into -EIO for the caller, with no report",
             "LX arch/x86/include/asm/msr.h, arch/x86/mm/extable.c"
             " ex_handler_msr (EX_TYPE_RDMSR_SAFE)",
-            samples=("rdmsr_safe AMD64_SEV", "rdmsr_safe 0x10f"),
+            samples=("rdmsr_safe AMD64_SEV", "rdmsr_safe 0x10f",
+                     "rdmsr_safe 0x803"),
             trigger_words=(2, 2),
             examples=(
                 Example(("lidt early", "rdmsr_safe 0x10f"), "ok", (),
@@ -366,7 +375,8 @@ class WrmsrSafe(Wrmsr):
             " table turns into -EIO for the caller, with no report",
             "LX arch/x86/include/asm/msr.h, arch/x86/mm/extable.c"
             " ex_handler_msr (EX_TYPE_WRMSR_SAFE)",
-            samples=("wrmsr_safe TSX_CTRL 2", "wrmsr_safe FRED_CONFIG 0x834"),
+            samples=("wrmsr_safe TSX_CTRL 2", "wrmsr_safe FRED_CONFIG 0x834",
+                     "wrmsr_safe APIC_BASE 0xfee00800"),
             examples=(
                 Example(("lidt full", "wrmsr_safe TSX_CTRL 2",
                          "wrmsr TSX_CTRL 2"), "warn", (
