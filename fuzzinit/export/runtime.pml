@@ -943,9 +943,9 @@ inline msr_readonly(msr, out) {   /* `msr in m.readonly_msrs` */
 inline x2apic_has(mask_lo, mask_hi, msr, out) {   /* apic._has */
   if
   :: msr >= X2APIC_FIRST && msr < X2APIC_FIRST + 32 ->
-     out = ((mask_lo >> (msr - X2APIC_FIRST)) & 1) != 0
+     out = (((mask_lo) >> ((msr) - X2APIC_FIRST)) & 1) != 0
   :: msr >= X2APIC_FIRST + 32 && msr < X2APIC_FIRST + 64 ->
-     out = ((mask_hi >> (msr - X2APIC_FIRST - 32)) & 1) != 0
+     out = (((mask_hi) >> ((msr) - X2APIC_FIRST - 32)) & 1) != 0
   :: else -> out = false
   fi
 }
