@@ -161,10 +161,11 @@ class Wrmsr(Op):
             WRMSR, "wrmsr", "wrmsr MSR VALUE",
             "FRED MSRs checked as Bochs does (#GP if FRED is not enumerated"
             " or the value is bad), EFER (LME is fixed while paging is on),"
-            " other MSRs stored nowhere; an intercepted MSR raises #VC/#VE"
-            " first",
-            "SDM Vol. 2 WRMSR; FRED spec 7.2; SDM Vol. 3A 10.8.5;"
-            " Bochs cpu/msr.cc",
+            " APIC_BASE (its EN/EXTD mode transitions) and the x2APIC MSRs"
+            " 0x800-0xbff (README rule 28), other MSRs stored nowhere; an"
+            " intercepted MSR raises #VC/#VE first",
+            "SDM Vol. 2 WRMSR; FRED spec 7.2; SDM Vol. 3A 10.8.5, x2APIC"
+            " State Transitions; Bochs cpu/msr.cc",
             samples=("wrmsr FRED_CONFIG entry", "wrmsr FRED_CONFIG 0x834",
                      "wrmsr FRED_STKLVLS linux", "wrmsr FRED_RSP1 stack",
                      "wrmsr FRED_RSP2 0x7", "wrmsr FRED_SSP1 0x10",
@@ -194,6 +195,14 @@ class Wrmsr(Op):
                     "WARN: unchecked MSR access error: WRMSR 0x122 (fixed"
                     " up)",),
                     platform=(("readonly_msrs", '["TSX_CTRL"]'),)),
+                Example(("wrmsr APIC_BASE 0xfee00800",), "triple_fault", (
+                    "cpu0: wrmsr APIC_BASE 0xfee00800",
+                    "WRMSR 0x1b: x2APIC -> xAPIC is not a valid transition"
+                    " -> #GP",
+                    *no_gate("#GP", "none")),
+                    platform=(("apic", '"x2apic"'),)),
+                Example(("lidt full", "wrmsr APIC_BASE 0xfee00c00",
+                         "wrmsr 0x80b 0"), "ok"),
             ))
 
     def parse(self, args: list[str], ncpu: int) -> tuple[int, int]:
@@ -266,9 +275,11 @@ class Rdmsr(Op):
         self.safe = False
         super().__init__(
             RDMSR, "rdmsr", "rdmsr MSR",
-            "#GP for a FRED MSR when FRED is not enumerated; an intercepted"
-            " MSR raises #VC/#VE first",
-            "SDM Vol. 2 RDMSR; Bochs cpu/msr.cc",
+            "#GP for a FRED MSR when FRED is not enumerated, and for an"
+            " x2APIC MSR outside x2APIC mode, reserved or write-only (README"
+            " rule 28); an intercepted MSR raises #VC/#VE first",
+            "SDM Vol. 2 RDMSR; SDM Vol. 3A x2APIC Register Availability;"
+            " Bochs cpu/msr.cc",
             samples=("rdmsr FRED_CONFIG", "rdmsr APIC_BASE",
                      "rdmsr AMD64_SEV", "rdmsr 0x10f", "rdmsr S_CET",
                      "rdmsr 0x802", "rdmsr 0x808", "rdmsr 0x80b",
@@ -295,6 +306,11 @@ class Rdmsr(Op):
                     "WARN: unchecked MSR access error: RDMSR 0x10f (fixed"
                     " up)",),
                     platform=(("microcode_msrs", '["TSX_FORCE_ABORT"]'),)),
+                Example(("rdmsr 0x802",), "triple_fault", (
+                    "cpu0: rdmsr 0x802",
+                    "RDMSR 0x802: the local APIC is not in x2APIC mode -> #GP",
+                    *no_gate("#GP", "none"))),
+                Example(("lidt full", "rdmsr 0x802"), "ok", guest="tdx"),
             ))
 
     def parse(self, args: list[str], ncpu: int) -> tuple[int, int]:
@@ -358,6 +374,8 @@ class RdmsrSafe(Rdmsr):
             examples=(
                 Example(("lidt early", "rdmsr_safe 0x10f"), "ok", (),
                         platform=(("absent_msrs", '["0x10f"]'),)),
+                Example(("lidt early", "rdmsr_safe 0x80b"), "ok", (),
+                        platform=(("apic", '"x2apic"'),)),
                 Example(("rdmsr_safe 0x10f",), "triple_fault", (
                     "cpu0: rdmsr_safe 0x10f",
                     "RDMSR 0x10f: not implemented -> #GP",
