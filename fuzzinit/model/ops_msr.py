@@ -1,5 +1,6 @@
-"""RDMSR and WRMSR: the FRED MSRs checked as Bochs checks them, EFER, the
-rest as plain registers; in a guest, intercepted MSRs exit first."""
+"""RDMSR and WRMSR: the FRED MSRs checked as Bochs checks them, EFER,
+APIC_BASE and the x2APIC MSRs (apic.py), the rest as plain registers; in a
+guest, intercepted MSRs exit first."""
 
 from typing import Final
 
