@@ -34,6 +34,7 @@ from fuzzinit.export.spin import (
     verify,
 )
 from fuzzinit.model import (
+    apic,
     arch,
     delivery,
     machine,
@@ -572,10 +573,13 @@ def random_scenario(seed: int) -> str:
         programs[1].append("online")
         programs[0][1:1] = ["start 1"]
         programs[0].append("wait_online 1")
+    guest = r.choice(("bare", "sev-es", "sev-snp", "tdx"))
     lines = ["[scenario]", f'name = "r{seed}"',
              "fail_on = " + json.dumps(sorted(FAILABLE)),
              "[platform]",
-             f'guest = "{r.choice(("bare", "sev-es", "sev-snp", "tdx"))}"',
+             f'guest = "{guest}"',
+             *([] if guest == "tdx" else
+               [f'apic = "{r.choice(apic.APIC_MODES)}"']),
              "features = " + json.dumps(r.sample(
                  ("fred", "smep", "fsgsbase", "pcid", "la57", "cet", "smap",
                   "lass"), 5)),
@@ -629,7 +633,7 @@ def test_runtime_constants_are_the_models() -> None:
     """Every constant runtime.pml shares a name with has the model's value
     (as a 32-bit word: Promela ints are 32 bits)."""
     defines = _defines(pml.runtime_text())
-    modules = (machine, arch, outcome, delivery, model_run, ops_cet, ops_cr,
+    modules = (machine, apic, arch, outcome, delivery, model_run, ops_cet, ops_cr,
                ops_events, ops_exceptions, ops_idt, ops_kernel, ops_lass, ops_mode,
                ops_msr, ops_segments,
                ops_platform, ops_smp)

@@ -17,6 +17,7 @@ from importlib import resources
 from fuzzinit.errors import FuzzinitError
 from fuzzinit.model import machine as mc
 from fuzzinit.model import ops_smp as smp
+from fuzzinit.model.apic import APIC_MODES
 from fuzzinit.model.ops_memory import REFUSAL
 from fuzzinit.model.outcome import HANG
 from fuzzinit.model.vocabulary import OPS
@@ -160,6 +161,8 @@ def _constants(sc: Scenario, max_triggers: int) -> str:
         ("M_PIN_PROPERTY", _flag(m.pin_property), ""),
         ("M_ENTRY_CR4_LO", lo(m.entry_cr4), f"0x{m.entry_cr4:x}"),
         ("M_ENTRY_CR4_HI", hi(m.entry_cr4), ""),
+        ("M_APIC", str(m.apic), APIC_MODES[m.apic]),
+        ("M_APIC_FLAGS", str(m.apic_flags), "F_FLAGS bits a CPU starts with"),
     ]
     rows += [(f"FAIL_ON_{name.upper()}", _flag(name in sc.fail_on), "")
              for name in FAILABLE]

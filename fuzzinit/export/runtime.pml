@@ -64,6 +64,10 @@
 #define GDT_NULL     128
 #define IBT_ON       256
 #define AC_SET       512
+#define APIC_EXTD    1024   /* IA32_APIC_BASE.EXTD: x2APIC mode (apic.py) */
+#define APIC_OFF     2048   /* IA32_APIC_BASE.EN = 0 */
+#define APIC_LOCKED      2  /* Machine.apic values */
+#define APIC_XAPIC_ONLY  3
 #define SS_KERNEL   8192   /* SS holds __KERNEL_DS (loadsegment ss) */
 /* global flags */
 #define ALT_PATCHED        1
@@ -189,6 +193,30 @@
 #define S_CET_ENDBR_EN    4
 #define S_CET_RESERVED    960           /* 0x3C0 */
 #define MSR_EFER          (-1073741696) /* 0xC0000080 as a signed int */
+/* apic.py: IA32_APIC_BASE and the x2APIC MSRs */
+#define MSR_APIC_BASE     27            /* 0x1B */
+#define APIC_BASE_EXTD    1024          /* bit 10 */
+#define APIC_BASE_EN      2048          /* bit 11 */
+#define APIC_BASE_RESERVED_LO 767       /* 0x2FF: bits 0-7, 9 */
+#define APIC_BASE_RESERVED_HI (-1048576) /* 0xFFF00000: bits 52-63 */
+#define X2APIC_FIRST      2048          /* 0x800 */
+#define X2APIC_LAST       3071          /* 0xBFF */
+#define X2APIC_EOI        2059          /* 0x80B */
+#define X2APIC_ESR        2088          /* 0x828 */
+#define X2APIC_ICR        2096          /* 0x830 */
+#define X2APIC_SELF_IPI   2111          /* 0x83F */
+/* apic.py's 64-bit masks (bit i: MSR 0x800 + i) as _LO (0x800-0x81F) and
+ * _HI (0x820-0x83F) words */
+#define X2APIC_READABLE_LO   (-23284)      /* 0xFFFFA50C */
+#define X2APIC_READABLE_HI   1140687359    /* 0x43FD81FF */
+#define X2APIC_WRITABLE_LO   35072         /* 0x00008900 */
+#define X2APIC_WRITABLE_HI   (-1040350976) /* 0xC1FD8100 */
+#define TDX_VE_READ_LO       40972         /* 0x0000A00C */
+#define TDX_VE_READ_HI       1207795968    /* 0x47FD8100 */
+#define TDX_VE_WRITE_LO      32768         /* 0x00008000 */
+#define TDX_VE_WRITE_HI      1174241536    /* 0x45FD8100 */
+#define TDX_NO_EXIT_LO       (-41216)      /* 0xFFFF5F00 */
+#define TDX_NO_EXIT_HI       (-2147483393) /* 0x800000FF */
 /* vectors */
 #define DE   0
 #define DB   1
@@ -297,6 +325,7 @@ hidden byte wm_icpt; hidden byte wm_why; hidden byte wm_gp;
 hidden int wm_old; hidden int wm_new;
 hidden int rm_msr; hidden byte rm_icpt; hidden short rm_warn; hidden short wm_warn;
 hidden short mg_flag; hidden byte mc_d;
+hidden byte xa_r; hidden byte xa_t; hidden byte rm_gp; hidden byte ab_en; hidden byte ab_extd;
 hidden byte ap_kind; hidden int ap_a_lo; hidden int ap_a_hi;
 hidden int ap_b_lo; hidden int ap_b_hi; hidden int ap_b_ext;
 hidden int ap_flags; hidden byte ap_call;
@@ -847,7 +876,7 @@ inline enter_long_mode(c) {   /* ops_smp.enter_long_mode */
   cpu[c].cr0 = ENTRY_CR0;
   cpu[c].cr4_lo = M_ENTRY_CR4_LO; cpu[c].cr4_hi = M_ENTRY_CR4_HI;
   cpu[c].efer_lo = ENTRY_EFER; cpu[c].efer_hi = 0;
-  cpu[c].flags = cpu[c].flags | STARTED
+  cpu[c].flags = cpu[c].flags | STARTED | M_APIC_FLAGS
 }
 
 inline initial_state() {   /* run.initial_state (every field starts at 0) */
@@ -912,6 +941,85 @@ inline msr_readonly(msr, out) {   /* `msr in m.readonly_msrs` */
   skip   /* `break` lands here, inside any enclosing d_step */
 }
 
+/* apic._has: bit (msr - 0x800) of a mask split in _lo/_hi words */
+inline x2apic_has(mask_lo, mask_hi, msr, out) {   /* apic._has */
+  if
+  :: msr >= X2APIC_FIRST && msr < X2APIC_FIRST + 32 ->
+     out = (((mask_lo) >> ((msr) - X2APIC_FIRST)) & 1) != 0
+  :: msr >= X2APIC_FIRST + 32 && msr < X2APIC_FIRST + 64 ->
+     out = (((mask_hi) >> ((msr) - X2APIC_FIRST - 32)) & 1) != 0
+  :: else -> out = false
+  fi
+}
+
+/* The x2APIC part of ops_msr.enter before the intercept: icpt = the access
+ * exits (#VC on SEV-ES/SNP, #VE on TDX: apic.tdx_exit), gp = the TDX
+ * module injects #GP(0) instead. */
+inline x2apic_exit(msr, write, icpt, gp) {   /* ops_msr.enter */
+  if
+  :: msr >= X2APIC_FIRST && msr <= X2APIC_LAST && M_SEV -> icpt = true
+  :: msr >= X2APIC_FIRST && msr <= X2APIC_LAST && M_PLATFORM == TDX ->
+     if
+     :: write -> x2apic_has(TDX_VE_WRITE_LO, TDX_VE_WRITE_HI, msr, icpt)
+     :: else -> x2apic_has(TDX_VE_READ_LO, TDX_VE_READ_HI, msr, icpt)
+     fi;
+     if
+     :: !icpt -> x2apic_has(TDX_NO_EXIT_LO, TDX_NO_EXIT_HI, msr, xa_t);
+        gp = !xa_t
+     :: else -> skip
+     fi
+  :: else -> skip
+  fi
+}
+
+/* apic.x2apic_fault: out = the access #GPs (not in x2APIC mode, reserved,
+ * wrong direction, or a value with reserved bits) */
+inline x2apic_fault(c, msr, write, ext, lo, hi, out) {   /* apic.x2apic_fault */
+  if
+  :: (cpu[c].flags & (APIC_EXTD | APIC_OFF)) != APIC_EXTD -> out = true
+  :: else ->
+     x2apic_has(X2APIC_READABLE_LO | X2APIC_WRITABLE_LO,
+                X2APIC_READABLE_HI | X2APIC_WRITABLE_HI, msr, xa_r);
+     if
+     :: !xa_r -> out = true                       /* reserved */
+     :: xa_r && !write ->
+        x2apic_has(X2APIC_READABLE_LO, X2APIC_READABLE_HI, msr, xa_r);
+        out = !xa_r                               /* write-only */
+     :: xa_r && write ->
+        x2apic_has(X2APIC_WRITABLE_LO, X2APIC_WRITABLE_HI, msr, xa_r);
+        out = !xa_r ||                            /* read-only */
+              ((hi != 0 || ext != 0) && msr != X2APIC_ICR) ||
+              ((lo != 0 || hi != 0 || ext != 0) &&
+               (msr == X2APIC_EOI || msr == X2APIC_ESR)) ||
+              ((lo & (-256)) != 0 && msr == X2APIC_SELF_IPI)
+     fi
+  fi
+}
+
+/* apic.apic_base_write: gp = the WRMSR #GPs; else the mode changes */
+inline apic_base_write(c, ext, lo, hi, gp) {   /* apic.apic_base_write */
+  ab_en = (lo & APIC_BASE_EN) != 0; ab_extd = (lo & APIC_BASE_EXTD) != 0;
+  gp = (lo & APIC_BASE_RESERVED_LO) != 0 || (hi & APIC_BASE_RESERVED_HI) != 0 ||
+       ext != 0 ||
+       (ab_extd && (M_APIC == APIC_XAPIC_ONLY || !ab_en)) ||
+       ((cpu[c].flags & APIC_EXTD) != 0 && !ab_extd && M_APIC == APIC_LOCKED) ||
+       ((cpu[c].flags & APIC_EXTD) != 0 && ab_en && !ab_extd) ||
+       ((cpu[c].flags & APIC_OFF) != 0 && ab_extd);
+  if
+  :: gp -> skip
+  :: else ->
+     cpu[c].flags = cpu[c].flags & ~(APIC_EXTD | APIC_OFF);
+     if
+     :: ab_extd -> cpu[c].flags = cpu[c].flags | APIC_EXTD
+     :: else -> skip
+     fi;
+     if
+     :: !ab_en -> cpu[c].flags = cpu[c].flags | APIC_OFF
+     :: else -> skip
+     fi
+  fi
+}
+
 /* ops_msr.msr_gp: #GP at a kernel rdmsr()/wrmsr() site; once fixed up,
  * the first of each kind is reported (pr_warn_once). */
 inline msr_gp(c, flag, out) {   /* ops_msr.msr_gp */
@@ -935,12 +1043,18 @@ inline wrmsr(c, msr, ext, lo, hi, warn, out) {   /* ops_msr.Wrmsr.apply */
   wm_msr = msr; wm_ext = ext; wm_lo = lo; wm_hi = hi; wm_warn = warn;
   out = OK; wm_gp = false;
   is_intercepted(wm_msr, wm_icpt);
+  x2apic_exit(wm_msr, true, wm_icpt, wm_gp);     /* TDX module #GP: wm_gp */
   if
-  :: wm_icpt -> intercepted(c, R_MSR, out)
+  :: wm_icpt && !wm_gp -> intercepted(c, R_MSR, out)
   :: else -> skip
   fi;
   if
-  :: out == OK -> msr_missing(c, wm_msr, wm_gp)   /* not implemented: #GP */
+  :: out == OK && !wm_gp -> msr_missing(c, wm_msr, wm_gp)   /* not implemented: #GP */
+  :: else -> skip
+  fi;
+  if
+  :: out == OK && !wm_gp && wm_msr >= X2APIC_FIRST && wm_msr <= X2APIC_LAST ->
+     x2apic_fault(c, wm_msr, true, wm_ext, wm_lo, wm_hi, wm_gp)
   :: else -> skip
   fi;
   if
@@ -994,6 +1108,9 @@ inline wrmsr(c, msr, ext, lo, hi, warn, out) {   /* ops_msr.Wrmsr.apply */
            wm_gp = true                    /* changes LME with paging on: #GP */
         :: else -> cpu[c].efer_lo = wm_new; cpu[c].efer_hi = wm_hi; out = OK
         fi
+     :: !wm_why && wm_msr == MSR_APIC_BASE ->
+        apic_base_write(c, wm_ext, wm_lo, wm_hi, wm_gp);
+        out = OK
      :: else -> out = OK
      fi
   fi;
@@ -1005,16 +1122,23 @@ inline wrmsr(c, msr, ext, lo, hi, warn, out) {   /* ops_msr.Wrmsr.apply */
 
 inline rdmsr(c, msr, warn, out) {   /* ops_msr.Rdmsr.apply */
   rm_msr = msr; rm_warn = warn;
-  out = OK;
+  out = OK; rm_gp = false;
   is_intercepted(rm_msr, rm_icpt);
+  x2apic_exit(rm_msr, false, rm_icpt, rm_gp);    /* TDX module #GP: rm_gp */
   if
-  :: rm_icpt -> intercepted(c, R_MSR, out)
+  :: rm_gp -> msr_gp(c, rm_warn, out)
+  :: !rm_gp && rm_icpt -> intercepted(c, R_MSR, out)
   :: else -> skip
   fi;
   if
-  :: out != OK -> skip
+  :: out != OK || rm_gp -> skip
   :: else ->
      msr_missing(c, rm_msr, rm_icpt);
+     if
+     :: !rm_icpt && rm_msr >= X2APIC_FIRST && rm_msr <= X2APIC_LAST ->
+        x2apic_fault(c, rm_msr, false, 0, 0, 0, rm_icpt)
+     :: else -> skip
+     fi;
      if
      :: !rm_icpt -> is_fred_msr(rm_msr, rm_icpt);
         rm_icpt = (rm_icpt && (M_FEATURES & FEATURE_FRED) == 0) ||

@@ -55,6 +55,8 @@ CS32: Final = 1 << 6           # CS is a code segment with L = 0 (`ljmp cs32`):
 GDT_NULL: Final = 1 << 7       # GDTR limit 0 (native_gdt_invalidate, `lgdt null`)
 IBT_ON: Final = 1 << 8         # IA32_S_CET.ENDBR_EN: supervisor IBT tracking
 AC_SET: Final = 1 << 9         # EFLAGS.AC (STAC): LASS lets data accesses pass
+APIC_EXTD: Final = 1 << 10     # IA32_APIC_BASE.EXTD: x2APIC mode (apic.py)
+APIC_OFF: Final = 1 << 11      # IA32_APIC_BASE.EN = 0: APIC globally disabled
 USER: Final = 1 << 12          # CPL 3 (`exit_to_user` .. `syscall`: ops_user.py)
 SS_KERNEL: Final = 1 << 13     # SS holds __KERNEL_DS, not the null selector
 #                                the boot leaves (723edbd2ca5f)
@@ -101,6 +103,14 @@ SEV_SNP: Final = 2
 TDX: Final = 3
 PLATFORMS: Final[tuple[str, ...]] = ("bare", "sev-es", "sev-snp", "tdx")
 
+# Machine.apic, `platform.apic`: the mode firmware left every CPU's local
+# APIC in, and what the CPU allows (apic.APIC_MODES)
+APIC_XAPIC: Final = 0          # xAPIC mode (EN = 1, EXTD = 0)
+APIC_X2APIC: Final = 1         # x2APIC mode (EN = 1, EXTD = 1)
+APIC_LOCKED: Final = 2         # x2APIC mode, locked: IA32_XAPIC_DISABLE_STATUS
+#                                .LEGACY_XAPIC_DISABLED (LX msr-index.h)
+APIC_XAPIC_ONLY: Final = 3     # xAPIC mode, no x2APIC (CPUID.1:ECX[21] = 0)
+
 # --- kernel policy knobs ----------------------------------------------------------
 PIN_STATIC_KEY: Final = 0      # upstream: the static key alone
 PIN_ONLINE: Final = 1          # rejected tip cccc0c8ff0a9: key && cpu_online()
@@ -122,7 +132,7 @@ class Machine:
                  page_tables: list[int], page_globals: list[int],
                  cr3_start: int,
                  op_kind: list[int], op_a: list[int], op_b: list[int],
-                 op_text: list[str]) -> None:
+                 op_text: list[str], apic: int = APIC_XAPIC) -> None:
         self.ncpu = ncpu
         self.platform = platform
         self.cr4_allowed = cr4_allowed
@@ -156,6 +166,12 @@ class Machine:
         self.op_b = op_b
         self.op_text = op_text
         self.glob = ncpu * NF
+        self.apic = apic
+        # F_FLAGS bits every CPU starts with: INIT keeps the APIC's mode
+        # (SDM Vol. 3A "x2APIC State Transitions"), so an AP keeps the
+        # one firmware left it in.
+        self.apic_flags = APIC_EXTD if apic in (APIC_X2APIC, APIC_LOCKED) \
+            else 0
         self.sev = platform == SEV_ES or platform == SEV_SNP
         self.cet_enumerated = (features & FEATURE_CET) != 0
 

@@ -1,8 +1,16 @@
-"""RDMSR and WRMSR: the FRED MSRs checked as Bochs checks them, EFER, the
-rest as plain registers; in a guest, intercepted MSRs exit first."""
+"""RDMSR and WRMSR: the FRED MSRs checked as Bochs checks them, EFER,
+APIC_BASE and the x2APIC MSRs (apic.py), the rest as plain registers; in a
+guest, intercepted MSRs exit first."""
 
 from typing import Final
 
+from .apic import (
+    MSR_APIC_BASE,
+    apic_base_write,
+    is_x2apic_msr,
+    tdx_exit,
+    x2apic_fault,
+)
 from .arch import (
     CR0_PG,
     EFER_LMA,
@@ -33,6 +41,7 @@ from .machine import (
     G_FLAGS,
     IBT_ON,
     R_MSR,
+    TDX,
     UCODE,
     WARNED_RDMSR,
     WARNED_WRMSR,
@@ -85,17 +94,41 @@ GO_ON: Final = -1   # the access reaches the MSR's own rules
 
 
 def enter(m: Machine, st: list[int], base: int, msr: int, write: bool,
-          safe: bool, chain: list[str], warnings: list[str]) -> int:
+          value: int, safe: bool, chain: list[str],
+          warnings: list[str]) -> int:
     """What every RDMSR/WRMSR meets first: the hypervisor's intercept, then
-    the MSR's existence. An outcome, or GO_ON."""
-    if msr in m.intercepted_msrs:
-        outcome = intercepted(m, st, base, R_MSR,
-                              "WRMSR" if write else "RDMSR", chain)
+    the MSR's existence, then for an x2APIC MSR its own rules (apic.py).
+    An outcome, or GO_ON."""
+    what = "WRMSR" if write else "RDMSR"
+    x2apic = is_x2apic_msr(msr)
+    exits = msr in m.intercepted_msrs
+    if x2apic and m.sev:
+        # [assumed] every x2APIC MSR is intercepted: "AMD-SEV-ES intercepts
+        # the RDMSR to read the X2APIC ID" (LX arch/x86/mm/mem_encrypt_amd.c
+        # sme_early_init; kernel/apic/x2apic_savic.c, Secure AVIC off).
+        exits = True
+    elif x2apic and m.platform == TDX:
+        how = tdx_exit(msr, write)
+        if how == "gp":
+            return msr_gp(m, st, base, msr, write, safe,
+                          "the TDX module injects #GP(0)", chain, warnings)
+        exits = how == "ve"
+    if exits:
+        # A handled exit is the hypervisor's emulation, which applies the
+        # rules below: an error it reports comes back as #GP (LX
+        # coco/sev/vc-shared.c verify_exception_info; coco/tdx/tdx.c
+        # read_msr/write_msr -> ve_raise_fault).
+        outcome = intercepted(m, st, base, R_MSR, what, chain)
         if outcome != OK:
             return outcome
     if missing(m, st, base, msr):
         return msr_gp(m, st, base, msr, write, safe, "not implemented",
                       chain, warnings)
+    if x2apic:
+        why = x2apic_fault(st, base, msr, write, value)
+        if why:
+            return msr_gp(m, st, base, msr, write, safe, why, chain,
+                          warnings)
     return GO_ON
 
 
@@ -129,17 +162,24 @@ class Wrmsr(Op):
             WRMSR, "wrmsr", "wrmsr MSR VALUE",
             "FRED MSRs checked as Bochs does (#GP if FRED is not enumerated"
             " or the value is bad), EFER (LME is fixed while paging is on),"
-            " other MSRs stored nowhere; an intercepted MSR raises #VC/#VE"
-            " first",
-            "SDM Vol. 2 WRMSR; FRED spec 7.2; SDM Vol. 3A 10.8.5;"
-            " Bochs cpu/msr.cc",
+            " APIC_BASE (its EN/EXTD mode transitions) and the x2APIC MSRs"
+            " 0x800-0xbff (README rule 28), other MSRs stored nowhere; an"
+            " intercepted MSR raises #VC/#VE first",
+            "SDM Vol. 2 WRMSR; FRED spec 7.2; SDM Vol. 3A 10.8.5, x2APIC"
+            " State Transitions; Bochs cpu/msr.cc",
             samples=("wrmsr FRED_CONFIG entry", "wrmsr FRED_CONFIG 0x834",
                      "wrmsr FRED_STKLVLS linux", "wrmsr FRED_RSP1 stack",
                      "wrmsr FRED_RSP2 0x7", "wrmsr FRED_SSP1 0x10",
                      "wrmsr FRED_RSP3 0x800000000000", "wrmsr EFER 0x500",
                      "wrmsr EFER 0x8000000000000d01", "wrmsr EFER 0xd03",
                      "wrmsr S_CET 4", "wrmsr S_CET 0", "wrmsr S_CET 0x44",
-                     "wrmsr TSX_FORCE_ABORT 1", "wrmsr 0x122 3"),
+                     "wrmsr TSX_FORCE_ABORT 1", "wrmsr 0x122 3",
+                     "wrmsr APIC_BASE 0xfee00c00", "wrmsr APIC_BASE 0xfee00800",
+                     "wrmsr APIC_BASE 0xfee00000", "wrmsr APIC_BASE 0xfee00400",
+                     "wrmsr APIC_BASE 0xfee00801", "wrmsr 0x80b 0",
+                     "wrmsr 0x80b 1", "wrmsr 0x802 0", "wrmsr 0x830 0x100000000",
+                     "wrmsr 0x832 0x100000000", "wrmsr 0x83f 0x102",
+                     "wrmsr 0x83a 0"),
             examples=(
                 Example(("wrmsr FRED_CONFIG entry",), "triple_fault", (
                     "cpu0: wrmsr FRED_CONFIG entry",
@@ -156,6 +196,14 @@ class Wrmsr(Op):
                     "WARN: unchecked MSR access error: WRMSR 0x122 (fixed"
                     " up)",),
                     platform=(("readonly_msrs", '["TSX_CTRL"]'),)),
+                Example(("wrmsr APIC_BASE 0xfee00800",), "triple_fault", (
+                    "cpu0: wrmsr APIC_BASE 0xfee00800",
+                    "WRMSR 0x1b: x2APIC -> xAPIC is not a valid transition"
+                    " -> #GP",
+                    *no_gate("#GP", "none")),
+                    platform=(("apic", '"x2apic"'),)),
+                Example(("lidt full", "wrmsr APIC_BASE 0xfee00c00",
+                         "wrmsr 0x80b 0"), "ok"),
             ))
 
     def parse(self, args: list[str], ncpu: int) -> tuple[int, int]:
@@ -171,12 +219,16 @@ class Wrmsr(Op):
 
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
               b: int, chain: list[str], warnings: list[str]) -> int:
-        outcome = enter(m, st, base, a, True, self.safe, chain, warnings)
+        outcome = enter(m, st, base, a, True, b, self.safe, chain, warnings)
         if outcome != GO_ON:
             return outcome
         if m.readonly_msrs and a in m.readonly_msrs:
             return msr_gp(m, st, base, a, True, self.safe,
                           "the MSR is read-only here", chain, warnings)
+        if a == MSR_APIC_BASE:
+            why = apic_base_write(m, st, base, b)
+            return msr_gp(m, st, base, a, True, self.safe, why, chain,
+                          warnings) if why else OK
         if is_fred_msr(a):
             why = ("FRED is not enumerated" if not m.features & FEATURE_FRED
                    else fred_msr_write_faults(a, b))
@@ -224,11 +276,15 @@ class Rdmsr(Op):
         self.safe = False
         super().__init__(
             RDMSR, "rdmsr", "rdmsr MSR",
-            "#GP for a FRED MSR when FRED is not enumerated; an intercepted"
-            " MSR raises #VC/#VE first",
-            "SDM Vol. 2 RDMSR; Bochs cpu/msr.cc",
+            "#GP for a FRED MSR when FRED is not enumerated, and for an"
+            " x2APIC MSR outside x2APIC mode, reserved or write-only (README"
+            " rule 28); an intercepted MSR raises #VC/#VE first",
+            "SDM Vol. 2 RDMSR; SDM Vol. 3A x2APIC Register Availability;"
+            " Bochs cpu/msr.cc",
             samples=("rdmsr FRED_CONFIG", "rdmsr APIC_BASE",
-                     "rdmsr AMD64_SEV", "rdmsr 0x10f", "rdmsr S_CET"),
+                     "rdmsr AMD64_SEV", "rdmsr 0x10f", "rdmsr S_CET",
+                     "rdmsr 0x802", "rdmsr 0x808", "rdmsr 0x80b",
+                     "rdmsr 0x831", "rdmsr 0x839", "rdmsr 0x900"),
             trigger_words=(2, 2),
             examples=(
                 Example(("rdmsr APIC_BASE",), "triple_fault", (
@@ -251,6 +307,11 @@ class Rdmsr(Op):
                     "WARN: unchecked MSR access error: RDMSR 0x10f (fixed"
                     " up)",),
                     platform=(("microcode_msrs", '["TSX_FORCE_ABORT"]'),)),
+                Example(("rdmsr 0x802",), "triple_fault", (
+                    "cpu0: rdmsr 0x802",
+                    "RDMSR 0x802: the local APIC is not in x2APIC mode -> #GP",
+                    *no_gate("#GP", "none"))),
+                Example(("lidt full", "rdmsr 0x802"), "ok", guest="tdx"),
             ))
 
     def parse(self, args: list[str], ncpu: int) -> tuple[int, int]:
@@ -262,7 +323,8 @@ class Rdmsr(Op):
 
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
               b: int, chain: list[str], warnings: list[str]) -> int:
-        outcome = enter(m, st, base, a, False, self.safe, chain, warnings)
+        outcome = enter(m, st, base, a, False, 0, self.safe, chain,
+                        warnings)
         if outcome != GO_ON:
             return outcome
         if is_fred_msr(a) and not m.features & FEATURE_FRED:
@@ -307,11 +369,14 @@ class RdmsrSafe(Rdmsr):
             " table turns into -EIO for the caller, with no report",
             "LX arch/x86/include/asm/msr.h, arch/x86/mm/extable.c"
             " ex_handler_msr (EX_TYPE_RDMSR_SAFE)",
-            samples=("rdmsr_safe AMD64_SEV", "rdmsr_safe 0x10f"),
+            samples=("rdmsr_safe AMD64_SEV", "rdmsr_safe 0x10f",
+                     "rdmsr_safe 0x803"),
             trigger_words=(2, 2),
             examples=(
                 Example(("lidt early", "rdmsr_safe 0x10f"), "ok", (),
                         platform=(("absent_msrs", '["0x10f"]'),)),
+                Example(("lidt early", "rdmsr_safe 0x80b"), "ok", (),
+                        platform=(("apic", '"x2apic"'),)),
                 Example(("rdmsr_safe 0x10f",), "triple_fault", (
                     "cpu0: rdmsr_safe 0x10f",
                     "RDMSR 0x10f: not implemented -> #GP",
@@ -329,7 +394,8 @@ class WrmsrSafe(Wrmsr):
             " table turns into -EIO for the caller, with no report",
             "LX arch/x86/include/asm/msr.h, arch/x86/mm/extable.c"
             " ex_handler_msr (EX_TYPE_WRMSR_SAFE)",
-            samples=("wrmsr_safe TSX_CTRL 2", "wrmsr_safe FRED_CONFIG 0x834"),
+            samples=("wrmsr_safe TSX_CTRL 2", "wrmsr_safe FRED_CONFIG 0x834",
+                     "wrmsr_safe APIC_BASE 0xfee00800"),
             examples=(
                 Example(("lidt full", "wrmsr_safe TSX_CTRL 2",
                          "wrmsr TSX_CTRL 2"), "warn", (

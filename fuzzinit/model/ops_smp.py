@@ -29,7 +29,7 @@ def enter_long_mode(m: Machine, st: list[int], base: int) -> None:
     st[base + F_EFER] = ENTRY_EFER
     # Every CPU starts on [memory]'s `cr3` table, its TLB empty [assumed].
     st[base + F_MMU] = m.cr3_start
-    st[base + F_FLAGS] |= STARTED
+    st[base + F_FLAGS] |= STARTED | m.apic_flags
 
 
 def _cpu(name: str, args: list[str], ncpu: int) -> int:

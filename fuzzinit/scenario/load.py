@@ -15,6 +15,7 @@ from typing import Any
 from fuzzinit.model import machine as mc
 from fuzzinit.model import ops_platform
 from fuzzinit.model import ops_smp as smp
+from fuzzinit.model.apic import APIC_MODES
 from fuzzinit.model.arch import (
     CR4_ALWAYS,
     CR4_BITS,
@@ -296,7 +297,7 @@ def build(main: Source, sha256: str, profiles: list[Source]) -> Scenario:
     plat = _table(doc, "platform", ctx)
     _check_keys(plat, ("guest", "features", "intercepted_msrs", "console",
                        "terminate", "absent_msrs", "microcode_msrs",
-                       "readonly_msrs"),
+                       "readonly_msrs", "apic"),
                 "platform", ctx)
     terminate = _str(plat, "terminate", "platform", ctx, "exits")
     if terminate not in ("exits", "hangs"):
@@ -333,6 +334,19 @@ def build(main: Source, sha256: str, profiles: list[Source]) -> Scenario:
     absent = _msr_numbers(plat, "absent_msrs", ctx)
     microcode = _msr_numbers(plat, "microcode_msrs", ctx)
     readonly = _msr_numbers(plat, "readonly_msrs", ctx)
+    # The TDX module keeps a TD in x2APIC mode (td_msr_access.c:
+    # IA32_XAPIC_DISABLE_STATUS reads LEGACY_XAPIC_DISABLED = 1).
+    apic = _str(plat, "apic", "platform", ctx,
+                "x2apic-locked" if guest == "tdx" else "xapic")
+    if apic not in APIC_MODES:
+        raise ctx.error("platform.apic", f"unknown APIC mode {apic!r}",
+                        "one of " + ", ".join(APIC_MODES),
+                        "the mode firmware left the local APICs in; xapic"
+                        " unless it enabled x2APIC", needle="apic")
+    if guest == "tdx" and apic != "x2apic-locked":
+        raise ctx.error("platform.apic", f"APIC mode {apic!r} in a TDX guest",
+                        "x2apic-locked: the TDX module keeps a TD in x2APIC"
+                        " mode", "drop platform.apic", needle="apic")
     console = _str(plat, "console", "platform", ctx, "8250")
     if console not in CONSOLES:
         raise ctx.error("platform.console", f"unknown console {console!r}",
@@ -472,7 +486,7 @@ def build(main: Source, sha256: str, profiles: list[Source]) -> Scenario:
         pin_property="pin_cleared" in fail_on,
         intercepted_msrs=[MSRS[x.upper()] for x in msrs],
         absent_msrs=absent, microcode_msrs=microcode,
-        readonly_msrs=readonly,
+        readonly_msrs=readonly, apic=APIC_MODES.index(apic),
         page_tables=tables[0], page_globals=tables[1], cr3_start=tables[2],
         op_kind=kinds, op_a=arg_a, op_b=arg_b, op_text=texts)
     return Scenario(
