@@ -135,6 +135,24 @@ def test_delivery_reads_the_idt_and_pushes_on_the_stack(
     assert NAMES[r.outcome] == "ok"
 
 
+def test_an_event_from_ring_3_goes_on_the_stack_under_fred(
+        tmp_path: Path) -> None:
+    """From ring 3 an NMI is at FRED stack level 0 whatever STKLVLS says:
+    its frame goes on `stack`, not `estack` (Bochs FRED_EventDelivery)."""
+    kernel = '["text:rxg", "desc:rg", "stack:rwg"]'
+    fred = ["wrmsr FRED_CONFIG entry", "wrmsr FRED_STKLVLS linux",
+            "wrmsr FRED_RSP0 stack", "wrmsr FRED_RSP2 stack", "cr4_set fred"]
+    sc = scenario(tmp_path, [*fred, "exit_to_user", "nmi"], kernel=kernel,
+                  features='["fred"]')
+    r = run(sc.machine, [0] * 7, sc.programs[0])
+    assert (NAMES[r.outcome], r.chain) == ("ok", [])
+    # in kernel mode the same NMI takes level 2, on the unmapped estack
+    r = run(sc.machine, [0] * 6, [*sc.programs[0][:5], sc.programs[0][6]])
+    assert NAMES[r.outcome] == "unhandled"
+    assert "NMI: write of estack through the kernel page table: not mapped" \
+        " -> #PF" in r.chain
+
+
 @pytest.mark.parametrize(("memory", "problem"), [
     ('[memory.tables]\nkernel = ["stak:rw"]\n',
      "memory.tables.kernel: unknown region 'stak'; expected one of text,"

@@ -33,8 +33,9 @@ FRED_ON = ["wrmsr FRED_CONFIG entry", "wrmsr FRED_RSP0 stack",
     # #DF's IST needs the TSS too
     (["lidt full", "exit_to_user", "pf"], "[]", "triple_fault"),
     (["lidt full", "ltr", "exit_to_user", "pf"], "[]", "ok"),
-    # the FRED flag's #PF address rule holds for a user #PF as well
-    (["lidt full", "ltr", "exit_to_user", "pf"], FRED, "unhandled"),
+    # a user #PF at a wrong address (the FRED flag's rule) is the task's
+    # problem: do_user_addr_fault signals or refaults it
+    (["lidt full", "ltr", "exit_to_user", "pf"], FRED, "ok"),
 ])
 def test_events_from_user_mode_use_the_ring_0_stack(
         tmp_path: Path, ops: list[str], features: str,
@@ -64,7 +65,8 @@ def test_syscall_needs_efer_sce(tmp_path: Path) -> None:
     for op in sc.programs[0]:
         assert step(sc.machine, st, 0, op, [], []) == 0
     assert not st[mc.F_FLAGS] & mc.USER and st[mc.F_FLAGS] & mc.SS_KERNEL
-    # EFER.SCE = 0: #UD, a SIGILL for the task, which stays in user mode
+    # EFER.SCE = 0: #UD, a SIGILL for the task; the CPU is in the kernel
+    # (test_a_faulting_syscall_still_ends_in_the_kernel)
     sc = scenario(tmp_path, [*booted, "wrmsr EFER 0xd00", "exit_to_user",
                              "syscall"])
     st = initial_state(sc.machine)
@@ -72,7 +74,48 @@ def test_syscall_needs_efer_sce(tmp_path: Path) -> None:
     for op in sc.programs[0]:
         assert step(sc.machine, st, 0, op, chain, []) == 0
     assert chain[0] == "SYSCALL with EFER.SCE = 0 -> #UD"
-    assert st[mc.F_FLAGS] & mc.USER
+    assert not st[mc.F_FLAGS] & mc.USER
+
+
+def test_a_faulting_syscall_still_ends_in_the_kernel(tmp_path: Path) -> None:
+    """SYSCALL with EFER.SCE = 0: #UD from user mode, a SIGILL; the CPU
+    goes on in the kernel, with the SS that entry loaded."""
+    for features, setup, ss in (
+            ("[]", ["lidt full", "ltr", "tss_setup_ist"], 0),
+            (FRED, FRED_ON, mc.SS_KERNEL)):
+        ops = [*setup, "wrmsr EFER 0xd00", "exit_to_user", "syscall",
+               "printk"]
+        sc = scenario(tmp_path, ops, features)
+        st = initial_state(sc.machine)
+        chain: list[str] = []
+        for op in sc.programs[0]:
+            assert step(sc.machine, st, 0, op, chain, []) == 0, chain
+        assert chain[:2] == ["SYSCALL with EFER.SCE = 0 -> #UD",
+                             "#UD from user mode: the kernel handles it for"
+                             " the task"]
+        assert st[mc.F_FLAGS] & (mc.USER | mc.SS_KERNEL) == ss
+
+
+@pytest.mark.parametrize(("setup", "features", "why"), [
+    (["lidt full", "ltr", "tss_setup_ist"], "[]",
+     "INT 8 from user mode: gate 8 has DPL 0 -> #GP"),
+    (FRED_ON, FRED, "INT 8 from user mode: fred_intx() treats it as #GP"),
+])
+def test_int_n_from_user_mode_reaches_only_user_gates(
+        tmp_path: Path, setup: list[str], features: str, why: str) -> None:
+    r = run_ops(tmp_path, [*setup, "exit_to_user", "int 8"], features)
+    assert (NAMES[r.outcome], r.chain) == ("ok", [])
+    sc = scenario(tmp_path, [*setup, "exit_to_user", "int 8"], features)
+    st = initial_state(sc.machine)
+    chain: list[str] = []
+    for op in sc.programs[0]:
+        assert step(sc.machine, st, 0, op, chain, []) == 0
+    assert chain == ["INT 8: software interrupt through gate 8", why,
+                     "#GP from user mode: the kernel handles it for the"
+                     " task"]
+    # a user gate is taken: INT 3 is #BP's
+    r = run_ops(tmp_path, [*setup, "exit_to_user", "int 3"], features)
+    assert NAMES[r.outcome] == "ok"
 
 
 @pytest.mark.parametrize(("ops", "expected"), [

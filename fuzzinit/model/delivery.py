@@ -108,6 +108,8 @@ def _deliver_paged(m: Machine, st: list[int], base: int, vector: int,
         return fault
     if fred:
         level = fred_stack_level(st[base + F_FRED_STKLVLS], vector)
+        if st[base + F_FLAGS] & USER and vector != DF:
+            level = 0   # from ring 3: level 0 (as in _deliver)
     else:
         idt = st[base + F_IDT]
         level = table_ist(idt, vector) if is_table(idt) else \

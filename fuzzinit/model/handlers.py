@@ -109,6 +109,16 @@ def handle(m: Machine, st: list[int], base: int, vector: int, via: int,
         chain.append(f"{vector_name(vector)} reaches the kernel's handler, which"
                      " cannot recover from it: oops/panic")
         return UNHANDLED, -1
+    if st[base + F_FLAGS] & USER and vector != VC and vector != VE:
+        # From user mode the kernel's handlers act for the task: a signal,
+        # a fixed-up page fault (even at a wrong address: do_user_addr_fault
+        # kills or refaults the task), an NMI handled (LX traps.c, fault.c
+        # user_mode() paths) - the kernel itself survives. #VC and #VE keep
+        # the kernel's rules: their handlers need the same GHCB / VEINFO
+        # whatever mode the CPU was in [assumed].
+        chain.append(f"{vector_name(vector)} from user mode: the kernel"
+                     " handles it for the task")
+        return OK, -1
     if vector == NMI:
         # Early NMIs are ignored (LX arch/x86/mm/extable.c
         # early_fixup_exception); exc_nmi and the FRED NMI path handle them.
@@ -155,13 +165,6 @@ def handle(m: Machine, st: list[int], base: int, vector: int, via: int,
             chain.append(f"#VE ({REASON_NAMES[reason]}) in the early handler:"
                          " tdx_early_handle_ve() handles port I/O only")
             return UNHANDLED, -1
-        return OK, -1
-    if st[base + F_FLAGS] & USER:
-        # From user mode the kernel's handlers act for the task: a signal,
-        # a fixed-up page fault, an NMI handled (LX arch/x86/kernel/traps.c
-        # user_mode() paths) - the kernel itself survives.
-        chain.append(f"{vector_name(vector)} from user mode: the kernel"
-                     " handles it for the task")
         return OK, -1
     if vector == UD and reason >= R_WARN:
         return _bug_trap(via, reason, chain)

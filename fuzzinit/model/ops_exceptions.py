@@ -5,10 +5,10 @@ records which gate's handler ran (Result.handled)."""
 
 from typing import Final
 
-from .arch import DE, DF, MC, NMI, VC, VE, vector_name
+from .arch import CR4_FRED, DE, DF, GP, MC, NMI, VC, VE, vector_name
 from .delivery import raise_event
 from .grammar import OpSyntaxError, number
-from .machine import R_NONE, Machine
+from .machine import F_CR4, F_FLAGS, R_NONE, USER, Machine
 from .op import Example, Op, no_gate, one_number
 
 INT3: Final = 36
@@ -17,6 +17,8 @@ INT_N: Final = 38
 RAISE: Final = 39
 
 BP: Final = 3
+# Gates Linux gives DPL 3: #BP, #OF and the ia32 INT 0x80 (LX idt.c SYSG).
+USER_GATES: Final = frozenset((3, 4, 0x80))
 # Vectors `raise` refuses, and the op that raises them with their cause.
 _RAISED_ELSEWHERE: Final[dict[int, str]] = {
     NMI: "nmi", DF: "a fault while delivering another (a #DF has no other"
@@ -37,6 +39,17 @@ class _Raise(Op):
               b: int, chain: list[str], warnings: list[str]) -> int:
         chain.append(f"{self.name} raises {vector_name(a)}" if not b else
                      f"INT {a}: software interrupt through gate {a}")
+        if b and st[base + F_FLAGS] & USER and a not in USER_GATES:
+            # From CPL 3 a gate with DPL 0 is #GP(vector*8+2) (SDM Vol. 2
+            # INT n); Linux's user-callable gates are #BP, #OF and INT 0x80
+            # (LX idt.c SYSG). Through FRED the event goes to ring 0 on the
+            # same stack a #GP would take, and fred_intx() calls
+            # exc_general_protection() for the others (LX entry_fred.c).
+            chain.append(f"INT {a} from user mode: "
+                         + ("fred_intx() treats it as #GP"
+                            if st[base + F_CR4] & CR4_FRED else
+                            f"gate {a} has DPL 0 -> #GP"))
+            return raise_event(m, st, base, GP, False, R_NONE, chain)
         return raise_event(m, st, base, a, b == 1, R_NONE, chain)
 
 

@@ -120,17 +120,28 @@ class Syscall(Op):
 
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
               b: int, chain: list[str], warnings: list[str]) -> int:
+        fred = (st[base + F_CR4] & CR4_FRED) != 0
         if not st[base + F_EFER] & EFER_SCE:
             chain.append("SYSCALL with EFER.SCE = 0 -> #UD")
-            return raise_event(m, st, base, UD, False, R_NONE, chain)
-        if st[base + F_CR4] & CR4_FRED and st[base + F_FRED_RSP0] == 0:
+            outcome = raise_event(m, st, base, UD, False, R_NONE, chain)
+        elif fred and st[base + F_FRED_RSP0] == 0:
             # SYSCALL is a FRED event of type "other" from ring 3: stack
             # level 0, FRED_RSP0 (Bochs proc_ctrl.cc SYSCALL, fred.cc).
             chain.append("SYSCALL is a FRED event from ring 3: FRED_RSP0 = 0,"
                          " the frame push faults -> #PF")
-            return raise_event(m, st, base, PF, False, R_NONE, chain)
-        st[base + F_FLAGS] = (st[base + F_FLAGS] & ~USER) | SS_KERNEL
-        return OK
+            outcome = raise_event(m, st, base, PF, False, R_NONE, chain)
+        else:
+            st[base + F_FLAGS] = (st[base + F_FLAGS] & ~USER) | SS_KERNEL
+            return OK
+        if outcome == OK:
+            # The fault entered the kernel from user mode: the task gets a
+            # signal and the CPU goes on in the kernel, as the program says
+            # after `syscall`. SS is what that entry loaded: STAR's kernel
+            # SS through FRED, the null selector through an IDT gate (SDM
+            # Vol. 3A 6.14.4; Bochs FRED_EventDelivery).
+            flags = st[base + F_FLAGS] & ~(USER | SS_KERNEL)
+            st[base + F_FLAGS] = flags | (SS_KERNEL if fred else 0)
+        return outcome
 
 
 class PreemptEvent(Op):
