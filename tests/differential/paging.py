@@ -204,6 +204,11 @@ def generate(seed: int, n: int) -> list[PagingCase]:
         b = _letters(rng) if switch else a
         if switch and rng.random() < 0.5 and a:
             a = a if "g" in a else a + "g"  # a global entry to leave over
+        if switch and rng.random() < 0.3:
+            # A global entry in A narrower than B's: where the model keeps
+            # it (CR4.PGE), the access B allows may fault (rule 27).
+            a = "rg" + "".join(c for c in "xu" if rng.random() < 0.5)
+            b = "rwx" + ("u" if "u" in a else "")
         cr4 = frozenset(c for c in CR4_NAMES if rng.random() < 0.5)
         if switch and rng.random() < 0.6:
             cr4 |= {"pge"}
