@@ -3,17 +3,18 @@ SMEP/SMAP, NX): two 4-level trees, one target page, one access.
 
 The image (image.py's template) keeps its identity map of the low 2 MiB
 (code, GDT, IDT, TSS, stack: supervisor, writable, executable, not global)
-in both trees; tree A is the template's PML4, tree B a second PML4 sharing
-pd_low. Linear TARGET (1 GiB) maps one 4 KiB page of the image holding a
-RET, with a leaf built from the case's letters per tree (r: P, w: R/W,
-x: XD = 0, u: U/S, g: G; no r: not present); the entries above it are
-P | R/W | U/S with XD = 0, so the leaf alone decides (SDM Vol. 3A 4.6.1:
-R/W and U/S are ANDed, XD ORed over the walk).
+in both trees; tree A is the template's PML4, tree B a second PML4 with a
+copy of the low map that may leave out the IDT's page or the stack's (a
+case's `hole`). Linear TARGET (1 GiB) maps one 4 KiB page holding a RET
+(physical TARGET_PHYS), with a leaf built from the case's letters per
+tree (r: P, w: R/W, x: XD = 0, u: U/S, g: G; no r: not present); the
+entries above it are P | R/W | U/S with XD = 0, so the leaf alone
+decides (SDM Vol. 3A 4.6.1: R/W and U/S are ANDed, XD ORed over the walk).
 
 The model sees the same case as a scenario: [memory] tables kernel (A) and
-kexec (B) mapping text, desc, stack as rwx and `data` (the target) with
-the case's letters; ops `stac`, `access data read` + `write_cr3 kexec`
-(the switch), then `access data KIND`.
+kexec (B) mapping text, desc, stack as rwx (B less the hole's region) and
+`data` (the target) with the case's letters; ops `stac`, `access data
+read` + `write_cr3 kexec` (the switch), then `access data KIND`.
 """
 
 from __future__ import annotations
@@ -24,10 +25,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .cases import HANDLER, IMAGE_CR4, NONE, SHUTDOWN, Case, Gate, Result
-from .image import assemble, fill
+from .image import LOAD, STACK, assemble, fill
 
 TARGET = 0x4000_0000
+# The target's physical page: identity-mapped RAM between the image's end
+# (0x20000) and the stack, given its RET by the trigger code (the image
+# has no room for one more page below the real-mode code).
+TARGET_PHYS = 0x30000
 KINDS = ("read", "write", "fetch")
+HOLES = ("", "desc", "stack")
 CR4_NAMES = {"pge": 7, "smep": 20, "smap": 21}
 _LETTERS = "rwxug"
 
@@ -45,6 +51,10 @@ class PagingCase:
     switch: bool  # read the target in A, MOV to CR3 of B, then the access
     kind: str  # read, write or fetch
     gate14: bool = True  # False: vector 14's IDT entry is all-zero (#GP)
+    # With a switch: the low page tree B leaves not present, "desc" (the
+    # IDT's page) or "stack" (the page below RSP); the model's table B
+    # then lacks that region. Not with fetch: CALL pushes first.
+    hole: str = ""
 
 
 def check(case: PagingCase) -> None:
@@ -58,6 +68,10 @@ def check(case: PagingCase) -> None:
         raise ValueError(f"cr4 {sorted(case.cr4)}: expected pge smep smap")
     if case.kind not in KINDS:
         raise ValueError(f"kind {case.kind!r}: expected read write fetch")
+    if case.hole not in HOLES or case.hole and (
+            not case.switch or case.kind == "fetch"):
+        raise ValueError(f"hole {case.hole!r}: expected '', or desc or "
+                         "stack with a switch and no fetch")
 
 
 def leaf(letters: str) -> str:
@@ -68,7 +82,7 @@ def leaf(letters: str) -> str:
     low = 1 | ("w" in letters) << 1 | ("u" in letters) << 2 \
         | ("g" in letters) << 8
     xd = "" if "x" in letters else " + 0x8000000000000000"
-    return f"target + {low:#x}{xd}"
+    return f"{TARGET_PHYS + low:#x}{xd}"
 
 
 def _gates(case: PagingCase) -> tuple[Gate, ...]:
@@ -81,7 +95,7 @@ def _idt_case(case: PagingCase) -> Case:
 
 
 def trigger(case: PagingCase) -> str:
-    code = [f"mov rbx, {TARGET:#x}"]
+    code = [f"mov byte [{TARGET_PHYS:#x}], 0xc3", f"mov rbx, {TARGET:#x}"]
     if case.stac:
         code.append("stac")
     if case.switch:
@@ -93,6 +107,9 @@ def trigger(case: PagingCase) -> str:
 
 def source(case: PagingCase) -> str:
     check(case)
+    # The page number tree B leaves out (0 is out in both trees anyway).
+    hole = {"": "0", "desc": f"((idt - $$ + {LOAD:#x}) >> 12)",
+            "stack": f"{(STACK - 8) >> 12:#x}"}[case.hole]
     cr4 = IMAGE_CR4 | sum(1 << CR4_NAMES[n] for n in case.cr4)
     tables = f"""
     align 4096
@@ -106,7 +123,7 @@ pml4_b:
     dq pdpt_b + 7
     times 511 dq 0
 pdpt_b:
-    dq pd_low + 3
+    dq pd_low_b + 3
     dq pd_tgt_b + 7
     times 510 dq 0
 pd_tgt_b:
@@ -115,9 +132,22 @@ pd_tgt_b:
 pt_tgt_b:
     dq {leaf(case.table_b)}
     times 511 dq 0
-target:
-    ret
-    align 4096"""
+pd_low_b:
+    dq pt_low_b + 3
+%assign i 1
+%rep 15
+    dq (i << 21) | 0x83
+%assign i i+1
+%endrep
+    times 496 dq 0
+pt_low_b:                      ; pt_low, less the hole's page
+    dq 0
+%assign i 1
+%rep 511
+    dq ((i << 12) | 3) * (i != {hole})
+%assign i i+1
+%endrep
+"""
     # The template's pml4 entry 0 is P | R/W (3); the target needs U/S there
     # too, so it is rewritten below.
     text = fill(_idt_case(case), trigger(case), cr4=cr4,
@@ -137,8 +167,9 @@ FEATURES = ("smep", "smap")
 _FIXED = ["text:rwx", "desc:rwx", "stack:rwx"]
 
 
-def table(letters: str) -> list[str]:
-    return _FIXED + ([f"data:{letters}"] if letters else [])
+def table(letters: str, hole: str = "") -> list[str]:
+    return [r for r in _FIXED if not r.startswith(hole + ":")] + (
+        [f"data:{letters}"] if letters else [])
 
 
 def ops(case: PagingCase) -> list[str]:
@@ -162,7 +193,7 @@ def scenario_text(case: PagingCase) -> str:
         "[kernel]\nentry_cr4 = " + json.dumps(["pae", *sorted(case.cr4)])
         + "\n[memory]\ncr3 = \"kernel\"\n[memory.tables]\n"
         "kernel = " + json.dumps(table(case.table_a)) + "\n"
-        "kexec = " + json.dumps(table(case.table_b)) + "\n"
+        "kexec = " + json.dumps(table(case.table_b, case.hole)) + "\n"
         "[[cpu]]\nprogram = " + json.dumps(program) + "\n")
 
 
@@ -212,8 +243,11 @@ def generate(seed: int, n: int) -> list[PagingCase]:
         cr4 = frozenset(c for c in CR4_NAMES if rng.random() < 0.5)
         if switch and rng.random() < 0.6:
             cr4 |= {"pge"}
+        kind = rng.choice(KINDS)
+        hole = rng.choice(HOLES[1:]) if switch and kind != "fetch" \
+            and rng.random() < 0.25 else ""
         cases.append(PagingCase(
             table_a=a, table_b=b, cr4=cr4, wp=rng.random() < 0.6,
             nxe=rng.random() < 0.8, stac=rng.random() < 0.3, switch=switch,
-            kind=rng.choice(KINDS), gate14=rng.random() < 0.9))
+            kind=kind, gate14=rng.random() < 0.9, hole=hole))
     return cases

@@ -111,13 +111,15 @@ NOTHING = frozenset[str]()
 
 def pcase(letters: str, kind: str, cr4: frozenset[str] = NOTHING,
           wp: bool = True, nxe: bool = True, stac: bool = False,
-          b: str | None = None, gate14: bool = True) -> PagingCase:
+          b: str | None = None, gate14: bool = True,
+          hole: str = "") -> PagingCase:
     return PagingCase(table_a=letters, table_b=letters if b is None else b,
                       cr4=cr4, wp=wp, nxe=nxe, stac=stac, switch=b is not None,
-                      kind=kind, gate14=gate14)
+                      kind=kind, gate14=gate14, hole=hole)
 
 
 PF: Result = ("handler", 14)
+SHUTDOWN: Result = ("shutdown", -1)
 NO_FAULT: Result = ("none", -1)
 
 # name: (case, expected result, why (SDM Vol. 3A unless named))
@@ -161,6 +163,16 @@ EXPECTED: dict[str, tuple[PagingCase, Result, str]] = {
         pcase("rwg", "read", cr4=frozenset({"pge"}), b=""), PF,
         "4.10.2.4, 4.10.4.1: the CPU may drop the global entry any time, "
         "so the access may use the new tree (model: the faulting choice)"),
+    "tree B without the IDT's page, no fault": (
+        pcase("rw", "read", b="rw", hole="desc"), NO_FAULT,
+        "nothing is delivered, so the IDT is not read"),
+    "tree B without the IDT's page, #PF": (
+        pcase("rw", "read", b="", hole="desc"), SHUTDOWN,
+        "6.12.1: the gate read faults (#PF), Table 6-5: #PF + #PF = #DF, "
+        "whose gate read faults: 6.15 Interrupt 8, shutdown"),
+    "tree B without the stack's page, #PF": (
+        pcase("rw", "write", b="", hole="stack"), SHUTDOWN,
+        "6.14.2: the frame push faults; Table 6-5 #DF; Interrupt 8"),
 }
 
 # name: (case, the model's SDM-permitted choice, QEMU 7.2 TCG, why)
@@ -197,12 +209,12 @@ def test_leaf_encodes_the_letters() -> None:
     # SDM Vol. 3A 4.5 Table 4-20: P 0, R/W 1, U/S 2, G 8, XD 63.
     assert leaf("") == "0"
     assert leaf("w") == "0"
-    assert leaf("r") == "target + 0x1 + 0x8000000000000000"
-    assert leaf("rwxug") == "target + 0x107"
+    assert leaf("r") == "0x30001 + 0x8000000000000000"
+    assert leaf("rwxug") == "0x30107"
     text = source(pcase("rx", "fetch", cr4=frozenset({"smep", "pge"}),
                         wp=False, nxe=False, b="rwu"))
-    assert "    dq target + 0x1\n" in text
-    assert "    dq target + 0x7 + 0x8000000000000000\n" in text
+    assert "    dq 0x30001\n" in text
+    assert "    dq 0x30007 + 0x8000000000000000\n" in text
     assert "mov eax, 0x1000a0" in text   # PAE | PGE | SMEP
     assert "or eax, 0x80000001 " in text  # no WP
     assert "or eax, 0x100\n" in text      # no NXE
@@ -219,6 +231,9 @@ def test_ops_state_the_case() -> None:
         "write_cr3 kexec", "access data write"]
     assert table("") == ["text:rwx", "desc:rwx", "stack:rwx"]
     assert table("rg")[-1] == "data:rg"
+    assert table("r", "stack") == ["text:rwx", "desc:rwx", "data:r"]
+    assert "    dq ((i << 12) | 3) * (i != 0x7f)\n" in source(
+        pcase("r", "read", b="r", hole="stack"))
 
 
 def test_check_rejects() -> None:
@@ -230,6 +245,12 @@ def test_check_rejects() -> None:
         check(pcase("r", "read", cr4=frozenset({"pks"})))
     with pytest.raises(ValueError, match=r"^kind 'exec': expected"):
         check(pcase("r", "exec"))
+    with pytest.raises(ValueError, match=r"^hole 'stack': expected '', or"):
+        check(pcase("r", "read", hole="stack"))
+    with pytest.raises(ValueError, match=r"^hole 'desc': expected '', or"):
+        check(pcase("r", "fetch", b="r", hole="desc"))
+    with pytest.raises(ValueError, match=r"^hole 'text': expected '', or"):
+        check(pcase("r", "read", b="r", hole="text"))
 
 
 def test_generate_is_deterministic_and_covers_the_rules() -> None:
@@ -250,3 +271,4 @@ def test_generate_is_deterministic_and_covers_the_rules() -> None:
     assert any(not c.wp and c.kind == "write" and c.table_b
                and "w" not in c.table_b for c in cases)
     assert any(not c.gate14 for c in cases)
+    assert {c.hole for c in cases} == {"", "desc", "stack"}
