@@ -55,6 +55,9 @@ class PagingCase:
     # IDT's page) or "stack" (the page below RSP); the model's table B
     # then lacks that region. Not with fetch: CALL pushes first.
     hole: str = ""
+    # With a switch and CR4.PGE: clear CR4.PGE after the MOV to CR3, which
+    # flushes global entries too (SDM Vol. 3A 4.10.4.1).
+    flush: bool = False
 
 
 def check(case: PagingCase) -> None:
@@ -72,6 +75,8 @@ def check(case: PagingCase) -> None:
             not case.switch or case.kind == "fetch"):
         raise ValueError(f"hole {case.hole!r}: expected '', or desc or "
                          "stack with a switch and no fetch")
+    if case.flush and not (case.switch and "pge" in case.cr4):
+        raise ValueError("flush: expected only with a switch and pge")
 
 
 def leaf(letters: str) -> str:
@@ -100,6 +105,9 @@ def trigger(case: PagingCase) -> str:
         code.append("stac")
     if case.switch:
         code += ["mov rax, [rbx]", "mov rax, pml4_b", "mov cr3, rax"]
+    if case.flush:
+        code += ["mov rax, cr4", f"and rax, ~{1 << CR4_NAMES['pge']:#x}",
+                 "mov cr4, rax"]
     code.append({"read": "mov rax, [rbx]", "write": "mov [rbx + 8], rax",
                  "fetch": "call rbx"}[case.kind])
     return "\n    ".join(code)
@@ -181,6 +189,8 @@ def ops(case: PagingCase) -> list[str]:
         out.append("stac")
     if case.switch:
         out += ["access data read", "write_cr3 kexec"]
+    if case.flush:
+        out.append("mov_cr4 -pge")
     out.append(f"access data {case.kind}")
     return out
 
@@ -249,5 +259,6 @@ def generate(seed: int, n: int) -> list[PagingCase]:
         cases.append(PagingCase(
             table_a=a, table_b=b, cr4=cr4, wp=rng.random() < 0.6,
             nxe=rng.random() < 0.8, stac=rng.random() < 0.3, switch=switch,
-            kind=kind, gate14=rng.random() < 0.9, hole=hole))
+            kind=kind, gate14=rng.random() < 0.9, hole=hole,
+            flush="pge" in cr4 and switch and rng.random() < 0.3))
     return cases

@@ -48,10 +48,17 @@ GLOBAL_DROPPED = (
     "MOV to CR3: QEMU drops global translations the model keeps")
 
 
-def _keeps_global(case: PagingCase) -> bool:
+def _leaves_global(case: PagingCase) -> bool:
+    """The switch leaves a valid global entry of A behind (SDM Vol. 3A
+    4.10.2.3: only valid translations are cached)."""
     a = case.table_a
     return case.switch and "pge" in case.cr4 and "g" in a and "r" in a \
         and ("x" in a or case.nxe)
+
+
+def _keeps_global(case: PagingCase) -> bool:
+    """... and no MOV to CR4 flushes it before the access."""
+    return _leaves_global(case) and not case.flush
 
 
 def deviation(case: PagingCase, want: Result, got: Result,
@@ -61,7 +68,8 @@ def deviation(case: PagingCase, want: Result, got: Result,
     model gives QEMU's answer."""
     if not _keeps_global(case):
         return None
-    flushed = dataclasses.replace(case, cr4=case.cr4 - {"pge"})
+    flushed = dataclasses.replace(case, cr4=case.cr4 - {"pge"},
+                                  flush=False)
     if model(flushed, tmp) == got:
         return GLOBAL_DROPPED
     return None
@@ -112,10 +120,11 @@ NOTHING = frozenset[str]()
 def pcase(letters: str, kind: str, cr4: frozenset[str] = NOTHING,
           wp: bool = True, nxe: bool = True, stac: bool = False,
           b: str | None = None, gate14: bool = True,
-          hole: str = "") -> PagingCase:
+          hole: str = "", flush: bool = False) -> PagingCase:
     return PagingCase(table_a=letters, table_b=letters if b is None else b,
                       cr4=cr4, wp=wp, nxe=nxe, stac=stac, switch=b is not None,
-                      kind=kind, gate14=gate14, hole=hole)
+                      kind=kind, gate14=gate14, hole=hole,
+                      flush=flush)
 
 
 PF: Result = ("handler", 14)
@@ -163,6 +172,9 @@ EXPECTED: dict[str, tuple[PagingCase, Result, str]] = {
         pcase("rwg", "read", cr4=frozenset({"pge"}), b=""), PF,
         "4.10.2.4, 4.10.4.1: the CPU may drop the global entry any time, "
         "so the access may use the new tree (model: the faulting choice)"),
+    "CR3 switch, read-only global entry, then PGE cleared": (
+        pcase("rg", "write", cr4=frozenset({"pge"}), b="rwx", flush=True),
+        NO_FAULT, "4.10.4.1: MOV to CR4 changing PGE flushes global entries"),
     "tree B without the IDT's page, no fault": (
         pcase("rw", "read", b="rw", hole="desc"), NO_FAULT,
         "nothing is delivered, so the IDT is not read"),
@@ -251,6 +263,8 @@ def test_check_rejects() -> None:
         check(pcase("r", "fetch", b="r", hole="desc"))
     with pytest.raises(ValueError, match=r"^hole 'text': expected '', or"):
         check(pcase("r", "read", b="r", hole="text"))
+    with pytest.raises(ValueError, match=r"^flush: expected only with a "):
+        check(pcase("r", "read", b="r", flush=True))
 
 
 def test_generate_is_deterministic_and_covers_the_rules() -> None:
@@ -272,3 +286,4 @@ def test_generate_is_deterministic_and_covers_the_rules() -> None:
                and "w" not in c.table_b for c in cases)
     assert any(not c.gate14 for c in cases)
     assert {c.hole for c in cases} == {"", "desc", "stack"}
+    assert any(c.flush and _leaves_global(c) for c in cases)
