@@ -100,6 +100,14 @@ def _idt_entries(case: Case) -> str:
 def source(case: Case) -> str:
     """The nasm source of the image for one case."""
     check_case(case)
+    return fill(case, trigger_asm(case.trigger))
+
+
+def fill(case: Case, trigger: str, cr4: int = IMAGE_CR4, cr0_or: int = 0,
+         efer_or: int = 0, pdpt_1: str = "0", tables: str = "") -> str:
+    """The template with a case's IDT and TSS and any trigger code: the
+    paging cases (paging.py) add CR0/EFER bits, a PDPT entry for linear
+    1 GiB and more page-table pages after pt_low."""
     tss_ist = "\n".join(
         f"    dq {IST_STACKS + n * 0x1000 if n in case.ist_slots else 0:#x}"
         f"  ; IST{n}" for n in range(1, 8))
@@ -107,9 +115,11 @@ def source(case: Case) -> str:
     ltr = (f"mov ax, {_TSS_SEL:#x}\n    ltr ax" if case.ltr
            else "; no LTR: TR keeps its reset state")
     return _TEMPLATE.format(
-        load=LOAD, stack=STACK, cr4=IMAGE_CR4, code=_CODE_SEL, limit=case.limit,
-        ltr=ltr, trigger=trigger_asm(case.trigger), tss_ist=tss_ist,
-        idt=_idt_entries(case), stubs=stubs, apic=APIC)
+        load=LOAD, stack=STACK, cr4=cr4, code=_CODE_SEL, limit=case.limit,
+        ltr=ltr, trigger=trigger, tss_ist=tss_ist,
+        idt=_idt_entries(case), stubs=stubs, apic=APIC,
+        cr0_or=0x80000001 | cr0_or, efer_or=0x100 | efer_or, pdpt_1=pdpt_1,
+        tables=tables)
 
 
 def cache_dir() -> Path:
@@ -121,7 +131,11 @@ def cache_dir() -> Path:
 
 def build(case: Case) -> Path:
     """Assemble the image for a case (cached by content hash); its path."""
-    text = source(case)
+    return assemble(source(case))
+
+
+def assemble(text: str) -> Path:
+    """Assemble nasm source into a cached image (keyed by its hash)."""
     digest = hashlib.sha256(text.encode()).hexdigest()[:24]
     out = cache_dir() / f"{digest}.bin"
     if out.exists():
@@ -197,10 +211,10 @@ prot_entry:
     mov cr3, eax
     mov ecx, 0xc0000080        ; IA32_EFER.LME
     rdmsr
-    or eax, 0x100
+    or eax, {efer_or:#x}
     wrmsr
     mov eax, cr0
-    or eax, 0x80000001         ; CR0.PG | CR0.PE: IA-32e mode active
+    or eax, {cr0_or:#x}         ; CR0.PG | CR0.PE: IA-32e mode active
     mov cr0, eax
     jmp {code:#x}:long_entry
 
@@ -244,7 +258,8 @@ pml4:
     times 511 dq 0
 pdpt:
     dq pd_low + 3
-    dq 0, 0
+    dq {pdpt_1}
+    dq 0
     dq pd_apic + 3
     times 508 dq 0
 pd_low:
@@ -266,6 +281,7 @@ pt_low:
     dq (i << 12) | 3
 %assign i i+1
 %endrep
+{tables}
 
     ; real-mode start, reached from the reset vector
     times 0xff00 - ($ - $$) db 0

@@ -22,6 +22,7 @@ import shutil
 import subprocess
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from .cases import HANDLER, HANG, NONE, SHUTDOWN, Case, Result
 from .image import build
@@ -60,7 +61,12 @@ def decode(status: int, out: bytes) -> Result:
 
 def run_case(case: Case, cpu: str = "max", timeout: float = TIMEOUT) -> Result:
     """Boot the case's image under QEMU TCG; which handler ran first."""
-    image = build(case)
+    return run_image(build(case), cpu, timeout)
+
+
+def run_image(image: Path, cpu: str = "max",
+              timeout: float = TIMEOUT) -> Result:
+    """Boot an assembled image under QEMU TCG; which handler ran first."""
     try:
         proc = subprocess.run(command(str(image), cpu), capture_output=True,
                               timeout=timeout, stdin=subprocess.DEVNULL)
