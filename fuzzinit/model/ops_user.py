@@ -45,8 +45,8 @@ USER_OPS: Final = frozenset((
     "syscall", "nop", "int3", "div0", "int", "raise", "ud2", "cpuid",
     "rdgsbase", "nmi", "pf", "mce"))
 
-FRED_ON: Final = (("wrmsr FRED_CONFIG entry", "wrmsr FRED_RSP0 stack",
-                   "cr4_set fred"))
+FRED_ON: Final = ("wrmsr FRED_CONFIG entry", "wrmsr FRED_RSP0 stack",
+                  "cr4_set fred")
 
 
 class ExitToUser(Op):

@@ -32,7 +32,6 @@ from .machine import AC_SET, F_CR0, F_CR3, F_CR4, F_EFER, F_FLAGS, F_MMU, Machin
 REGIONS: Final[tuple[str, ...]] = (
     "text", "data", "percpu", "stack", "estack", "desc", "directmap",
     "ident", "control", "firmware", "user")
-TEXT: Final = 0
 STACK: Final = 3
 ESTACK: Final = 4    # IST stacks and FRED_RSP1..3 (cpu_entry_area)
 DESC: Final = 5      # the IDT and GDT the CPU reads on delivery
@@ -54,10 +53,6 @@ KIND_NAMES: Final[tuple[str, ...]] = ("read", "write", "fetch")
 
 STALE_SHIFT: Final = 4
 TABLE_MASK: Final = 0xF
-
-
-def table_of(st: list[int], base: int) -> int:
-    return st[base + F_MMU] & TABLE_MASK
 
 
 def entry(m: Machine, table: int, region: int) -> int:
