@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 # CR4 the image runs with when the trigger executes: PAE only (CR4.PAE, bit
 # 5, is required by IA-32e mode, SDM Vol. 3A 9.8.5). A "mov_cr4" trigger
@@ -104,3 +105,24 @@ def parse_trigger(trigger: str) -> tuple[str, tuple[int, ...]]:
         f"trigger {trigger!r}: expected int3, div0, ud2, gp, pf, nmi, "
         "'int N' (0..255), 'mov_cr4 0xV', 'rdmsr 0xN' or 'wrmsr 0xN 0xV' "
         "(lower-case hex)")
+
+
+def run_model(path: Path, text: str, program: list[str]) -> Result:
+    """The model's answer to a case written out as scenario `text` whose
+    one CPU runs `program`: the first stub handler that ran, a shutdown,
+    or nothing (any other outcome is a harness error)."""
+    # Imported here: the generators and the images need no model.
+    from fuzzinit.model.outcome import NAMES
+    from fuzzinit.model.run import run
+    from fuzzinit.scenario.load import load
+
+    path.write_text(text, encoding="utf-8")
+    sc = load(path)
+    result = run(sc.machine, [0] * len(program),
+                 [sc.op_index[" ".join(t.split())] for t in program])
+    if result.handled:
+        return HANDLER, result.handled[0][1]
+    if NAMES[result.outcome] == "triple_fault":
+        return SHUTDOWN, -1
+    assert NAMES[result.outcome] == "ok", (program, result.chain)
+    return NONE, -1

@@ -24,7 +24,13 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cases import HANDLER, IMAGE_CR4, NONE, SHUTDOWN, Case, Gate, Result
+from .cases import (
+    IMAGE_CR4,
+    Case,
+    Gate,
+    Result,
+    run_model,
+)
 from .image import LOAD, STACK, assemble, fill
 
 TARGET = 0x4000_0000
@@ -208,23 +214,8 @@ def scenario_text(case: PagingCase) -> str:
 
 
 def model(case: PagingCase, tmp: Path) -> Result:
-    # Imported here: the generator and the image need no model.
-    from fuzzinit.model.outcome import NAMES
-    from fuzzinit.model.run import run
-    from fuzzinit.scenario.load import load
-
-    path = tmp / "paging-case.toml"
-    path.write_text(scenario_text(case), encoding="utf-8")
-    sc = load(path)
-    program = ops(case)
-    result = run(sc.machine, [0] * len(program),
-                 [sc.op_index[" ".join(t.split())] for t in program])
-    if result.handled:
-        return HANDLER, result.handled[0][1]
-    if NAMES[result.outcome] == "triple_fault":
-        return SHUTDOWN, -1
-    assert NAMES[result.outcome] == "ok", (program, result.chain)
-    return NONE, -1
+    return run_model(tmp / "paging-case.toml", scenario_text(case),
+                     ops(case))
 
 
 # Generation -------------------------------------------------------------

@@ -21,20 +21,17 @@ from pathlib import Path
 import pytest
 
 from differential.cases import (
-    HANDLER,
     IMAGE_CR4,
     NONE,
     SHUTDOWN,
     Case,
     Result,
     parse_trigger,
+    run_model,
 )
 from differential.generate import generate
 from differential.qemu import qemu_available, run_cases
 from fuzzinit.model.arch import CR4_BITS
-from fuzzinit.model.outcome import NAMES
-from fuzzinit.model.run import run
-from fuzzinit.scenario.load import load
 
 # How many generated cases CI runs (the issue asks for at least 500).
 COUNT = int(os.environ.get("FUZZINIT_QEMU_CASES", "600"))
@@ -93,22 +90,13 @@ def ops(case: Case) -> list[str]:
 
 def model(case: Case, tmp: Path) -> Result:
     program = ops(case)
-    path = tmp / "case.toml"
-    path.write_text(
+    return run_model(
+        tmp / "case.toml",
         '[scenario]\nname = "qemu-case"\nfail_on = ["triple_fault"]\n'
         "[platform]\nfeatures = " + json.dumps(list(FEATURES)) + "\n"
         "absent_msrs = " + json.dumps([hex(n) for n in ABSENT_MSRS]) + "\n"
         '[kernel]\nentry_cr4 = ["pae"]\n'
-        "[[cpu]]\nprogram = " + json.dumps(program) + "\n", encoding="utf-8")
-    sc = load(path)
-    result = run(sc.machine, [0] * len(program),
-                 [sc.op_index[" ".join(t.split())] for t in program])
-    if result.handled:
-        return HANDLER, result.handled[0][1]
-    if NAMES[result.outcome] == "triple_fault":
-        return SHUTDOWN, -1
-    assert NAMES[result.outcome] == "ok", (program, result.chain)
-    return NONE, -1
+        "[[cpu]]\nprogram = " + json.dumps(program) + "\n", program)
 
 
 def _reserved_cr4(case: Case) -> bool:
