@@ -128,8 +128,19 @@ CASES: list[tuple[str, str, int | None, str]] = [
      "cpu[2]: cpu 2 is never started; expected a 'start 2' in another CPU's"
      ' program; fix: add "start 2" to the boot CPU\'s program'),
     ("cpu_started_twice", BASE.replace(CPU0, '["start 1", "start 1"]'), 7,
-     "cpu[0].program: 'start 1' starts cpu 1 a second time; expected one"
-     " start per application processor; fix: remove the extra start"),
+     "cpu[0].program: 'start 1' starts cpu 1 while it runs; expected one"
+     " start per application processor, and one more after each 'offline'"
+     " in its program; fix: remove the extra start, or take the CPU offline"
+     " first"),
+    ("offline_boot_cpu", BASE.replace(CPU0, '["start 1", "offline hlt"]'), 7,
+     "cpu[0].program: 'offline' on cpu 0; expected offline on an application"
+     " processor (the model restarts a CPU with another CPU's 'start N');"
+     " fix: take an AP offline, or model the boot CPU's own reset path"
+     " (reboot) with its ops"),
+    ("init_never_offline", BASE.replace(CPU0, '["start 1", "send_init 1"]'),
+     7, "cpu[0].program: 'send_init 1': cpu 1 never goes offline; expected"
+     " INIT to a CPU parked by 'offline hlt|mwait'; fix: add 'offline hlt'"
+     " to cpu 1's program, or remove the INIT"),
     ("start_boot_cpu", BASE.replace(CPU0, '["start 0", "start 1"]'), 7,
      "cpu[0].program: 'start 0': cpu 0 is the boot CPU and runs from the"
      " start; expected start N for an application processor, N >= 1; fix:"
@@ -259,9 +270,10 @@ def test_second_start_on_another_cpu_points_at_it(tmp_path: Path) -> None:
     message, path = _error(
         tmp_path, BASE.replace(CPU1, '["cr4_init", "start 1", "online"]'))
     assert message == (
-        f"{path}:9: cpu[1].program: 'start 1' starts cpu 1 a second time;"
-        " expected one start per application processor; fix: remove the"
-        " extra start")
+        f"{path}:9: cpu[1].program: 'start 1' starts cpu 1 while it runs;"
+        " expected one start per application processor, and one more after"
+        " each 'offline' in its program; fix: remove the extra start, or"
+        " take the CPU offline first")
 
 
 def test_recursive_routine_points_at_its_definition(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from fuzzinit.model import machine as mc
 from fuzzinit.model import op as opdef
+from fuzzinit.model import ops_life as life
 from fuzzinit.model import ops_smp as smp
 from fuzzinit.model.vocabulary import OPS
 from fuzzinit.orderings.schedule import Event, Schedule
@@ -81,7 +82,8 @@ class Independence:
         self.clearable = {t.cpu for t in sc.triggers
                           if m.op_kind[t.op] == smp.CLEAR_ONLINE}
         for c, program in enumerate(sc.programs):
-            if any(m.op_kind[op] == smp.CLEAR_ONLINE for op in program):
+            if any(m.op_kind[op] in (smp.CLEAR_ONLINE, life.OFFLINE)
+                   for op in program):
                 self.clearable.add(c)
 
     def _future_writes(self, sched: Schedule, cpu: int,

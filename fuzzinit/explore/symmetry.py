@@ -33,6 +33,7 @@ from collections.abc import Callable
 from operator import itemgetter
 
 from fuzzinit.model import machine as mc
+from fuzzinit.model import ops_life as life
 from fuzzinit.model import ops_smp as smp
 from fuzzinit.scenario.load import Scenario
 
@@ -50,7 +51,10 @@ class Symmetry:
         for t in sc.triggers:
             if m.op_kind[t.op] == smp.CLEAR_ONLINE:
                 excluded.add(t.cpu)
-        names_cpu = (smp.START, smp.WAIT_ONLINE, smp.CLEAR_ONLINE)
+        # A CPU that goes offline leaves the online bits not monotone (and
+        # may be restarted), one sending INIT writes another: fixed.
+        names_cpu = (smp.START, smp.WAIT_ONLINE, smp.CLEAR_ONLINE,
+                     life.OFFLINE, life.SEND_INIT)
         # A trigger's identity within its CPU: what it runs and where.
         self.trigger_order: list[list[int]] = []
         signatures: list[object] = []

@@ -210,12 +210,12 @@ def _u64(lo: int, hi: int) -> int:
 
 def _cpu_fields(v: list[int]) -> list[int]:
     """An ST line's numbers (after the cpu) as machine.py's NF fields.
-    F_MMU is 0: runtime.pml has no page tables, and the export refuses a
-    scenario with [memory], where alone it can be anything else."""
+    F_MMU and F_LIFE are 0: runtime.pml has no page tables, offline CPUs or
+    images, and the export refuses a scenario that has them."""
     rsps = [_u64(v[10 + 2 * i], v[11 + 2 * i]) for i in range(4)]
     return [v[0] & 0xFFFFFFFF, v[1], _u64(v[2], v[3]), _u64(v[4], v[5]),
             _u64(v[6], v[7]), _u64(v[8], v[9]), *rsps, v[18], v[19], v[20],
-            v[21], 0]
+            v[21], 0, 0]
 
 
 def simulate(sc: Scenario, max_triggers: int, workdir: Path,
@@ -242,7 +242,7 @@ def simulate(sc: Scenario, max_triggers: int, workdir: Path,
         elif tag == "ST":
             cpus += _cpu_fields(v[1:])
         else:
-            steps[-1].state = cpus + [v[0], _u64(v[1], v[2]), v[3]]
+            steps[-1].state = cpus + [v[0], _u64(v[1], v[2]), v[3], 0]
             cpus = []
     failed = _SPIN_ASSERT.search(out)
     return Simulation(steps, failed.group(1)[len("fail_"):] if failed

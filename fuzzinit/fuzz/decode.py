@@ -11,8 +11,16 @@ next op, displaced ops). Mutating a byte changes one decision.
 
 from __future__ import annotations
 
+from fuzzinit.model import ops_life as life
 from fuzzinit.model import ops_smp as smp
-from fuzzinit.orderings.schedule import Event, Schedule
+from fuzzinit.orderings.schedule import (
+    PARKED,
+    RUNNING,
+    WAITING,
+    Event,
+    Schedule,
+    after_sync,
+)
 from fuzzinit.scenario.load import Scenario
 
 
@@ -87,8 +95,8 @@ def _interleave(sc: Scenario, src: Bytes, planned: list[tuple[int, int]]
     programs = sc.programs
     n = len(programs)
     pc = [0] * n
-    started = [c == 0 for c in range(n)]
-    online = list(started)
+    started = [RUNNING if c == 0 else WAITING for c in range(n)]
+    online = [c == 0 for c in range(n)]
     # Trigger windows as program counters: open once pc > lo-1, shut once
     # pc > hi (interleave mode runs each program in order).
     lo = [max(t.after) + 1 if t.after else 0 for t in sc.triggers]
@@ -98,24 +106,33 @@ def _interleave(sc: Scenario, src: Bytes, planned: list[tuple[int, int]]
     out: list[Event] = []
     start_kind, online_kind = smp.START, smp.ONLINE_OP
     wait_kind = smp.WAIT_ONLINE
+    init_kind, offline_kind = life.SEND_INIT, life.OFFLINE
+    sync_kinds = (start_kind, init_kind, offline_kind)
     while True:
         fire: list[tuple[int, int]] = []
         blocked = 0
         for p in planned:
             i = p[1]
             c = trig[i].cpu
-            if started[c] and pc[c] >= p[0] and lo[i] <= pc[c] <= hi[i]:
+            if started[c] != WAITING and pc[c] >= p[0] and \
+                    lo[i] <= pc[c] <= hi[i]:
                 fire.append(p)
                 blocked |= 1 << c
         ready: list[int] = []
         for c in range(n):
-            if not started[c] or blocked >> c & 1:
+            if started[c] != RUNNING or blocked >> c & 1:
                 continue
             slot = pc[c]
             program = programs[c]
             if slot < len(program):
                 op = program[slot]
-                if kinds[op] == wait_kind and not online[arg[op]]:
+                kind = kinds[op]
+                if kind == wait_kind and not online[arg[op]]:
+                    continue
+                # Schedule._ready: a start waits for its CPU to be down, an
+                # INIT for it to be parked.
+                if kind == start_kind and started[arg[op]] == RUNNING or \
+                        kind == init_kind and started[arg[op]] != PARKED:
                     continue
                 ready.append(c)
         total = len(fire) + len(ready)
@@ -133,10 +150,12 @@ def _interleave(sc: Scenario, src: Bytes, planned: list[tuple[int, int]]
         op = programs[c][slot]
         pc[c] = slot + 1
         kind = kinds[op]
-        if kind == start_kind:
-            started[arg[op]] = True
-        elif kind == online_kind:
+        if kind == online_kind:
             online[c] = True
+        elif kind in sync_kinds:
+            after_sync(kind, arg[op], c, started)
+            if kind == offline_kind:
+                online[c] = False
         out.append(Event(c, op, slot))
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from fuzzinit.model import ops_life as life
 from fuzzinit.model import ops_smp as smp
 from fuzzinit.model.outcome import Result
 from fuzzinit.orderings.schedule import SYNC_KINDS, Event
@@ -67,8 +68,11 @@ def in_windows(sc: Scenario, candidate: list[Event],
         if ev.trigger < 0:
             done[ev.cpu].add(ev.slot)
             prefix[ev.cpu] = max(prefix[ev.cpu], implied[ev.cpu][ev.slot])
-            if m.op_kind[ev.op] == smp.START:
+            kind = m.op_kind[ev.op]
+            if kind == smp.START:
                 started[m.op_a[ev.op]] = True
+            elif kind == life.SEND_INIT:
+                started[m.op_a[ev.op]] = False   # waits for a SIPI again
             continue
         t = sc.triggers[ev.trigger]
         if not started[t.cpu] or not all(

@@ -37,6 +37,7 @@ from .idt_table import (
 )
 from .idt_table import handler as table_handler
 from .idt_table import ist as table_ist
+from .life import stale_handler
 from .machine import (
     F_CR0,
     F_CR4,
@@ -365,6 +366,9 @@ def raise_event(m: Machine, st: list[int], base: int, vector: int,
                          " the TDX module injects #DF")
             return _double_fault(m, st, base, chain)
         st[base + F_FLAGS] = flags | VE_PENDING
+    if m.images and stale_handler(m, st, base, _via(st, base) == VIA_FRED,
+                                  vector_name(vector), chain):
+        return TRIPLE_FAULT
     first = BENIGN if interrupt else exception_class(vector, m.cet_enumerated)
     v = vector
     from_delivery = False

@@ -24,7 +24,9 @@ F_GHCB: Final = 12
 F_FLAGS: Final = 13
 F_MMU: Final = 14         # paging.py: the loaded page table (bits 0-3) and
 #                           the global TLB entries left by earlier CR3s
-NF: Final = 15
+F_LIFE: Final = 15        # life.py: where an offline CPU is parked, and the
+#                           kernel image its code, IDT and FRED entry are in
+NF: Final = 16
 
 # F_IDT values: these named IDTs, or (8 and up) an explicit table packed
 # by idt_table.py (`lidt gates ...`)
@@ -72,7 +74,8 @@ HANDLED_SHIFT: Final = 24
 G_KEY: Final = 0               # static key cr_pinning enabled
 G_PINNED_BITS: Final = 1       # cr4_pinned_bits
 G_FLAGS: Final = 2
-NG: Final = 3
+G_GONE: Final = 3              # life.py: images whose memory is overwritten
+NG: Final = 4
 
 ALT_PATCHED: Final = 1 << 0    # alternative_instructions() has run
 GHCBS_ALLOCATED: Final = 1 << 1  # sev_es_init_vc_handling(): per-CPU GHCBs,
@@ -173,7 +176,15 @@ class Machine:
         self.apic_flags = APIC_EXTD if apic in (APIC_X2APIC, APIC_LOCKED) \
             else 0
         self.sev = platform == SEV_ES or platform == SEV_SNP
+        # The scenario uses kernel images (`jump_image`, `replace_image`,
+        # life.py): every step checks that this CPU's code still exists.
+        self.images = any(k >= FIRST_IMAGE_OP for k in op_kind)
         self.cet_enumerated = (features & FEATURE_CET) != 0
+
+
+# Op kinds from here up name kernel images (life.py: images are checked
+# only in scenarios that use them).
+FIRST_IMAGE_OP: Final = 58
 
 
 # Feature bits of Machine.features (order of arch.FEATURES).

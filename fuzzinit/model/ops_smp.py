@@ -5,7 +5,19 @@ from typing import Final
 
 from .arch import CR0_PE, CR0_PG, CR0_WP, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE
 from .grammar import OpSyntaxError, number
-from .machine import F_CR0, F_CR4, F_EFER, F_FLAGS, F_MMU, NF, ONLINE, STARTED, Machine
+from .life import CODE_SHIFT, FRED_SHIFT, IDT_SHIFT, image, init_cpu
+from .machine import (
+    F_CR0,
+    F_CR4,
+    F_EFER,
+    F_FLAGS,
+    F_LIFE,
+    F_MMU,
+    NF,
+    ONLINE,
+    STARTED,
+    Machine,
+)
 from .op import BLOCK, Example, Op, one_number
 from .op import ONLINE as ONLINE_BIT
 from .outcome import INVALID, OK
@@ -32,7 +44,7 @@ def enter_long_mode(m: Machine, st: list[int], base: int) -> None:
     st[base + F_FLAGS] |= STARTED | m.apic_flags
 
 
-def _cpu(name: str, args: list[str], ncpu: int) -> int:
+def cpu_arg(name: str, args: list[str], ncpu: int) -> int:
     value = number(one_number(name, args), name, 1 << 63)
     if not 0 <= value < ncpu:
         raise OpSyntaxError(
@@ -46,25 +58,34 @@ class Start(Op):
     def __init__(self) -> None:
         super().__init__(
             START, "start", "start N",
-            "start CPU N: it enters the kernel in long mode (CR4 from"
-            " `entry_cr4`, FRED MSRs 0)",
-            "LX arch/x86/kernel/smpboot.c do_boot_cpu; realmode/rm/"
-            "trampoline_64.S",
+            "start CPU N (INIT, SIPI): it enters the kernel in long mode (CR4"
+            " from `entry_cr4`, FRED MSRs 0) - the first time, or again"
+            " after it went `offline` (INIT resets its registers, kernel"
+            " memory stays); it runs the image of the CPU that starts it",
+            "LX arch/x86/kernel/smpboot.c do_boot_cpu,"
+            " wakeup_secondary_cpu_via_init; realmode/rm/trampoline_64.S;"
+            " SDM Vol. 3A 10.1.1",
             writes=BLOCK | ONLINE_BIT,
             examples=(
                 Example(("start 1", "cpu1: online", "wait_online 1"), "ok"),
             ))
 
     def parse(self, args: list[str], ncpu: int) -> tuple[int, int]:
-        return _cpu(self.name, args, ncpu), 0
+        return cpu_arg(self.name, args, ncpu), 0
 
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
               b: int, chain: list[str], warnings: list[str]) -> int:
         target = a * NF
         if st[target + F_FLAGS] & STARTED:
-            chain.append(f"cpu{a} is started twice")
+            chain.append(f"cpu{a} is started while it runs")
             return INVALID
+        # INIT first: a parked CPU's registers go back to reset values; a
+        # CPU never started has them already (life.init_cpu).
+        init_cpu(st, target)
         enter_long_mode(m, st, target)
+        code = image(st[base + F_LIFE], CODE_SHIFT)
+        st[target + F_LIFE] = code << CODE_SHIFT | code << IDT_SHIFT | \
+            code << FRED_SHIFT
         return OK
 
 
@@ -95,7 +116,7 @@ class WaitOnline(Op):
                               "ok"),))
 
     def parse(self, args: list[str], ncpu: int) -> tuple[int, int]:
-        return _cpu(self.name, args, ncpu), 0
+        return cpu_arg(self.name, args, ncpu), 0
 
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
               b: int, chain: list[str], warnings: list[str]) -> int:

@@ -4,11 +4,16 @@ A pure, deterministic function of (Machine, events): no I/O, no randomness.
 Every engine (hypothesis, atheris, the minimiser, replay) drives these.
 """
 
+from .life import GONE_AT_START, park, tag_loads, wild_code
 from .machine import (
     CONSOLE_ON,
     F_CR4,
     F_FLAGS,
+    F_FRED_CONFIG,
+    F_IDT,
+    F_LIFE,
     G_FLAGS,
+    G_GONE,
     G_KEY,
     G_PINNED_BITS,
     HANDLED_SHIFT,
@@ -21,8 +26,9 @@ from .machine import (
     Machine,
 )
 from .op import Op
+from .ops_events import NMI_EVENT
 from .ops_smp import enter_long_mode
-from .outcome import INVALID, OK, PIN_CLEARED, WARN, Result
+from .outcome import INVALID, OK, PIN_CLEARED, TRIPLE_FAULT, WARN, Result
 from .vocabulary import OPS, USER_OK
 
 
@@ -34,6 +40,8 @@ def initial_state(m: Machine) -> list[int]:
     st[F_FLAGS] |= ONLINE
     if m.console_at_boot:
         st[m.glob + G_FLAGS] |= CONSOLE_ON
+    if m.images:
+        st[m.glob + G_GONE] = GONE_AT_START
     return st
 
 
@@ -59,18 +67,47 @@ def _apply(m: Machine, st: list[int], cpu: int, op: int, chain: list[str],
            warnings: list[str]) -> int:
     base = cpu * NF
     flags = st[base + F_FLAGS]
+    kind = m.op_kind[op]
     if not flags & STARTED:
+        if kind == NMI_EVENT and park(st[base + F_LIFE]):
+            return _parked_nmi(m, st, cpu, base, op, chain, warnings)
         chain.append(f"cpu{cpu} runs before it is started")
         return INVALID
-    kind = m.op_kind[op]
     if flags & USER and not USER_OK[kind]:
         # Kernel code does not run while the CPU is in user mode (the
         # loader keeps programs from it; a trigger there cannot happen).
         chain.append(f"cpu{cpu} is in user mode")
         return INVALID
     impl: Op = OPS[kind]
-    return impl.apply(m, st, cpu, base, m.op_a[op], m.op_b[op], chain,
-                      warnings)
+    if not m.images:
+        return impl.apply(m, st, cpu, base, m.op_a[op], m.op_b[op], chain,
+                          warnings)
+    # With kernel images (life.py): the CPU's code must still be there, and
+    # an IDT or FRED entry it loads belongs to the image it runs in.
+    if wild_code(m, st, cpu, base, "runs", chain):
+        return TRIPLE_FAULT
+    idt = st[base + F_IDT]
+    config = st[base + F_FRED_CONFIG]
+    outcome = impl.apply(m, st, cpu, base, m.op_a[op], m.op_b[op], chain,
+                         warnings)
+    if outcome == OK:
+        tag_loads(m, st, base, idt, config)
+    return outcome
+
+
+def _parked_nmi(m: Machine, st: list[int], cpu: int, base: int, op: int,
+                chain: list[str], warnings: list[str]) -> int:
+    """An NMI reaches an offline CPU in its play-dead loop: IF = 0 keeps
+    interrupts out, not NMIs (SDM Vol. 3A 6.7.1); it is delivered with the
+    state the CPU parked with, and its IRET/ERETS returns into the loop
+    (LX arch/x86/kernel/smpboot.c hlt_play_dead, mwait_play_dead)."""
+    outcome = OPS[NMI_EVENT].apply(m, st, cpu, base, m.op_a[op], m.op_b[op],
+                                   chain, warnings)
+    if outcome == OK and m.images and wild_code(
+            m, st, cpu, base, "returns from the NMI into its play-dead loop in",
+            chain):
+        return TRIPLE_FAULT
+    return outcome
 
 
 def pinned_cleared(m: Machine, st: list[int], cpu: int, before: int) -> int:

@@ -16,6 +16,7 @@ from .ops_exceptions import exception_ops
 from .ops_idt import idt_ops
 from .ops_kernel import kernel_ops
 from .ops_lass import lass_ops
+from .ops_life import life_ops
 from .ops_memory import memory_ops
 from .ops_mode import mode_ops
 from .ops_msr import msr_ops
@@ -29,7 +30,7 @@ def _by_kind() -> tuple[Op, ...]:
     ops = cr_ops() + msr_ops() + idt_ops() + platform_ops() + event_ops() \
         + smp_ops() + kernel_ops() + exception_ops() + mode_ops() \
         + segment_ops() + cet_ops() + lass_ops() + memory_ops() \
-        + user_ops()
+        + user_ops() + life_ops()
     ops.sort(key=lambda op: op.kind)
     for i, op in enumerate(ops):
         if op.kind != i:

@@ -7,11 +7,30 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from fuzzinit.model import ops_life as life
 from fuzzinit.model import ops_smp as smp
 from fuzzinit.scenario.load import Scenario
 
 # Ops that are synchronisation points: nothing moves across them.
-SYNC_KINDS = frozenset((smp.START, smp.ONLINE_OP, smp.WAIT_ONLINE))
+SYNC_KINDS = frozenset((smp.START, smp.ONLINE_OP, smp.WAIT_ONLINE,
+                        life.OFFLINE, life.SEND_INIT))
+
+# Schedule.started[c]: where CPU c is. Waiting for a SIPI (never started,
+# or INIT-ed) it runs nothing; parked by `offline` it runs no program op
+# but can take an event (an NMI); running, it runs both.
+WAITING = 0
+RUNNING = 1
+PARKED = 2
+
+
+def after_sync(kind: int, a: int, cpu: int, started: list[int]) -> None:
+    """What a `start`, `offline` or `send_init` does to `started`."""
+    if kind == smp.START:
+        started[a] = RUNNING
+    elif kind == life.OFFLINE:
+        started[cpu] = PARKED
+    elif kind == life.SEND_INIT:
+        started[a] = WAITING
 
 
 class Event(NamedTuple):
@@ -39,7 +58,7 @@ class Schedule:
         self.done = [[False] * len(p) for p in sc.programs]
         self.first = [0] * n          # first slot not done, per CPU
         self.ndone = [0] * n
-        self.started = [c == 0 for c in range(n)]
+        self.started = [RUNNING if c == 0 else WAITING for c in range(n)]
         self.online = [c == 0 for c in range(n)]
         self.left = [t.count for t in sc.triggers]
         # (cpu, slot) -> program points that must be done first.
@@ -61,7 +80,14 @@ class Schedule:
     def _ready(self, cpu: int, slot: int) -> bool:
         op = self.sc.programs[cpu][slot]
         m = self.sc.machine
-        if m.op_kind[op] == smp.WAIT_ONLINE and not self.online[m.op_a[op]]:
+        kind = m.op_kind[op]
+        if kind == smp.WAIT_ONLINE and not self.online[m.op_a[op]]:
+            return False
+        # A start waits for its CPU to be down (after the first life), an
+        # INIT for it to be parked.
+        if kind == smp.START and self.started[m.op_a[op]] == RUNNING:
+            return False
+        if kind == life.SEND_INIT and self.started[m.op_a[op]] != PARKED:
             return False
         for c, s in self.needs.get((cpu, slot), ()):
             if not self.done[c][s]:
@@ -76,7 +102,7 @@ class Schedule:
         programs = self.sc.programs
         for c in range(self.sc.ncpu):
             slot = self.first[c]
-            if not self.started[c] or slot >= len(programs[c]):
+            if self.started[c] != RUNNING or slot >= len(programs[c]):
                 continue
             if self._ready(c, slot):
                 head.append(Event(c, programs[c][slot], slot))
@@ -90,9 +116,10 @@ class Schedule:
         return head + [e for _, _, e in displaced]
 
     def window_open(self, i: int) -> bool:
-        """Whether trigger i may fire now (budget aside)."""
+        """Whether trigger i may fire now (budget aside): on a running or
+        parked CPU."""
         t = self.sc.triggers[i]
-        if not self.started[t.cpu]:
+        if self.started[t.cpu] == WAITING:
             return False
         done = self.done[t.cpu]
         return all(done[s] for s in t.after) and \
@@ -115,10 +142,13 @@ class Schedule:
             self.first[c] += 1
         m = self.sc.machine
         kind = m.op_kind[ev.op]
-        if kind == smp.START:
-            self.started[m.op_a[ev.op]] = True
-        elif kind == smp.ONLINE_OP:
+        if kind == smp.ONLINE_OP:
             self.online[c] = True
+        elif kind == life.OFFLINE:
+            self.online[c] = False
+            self.started[c] = PARKED
+        else:
+            after_sync(kind, m.op_a[ev.op], c, self.started)
 
     def snapshot(self) -> tuple[object, ...]:
         """A hashable copy of the progress (for the explorer)."""
@@ -142,11 +172,15 @@ class Schedule:
             + done[c + 1:]
         m = self.sc.machine
         kind = m.op_kind[ev.op]
-        if kind == smp.START:
-            a = m.op_a[ev.op]
-            started = started[:a] + (True,) + started[a + 1:]
-        elif kind == smp.ONLINE_OP:
+        if kind == smp.ONLINE_OP:
             online = online[:c] + (True,) + online[c + 1:]
+        elif kind == smp.START or kind == life.OFFLINE or \
+                kind == life.SEND_INIT:
+            moved = [x if isinstance(x, int) else 0 for x in started]
+            after_sync(kind, m.op_a[ev.op], c, moved)
+            started = tuple(moved)
+            if kind == life.OFFLINE:
+                online = online[:c] + (False,) + online[c + 1:]
         return (done, started, online, left)
 
     def restore(self, snap: tuple[object, ...]) -> None:

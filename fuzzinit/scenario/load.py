@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fuzzinit.model import machine as mc
+from fuzzinit.model import ops_life as life
 from fuzzinit.model import ops_platform
 from fuzzinit.model import ops_smp as smp
 from fuzzinit.model.apic import APIC_MODES
@@ -514,8 +515,28 @@ def _msr_numbers(plat: dict[str, Any], key: str, ctx: Ctx) -> list[int]:
 def _check_sync(programs: list[list[int]], kinds: list[int], arg_a: list[int],
                 texts: list[str], ctx: Ctx) -> None:
     started_by: dict[int, int] = {}
+    starts = [0] * len(programs)
+    # A CPU may be started once more for each time it goes offline.
+    lives = [1 + sum(kinds[op] == life.OFFLINE for op in program)
+             for program in programs]
     for c, program in enumerate(programs):
         for op in program:
+            if kinds[op] == life.OFFLINE and c == 0:
+                raise ctx.error(f"cpu[{c}].program", "'offline' on cpu 0",
+                                "offline on an application processor (the"
+                                " model restarts a CPU with another CPU's"
+                                " 'start N')",
+                                "take an AP offline, or model the boot CPU's"
+                                " own reset path (reboot) with its ops",
+                                needle=texts[op], start=ctx.cpu_line(c))
+            if kinds[op] == life.SEND_INIT and lives[arg_a[op]] == 1:
+                raise ctx.error(f"cpu[{c}].program",
+                                f"'{texts[op]}': cpu {arg_a[op]} never goes"
+                                " offline", "INIT to a CPU parked by 'offline"
+                                " hlt|mwait'",
+                                f"add 'offline hlt' to cpu {arg_a[op]}'s"
+                                " program, or remove the INIT",
+                                needle=texts[op], start=ctx.cpu_line(c))
             if kinds[op] == smp.START:
                 target = arg_a[op]
                 where = f"cpu[{c}].program"
@@ -526,11 +547,15 @@ def _check_sync(programs: list[list[int]], kinds: list[int], arg_a: list[int],
                                     "start N for an application processor,"
                                     " N >= 1", "remove 'start 0'",
                                     needle="start 0", start=start)
-                if target in started_by:
+                starts[target] += 1
+                if starts[target] > lives[target]:
                     raise ctx.error(where, f"'start {target}' starts cpu"
-                                    f" {target} a second time",
-                                    "one start per application processor",
-                                    "remove the extra start",
+                                    f" {target} while it runs",
+                                    "one start per application processor,"
+                                    " and one more after each 'offline' in"
+                                    " its program",
+                                    "remove the extra start, or take the CPU"
+                                    " offline first",
                                     needle=f"start {target}", start=start)
                 if target == c:
                     raise ctx.error(where, f"cpu {c} starts itself",

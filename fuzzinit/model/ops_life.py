@@ -1,0 +1,227 @@
+"""A CPU's later lives (life.py): going offline into a park loop, INIT from
+another CPU, and kernel images - jumping into one, copying one over
+another."""
+
+from typing import Final
+
+from .grammar import OpSyntaxError
+from .life import (
+    CODE_SHIFT,
+    IMAGES,
+    PARK_MASK,
+    PARK_MWAIT,
+    PARKS,
+    gone,
+    image,
+    init_cpu,
+    park,
+    wild_code,
+)
+from .machine import F_FLAGS, F_LIFE, G_GONE, NF, ONLINE, STARTED, Machine
+from .op import BLOCK, CPUS, SHARED, Example, Op
+from .op import ONLINE as ONLINE_BIT
+from .ops_smp import cpu_arg
+from .outcome import INVALID, OK, TRIPLE_FAULT
+
+OFFLINE: Final = 56
+SEND_INIT: Final = 57
+REPLACE_IMAGE: Final = 58    # machine.FIRST_IMAGE_OP: image ops from here
+JUMP_IMAGE: Final = 59
+
+REFUSAL: Final = ("CPU offline, INIT and kernel images are not in"
+                  " runtime.pml")
+
+# The examples' AP: brought up far enough to go down again.
+_UP: Final = ("start 1", "cpu1: lidt full", "cpu1: ltr",
+              "cpu1: tss_setup_ist", "cpu1: online")
+
+
+def _image(name: str, words: list[str], n: int) -> list[int]:
+    if len(words) != n or any(w.lower() not in IMAGES for w in words):
+        raise OpSyntaxError(f"{name} needs {n} image name{'s' if n > 1 else ''}",
+                            name + " IMAGE" * n + " (an IMAGE is one of "
+                            + ", ".join(IMAGES) + ")",
+                            "write e.g. '" + name + " next"
+                            + (" kernel'" if n == 1 else "'").replace(
+                                "next kernel", "kernel next"))
+    return [IMAGES.index(w.lower()) for w in words]
+
+
+class Offline(Op):
+    def __init__(self) -> None:
+        super().__init__(
+            OFFLINE, "offline", "offline hlt|mwait",
+            "the end of this CPU's cpuhp teardown: `cpu_disable_common()`"
+            " clears its online bit, then `play_dead()` parks it with"
+            " interrupts off - `hlt` (hlt_play_dead) or `mwait`"
+            " (mwait_play_dead: MONITOR a line of kernel memory, MWAIT, loop),"
+            " registers kept. An NMI still reaches it through its IDT or"
+            " FRED and returns into the loop; a write to the monitored line"
+            " (a kernel copy over it) wakes an MWAIT loop. It runs again"
+            " after another CPU's `start`",
+            "LX arch/x86/kernel/smpboot.c native_play_dead, mwait_play_dead,"
+            " hlt_play_dead, cpu_disable_common; SDM Vol. 2 MWAIT",
+            writes=ONLINE_BIT, promela=REFUSAL,
+            examples=(
+                Example((*_UP, "cpu1: offline hlt", "cpu1: nmi"), "ok"),
+                # INIT/SIPI again: the IDT is the reset one
+                Example((*_UP, "cpu1: offline mwait", "start 1",
+                         "cpu1: nmi"), "triple_fault", (
+                    "cpu1: nmi", "NMI arrives",
+                    "NMI through the reset IDT (no LIDT yet): no valid gate"
+                    " -> #GP",
+                    "#GP while delivering NMI is handled serially (SDM"
+                    " table 6-5)",
+                    "#GP through the reset IDT (no LIDT yet): no valid gate"
+                    " -> #GP",
+                    "#GP while delivering #GP -> #DF (SDM table 6-5)",
+                    "#DF through the reset IDT (no LIDT yet): no valid gate"
+                    " -> #GP",
+                    "#GP while delivering #DF -> SHUTDOWN (triple fault)")),
+            ))
+
+    def parse(self, args: list[str], ncpu: int) -> tuple[int, int]:
+        if len(args) != 1 or args[0].lower() not in PARKS[1:]:
+            raise OpSyntaxError("offline needs the loop the CPU parks in",
+                                "offline hlt|mwait",
+                                "write 'offline mwait' for mwait_play_dead,"
+                                " 'offline hlt' for hlt_play_dead")
+        return PARKS.index(args[0].lower()), 0
+
+    def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
+              b: int, chain: list[str], warnings: list[str]) -> int:
+        st[base + F_FLAGS] &= ~(STARTED | ONLINE)
+        st[base + F_LIFE] = st[base + F_LIFE] & ~PARK_MASK | a
+        return OK
+
+
+class SendInit(Op):
+    def __init__(self) -> None:
+        super().__init__(
+            SEND_INIT, "send_init", "send_init N",
+            "an INIT IPI to CPU N, which is parked: its registers go back"
+            " to their reset values and it waits for a SIPI - no NMI, no"
+            " memory write wakes it (kernel memory is not touched)",
+            "SDM Vol. 3A 10.1.1 (table 10-1), 12.4 (INIT); LX"
+            " arch/x86/kernel/smp.c native_stop_other_cpus (45e34c8af58f)",
+            reads=SHARED, writes=BLOCK, promela=REFUSAL,
+            examples=(
+                Example((*_UP, "cpu1: offline mwait", "send_init 1",
+                         "start 1", "cpu1: lidt full", "cpu1: pf",
+                         "jump_image control", "replace_image kernel next"),
+                        "ok"),
+            ))
+
+    def parse(self, args: list[str], ncpu: int) -> tuple[int, int]:
+        return cpu_arg(self.name, args, ncpu), 0
+
+    def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
+              b: int, chain: list[str], warnings: list[str]) -> int:
+        target = a * NF
+        if st[target + F_FLAGS] & STARTED or not park(st[target + F_LIFE]):
+            chain.append(f"cpu{a} is not parked")
+            return INVALID
+        init_cpu(st, target)
+        return OK
+
+
+class ReplaceImage(Op):
+    def __init__(self) -> None:
+        super().__init__(
+            REPLACE_IMAGE, "replace_image", "replace_image OLD NEW",
+            "copy kernel image NEW over OLD (relocate_kernel's copy loop,"
+            " core_restore_code): OLD's code, IDT and data are gone, NEW is"
+            " in place. A CPU parked in an MWAIT loop of OLD wakes (the copy"
+            " writes its monitored line) and runs NEW's bytes. Images: "
+            + ", ".join(IMAGES),
+            "SDM Vol. 2 MONITOR/MWAIT (a store to the armed range ends"
+            " MWAIT); LX arch/x86/kernel/relocate_kernel_64.S,"
+            " arch/x86/power/hibernate_asm_64.S core_restore_code;"
+            " ec527c318036",
+            reads=SHARED | CPUS, writes=BLOCK, promela=REFUSAL,
+            examples=(
+                Example((*_UP, "cpu1: offline mwait", "jump_image control",
+                         "replace_image kernel next"), "triple_fault", (
+                    "cpu0: replace_image kernel next",
+                    "the copy writes the line cpu1 MONITORs in"
+                    " mwait_play_dead: it wakes",
+                    "cpu1 loops in kernel's code, whose memory holds another"
+                    " image now: it runs whatever is there -> taken as"
+                    " SHUTDOWN (triple fault) [derived; ec527c318036 reports"
+                    " triple faults]")),
+                Example((*_UP, "cpu1: offline hlt", "jump_image control",
+                         "replace_image kernel next", "jump_image next"),
+                        "ok"),
+                # an IDT loaded in the old kernel, used after the copy
+                Example(("lidt full", "jump_image control",
+                         "replace_image kernel next", "pf"),
+                        "triple_fault", (
+                    "cpu0: pf", "#PF raised",
+                    "#PF: the IDT IDTR points at is in kernel's memory,"
+                    " which holds another image now: the CPU runs whatever"
+                    " is there -> taken as SHUTDOWN (triple fault)"
+                    " [derived]")),
+            ))
+
+    def parse(self, args: list[str], ncpu: int) -> tuple[int, int]:
+        old, new = _image(self.name, args, 2)
+        if old == new:
+            raise OpSyntaxError(f"replace_image {IMAGES[old]} {IMAGES[new]}"
+                                " copies an image over itself",
+                                "two different images",
+                                "name the image the copy overwrites first")
+        return old, new
+
+    def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
+              b: int, chain: list[str], warnings: list[str]) -> int:
+        g = m.glob + G_GONE
+        st[g] = (st[g] | 1 << a) & ~(1 << b)
+        for d in range(m.ncpu):
+            life = st[d * NF + F_LIFE]
+            if park(life) == PARK_MWAIT and image(life, CODE_SHIFT) == a:
+                chain.append(f"the copy writes the line cpu{d} MONITORs in"
+                             " mwait_play_dead: it wakes")
+                wild_code(m, st, d, d * NF, "loops in", chain)
+                return TRIPLE_FAULT
+        return OK
+
+
+class JumpImage(Op):
+    def __init__(self) -> None:
+        super().__init__(
+            JUMP_IMAGE, "jump_image", "jump_image IMAGE",
+            "this CPU jumps to code of IMAGE (relocate_kernel in the control"
+            " page, the new kernel's entry, restore_registers in the"
+            " hibernation image, a firmware call): an image that is not in"
+            " place is a wild jump",
+            "LX arch/x86/kernel/relocate_kernel_64.S, machine_kexec_64.c;"
+            " arch/x86/power/hibernate_asm_64.S",
+            reads=SHARED, promela=REFUSAL,
+            examples=(
+                Example(("jump_image next",), "triple_fault", (
+                    "cpu0: jump_image next",
+                    "cpu0 jumps to next's code, which is not in place: it"
+                    " runs whatever is there -> taken as SHUTDOWN (triple"
+                    " fault) [derived]")),
+                Example(("jump_image control", "replace_image kernel next",
+                         "jump_image next", "lidt full", "pf"), "ok"),
+            ))
+
+    def parse(self, args: list[str], ncpu: int) -> tuple[int, int]:
+        return _image(self.name, args, 1)[0], 0
+
+    def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
+              b: int, chain: list[str], warnings: list[str]) -> int:
+        if gone(m, st, a):
+            chain.append(f"cpu{cpu} jumps to {IMAGES[a]}'s code, which is not"
+                         " in place: it runs whatever is there -> taken as"
+                         " SHUTDOWN (triple fault) [derived]")
+            return TRIPLE_FAULT
+        life = st[base + F_LIFE] & ~(0xF << CODE_SHIFT)
+        st[base + F_LIFE] = life | a << CODE_SHIFT
+        return OK
+
+
+def life_ops() -> list[Op]:
+    return [Offline(), SendInit(), ReplaceImage(), JumpImage()]
+
