@@ -108,7 +108,9 @@ def test_every_op_is_translated_or_refused_with_a_reason() -> None:
         "write_cr3": memory, "access": memory, "exit_to_user": user,
         "syscall": user, "preempt_event": user, "event_return": user,
         "offline": life, "send_init": life, "replace_image": life,
-        "jump_image": life}
+        "jump_image": life, "wait_offline": life, "kick_play_dead": life,
+        "fred_rsp0": "kernel per-CPU caches (F_PERCPU) are not in"
+        " runtime.pml"}
 
 
 def test_export_refuses_an_op_without_a_promela_translation(
@@ -132,3 +134,13 @@ def test_export_refuses_an_op_without_a_promela_translation(
         " machine-check rule (test)); fix: check this scenario with"
         " `fuzzinit explore` instead\n")
     assert not out.exists()
+
+
+def test_life_knows_the_kinds_it_cannot_import() -> None:
+    """life.py names the IDT and FRED_CONFIG loads by kind (the op modules
+    import it): the numbers must be the ops' own."""
+    from fuzzinit.model import life, ops_idt, ops_msr
+    from fuzzinit.model.arch import MSR_FRED_CONFIG
+    assert life.LIDT_KIND == ops_idt.LIDT
+    assert life.WRMSR_KINDS == (ops_msr.WRMSR, ops_msr.WRMSR_SAFE)
+    assert life.MSR_FRED_CONFIG == MSR_FRED_CONFIG

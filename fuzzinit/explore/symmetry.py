@@ -54,7 +54,8 @@ class Symmetry:
         # A CPU that goes offline leaves the online bits not monotone (and
         # may be restarted), one sending INIT writes another: fixed.
         names_cpu = (smp.START, smp.WAIT_ONLINE, smp.CLEAR_ONLINE,
-                     life.OFFLINE, life.SEND_INIT)
+                     life.OFFLINE, life.SEND_INIT, life.WAIT_OFFLINE,
+                     life.KICK_PLAY_DEAD)
         # A trigger's identity within its CPU: what it runs and where.
         self.trigger_order: list[list[int]] = []
         signatures: list[object] = []

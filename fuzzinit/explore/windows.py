@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 from fuzzinit.model import machine as mc
 from fuzzinit.model import ops_smp as smp
+from fuzzinit.model.life import CODE_SHIFT, IMAGES, image
+from fuzzinit.model.run import initial_state, step
 from fuzzinit.orderings.schedule import Event, program_order
 from fuzzinit.scenario.load import Scenario
 from fuzzinit.scenario.ops import parse_op
@@ -36,6 +38,8 @@ class Point:
     after_op: str         # the op just done ("start" for 0)
     kind: str
     outcome: str          # "ok" or the failing outcome
+    image: str = ""       # the kernel image the CPU runs there (life.py),
+    #                       "" in a scenario without images
 
 
 def kinds_for(sc: Scenario) -> list[str]:
@@ -90,10 +94,29 @@ def survivable_order(sc: Scenario) -> tuple[list[Event], list[Event]]:
     return base, skipped
 
 
+def images_along(sc: Scenario, events: list[Event]) -> list[list[str]]:
+    """Per prefix of `events` (0..len), the image each CPU's code is in
+    - the windows of a resume or kexec scenario, told apart by image."""
+    m = sc.machine
+    if not m.images:
+        return [[""] * sc.ncpu for _ in range(len(events) + 1)]
+    st = initial_state(m)
+
+    def now() -> list[str]:
+        return [IMAGES[image(st[c * mc.NF + mc.F_LIFE], CODE_SHIFT)]
+                for c in range(sc.ncpu)]
+    out = [now()]
+    for ev in events:
+        step(m, st, ev.cpu, ev.op, [], [])
+        out.append(now())
+    return out
+
+
 def windows(sc: Scenario) -> list[Point]:
     kinds = kinds_for(sc)
     sc2, ops = _with_ops(sc, kinds)
     base, _ = survivable_order(sc)
+    images = images_along(sc, base)
     points: list[Point] = []
     for cpu, program in enumerate(sc.programs):
         # Where the CPU is after 0..n of its ops, in the as-written order.
@@ -117,7 +140,8 @@ def windows(sc: Scenario) -> list[Point]:
                 r = evaluate(sc2, trial)
                 fatal = fails(sc2, r) and r.at == len(trial) - 1
                 points.append(Point(cpu, after, after_op, kind,
-                                    r.name if fatal else "ok"))
+                                    r.name if fatal else "ok",
+                                    images[at][cpu]))
     return points
 
 
@@ -126,24 +150,26 @@ def timeline(points: list[Point]) -> list[str]:
     same fatal kinds: "cpuN: A .. B: kinds fatal" - fatal from just after
     op A until op B has run."""
     lines: list[str] = []
-    by_cpu: dict[int, dict[int, tuple[str, set[str]]]] = {}
+    by_cpu: dict[int, dict[int, tuple[str, str, set[str]]]] = {}
     for p in points:
-        entry = by_cpu.setdefault(p.cpu, {}).setdefault(p.after,
-                                                        (p.after_op, set()))
+        entry = by_cpu.setdefault(p.cpu, {}).setdefault(
+            p.after, (p.after_op, p.image, set()))
         if p.outcome != "ok":
-            entry[1].add(p.kind)
+            entry[2].add(p.kind)
     for cpu in sorted(by_cpu):
         steps = sorted(by_cpu[cpu].items())
         i = 0
         while i < len(steps):
-            fatal = steps[i][1][1]
+            _, img, fatal = steps[i][1]
             j = i
-            while j + 1 < len(steps) and steps[j + 1][1][1] == fatal:
+            while j + 1 < len(steps) and steps[j + 1][1][2] == fatal and \
+                    steps[j + 1][1][1] == img:
                 j += 1
             if fatal:
                 opens = steps[i][1][0]
                 closes = steps[j + 1][1][0] if j + 1 < len(steps) else "end"
-                lines.append(f"cpu{cpu}: {opens} .. {closes}: "
+                where = f"cpu{cpu} [{img}]" if img else f"cpu{cpu}"
+                lines.append(f"{where}: {opens} .. {closes}: "
                              + ", ".join(sorted(fatal)) + " fatal")
             i = j + 1
     return lines

@@ -14,6 +14,7 @@ from __future__ import annotations
 from fuzzinit.model import ops_life as life
 from fuzzinit.model import ops_smp as smp
 from fuzzinit.orderings.schedule import (
+    NEEDS_PARKED,
     PARKED,
     RUNNING,
     WAITING,
@@ -107,6 +108,7 @@ def _interleave(sc: Scenario, src: Bytes, planned: list[tuple[int, int]]
     start_kind, online_kind = smp.START, smp.ONLINE_OP
     wait_kind = smp.WAIT_ONLINE
     init_kind, offline_kind = life.SEND_INIT, life.OFFLINE
+    needs_parked = NEEDS_PARKED
     sync_kinds = (start_kind, init_kind, offline_kind)
     while True:
         fire: list[tuple[int, int]] = []
@@ -132,7 +134,7 @@ def _interleave(sc: Scenario, src: Bytes, planned: list[tuple[int, int]]
                 # Schedule._ready: a start waits for its CPU to be down, an
                 # INIT for it to be parked.
                 if kind == start_kind and started[arg[op]] == RUNNING or \
-                        kind == init_kind and started[arg[op]] != PARKED:
+                        kind in needs_parked and started[arg[op]] != PARKED:
                     continue
                 ready.append(c)
         total = len(fire) + len(ready)

@@ -98,15 +98,24 @@ def init_cpu(st: list[int], base: int) -> None:
     st[base + F_FLAGS] = kept
 
 
-def tag_loads(m: Machine, st: list[int], base: int, idt: int,
-              config: int) -> None:
+# The ops that load IDTR and FRED_CONFIG (ops_idt.LIDT, ops_msr.WRMSR and
+# WRMSR_SAFE; life.py cannot import the op modules, which import it).
+LIDT_KIND: Final = 11
+WRMSR_KINDS: Final = (9, 41)
+MSR_FRED_CONFIG: Final = 0x1D4
+
+
+def tag_loads(m: Machine, st: list[int], base: int, kind: int, a: int,
+              idt: int, config: int) -> None:
     """After an op on a running CPU: an IDT or FRED entry point it just
-    loaded belongs to the image its code runs in."""
+    loaded (or changed as a side effect) belongs to the image its code
+    runs in."""
     life = st[base + F_LIFE]
     code = image(life, CODE_SHIFT)
-    if st[base + F_IDT] != idt:
+    if kind == LIDT_KIND or st[base + F_IDT] != idt:
         life = life & ~(0xF << IDT_SHIFT) | code << IDT_SHIFT
-    if st[base + F_FRED_CONFIG] != config:
+    if kind in WRMSR_KINDS and a == MSR_FRED_CONFIG or \
+            st[base + F_FRED_CONFIG] != config:
         life = life & ~(0xF << FRED_SHIFT) | code << FRED_SHIFT
     st[base + F_LIFE] = life
 
@@ -146,8 +155,8 @@ def wild_code(m: Machine, st: list[int], cpu: int, base: int,
         return False
     chain.append(f"cpu{cpu} {how} {IMAGES[img]}'s code, whose memory holds"
                  " another image now: it runs whatever is there -> taken"
-                 " as SHUTDOWN (triple fault) [derived; ec527c318036"
-                 " reports triple faults]")
+                 " as SHUTDOWN (triple fault) [derived; d7893093a741 and"
+                 " ec527c318036 report triple faults]")
     return True
 
 

@@ -26,7 +26,13 @@ F_MMU: Final = 14         # paging.py: the loaded page table (bits 0-3) and
 #                           the global TLB entries left by earlier CR3s
 F_LIFE: Final = 15        # life.py: where an offline CPU is parked, and the
 #                           kernel image its code, IDT and FRED entry are in
-NF: Final = 16
+F_PERCPU: Final = 16      # kernel per-CPU variables (PERCPU_* bits): memory,
+#                           not registers - INIT and offline keep them
+NF: Final = 17
+
+# F_PERCPU bits
+PERCPU_FRED_RSP0: Final = 1 << 0   # fred_rsp0 (fe85ee391966) caches the top
+#                                    of the current task's stack
 
 # F_IDT values: these named IDTs, or (8 and up) an explicit table packed
 # by idt_table.py (`lidt gates ...`)
@@ -178,13 +184,13 @@ class Machine:
         self.sev = platform == SEV_ES or platform == SEV_SNP
         # The scenario uses kernel images (`jump_image`, `replace_image`,
         # life.py): every step checks that this CPU's code still exists.
-        self.images = any(k >= FIRST_IMAGE_OP for k in op_kind)
+        self.images = any(k in IMAGE_OPS for k in op_kind)
         self.cet_enumerated = (features & FEATURE_CET) != 0
 
 
-# Op kinds from here up name kernel images (life.py: images are checked
-# only in scenarios that use them).
-FIRST_IMAGE_OP: Final = 58
+# Op kinds that name kernel images (ops_life.py replace_image, jump_image):
+# images are checked only in scenarios that use them.
+IMAGE_OPS: Final = (58, 59)
 
 
 # Feature bits of Machine.features (order of arch.FEATURES).

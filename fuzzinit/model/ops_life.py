@@ -8,6 +8,7 @@ from .grammar import OpSyntaxError
 from .life import (
     CODE_SHIFT,
     IMAGES,
+    PARK_HLT,
     PARK_MASK,
     PARK_MWAIT,
     PARKS,
@@ -25,8 +26,10 @@ from .outcome import INVALID, OK, TRIPLE_FAULT
 
 OFFLINE: Final = 56
 SEND_INIT: Final = 57
-REPLACE_IMAGE: Final = 58    # machine.FIRST_IMAGE_OP: image ops from here
+REPLACE_IMAGE: Final = 58    # machine.IMAGE_OPS
 JUMP_IMAGE: Final = 59
+WAIT_OFFLINE: Final = 60
+KICK_PLAY_DEAD: Final = 61
 
 REFUSAL: Final = ("CPU offline, INIT and kernel images are not in"
                   " runtime.pml")
@@ -147,8 +150,8 @@ class ReplaceImage(Op):
                     " mwait_play_dead: it wakes",
                     "cpu1 loops in kernel's code, whose memory holds another"
                     " image now: it runs whatever is there -> taken as"
-                    " SHUTDOWN (triple fault) [derived; ec527c318036 reports"
-                    " triple faults]")),
+                    " SHUTDOWN (triple fault) [derived; d7893093a741 and"
+                    " ec527c318036 report triple faults]")),
                 Example((*_UP, "cpu1: offline hlt", "jump_image control",
                          "replace_image kernel next", "jump_image next"),
                         "ok"),
@@ -222,6 +225,66 @@ class JumpImage(Op):
         return OK
 
 
+class WaitOffline(Op):
+    def __init__(self) -> None:
+        super().__init__(
+            WAIT_OFFLINE, "wait_offline", "wait_offline N",
+            "block until CPU N is parked by `offline` (an ordering that"
+            " would block here is not an ordering): the control CPU's wait"
+            " for the dying CPU in `cpu_down()`",
+            "LX kernel/cpu.c takedown_cpu, cpuhp_bp_sync_dead;"
+            " arch/x86/kernel/smpboot.c play_dead_common"
+            " (cpuhp_ap_report_dead)",
+            reads=BLOCK, promela=REFUSAL,
+            examples=(Example((*_UP, "cpu1: offline hlt", "wait_offline 1"),
+                              "ok"),))
+
+    def parse(self, args: list[str], ncpu: int) -> tuple[int, int]:
+        return cpu_arg(self.name, args, ncpu), 0
+
+    def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
+              b: int, chain: list[str], warnings: list[str]) -> int:
+        target = a * NF
+        if st[target + F_FLAGS] & STARTED or not park(st[target + F_LIFE]):
+            chain.append(f"cpu{cpu} waits for cpu{a}, which is not parked")
+            return INVALID
+        return OK
+
+
+class KickPlayDead(Op):
+    def __init__(self) -> None:
+        super().__init__(
+            KICK_PLAY_DEAD, "kick_play_dead", "kick_play_dead N",
+            "`smp_kick_mwait_play_dead()` for CPU N before kexec: it writes"
+            " the control word of the line CPU N MONITORs; a CPU parked in"
+            " mwait_play_dead sees KEXEC_HLT and halts there with IF = 0"
+            " (parked in a HLT loop from now on; an NMI still wakes it)",
+            "LX arch/x86/kernel/smp.c native_stop_other_cpus,"
+            " arch/x86/kernel/smpboot.c smp_kick_mwait_play_dead,"
+            " mwait_play_dead (d7893093a741, f9c9987bf52f)",
+            reads=SHARED, writes=BLOCK, promela=REFUSAL,
+            examples=(
+                Example((*_UP, "cpu1: offline mwait", "kick_play_dead 1",
+                         "jump_image control", "replace_image kernel next"),
+                        "ok"),
+            ))
+
+    def parse(self, args: list[str], ncpu: int) -> tuple[int, int]:
+        return cpu_arg(self.name, args, ncpu), 0
+
+    def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
+              b: int, chain: list[str], warnings: list[str]) -> int:
+        target = a * NF
+        life = st[target + F_LIFE]
+        if st[target + F_FLAGS] & STARTED or not park(life):
+            chain.append(f"cpu{a} is not parked")
+            return INVALID
+        if park(life) == PARK_MWAIT:
+            st[target + F_LIFE] = life & ~PARK_MASK | PARK_HLT
+        return OK
+
+
 def life_ops() -> list[Op]:
-    return [Offline(), SendInit(), ReplaceImage(), JumpImage()]
+    return [Offline(), SendInit(), ReplaceImage(), JumpImage(), WaitOffline(),
+            KickPlayDead()]
 

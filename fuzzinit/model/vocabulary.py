@@ -20,6 +20,7 @@ from .ops_life import life_ops
 from .ops_memory import memory_ops
 from .ops_mode import mode_ops
 from .ops_msr import msr_ops
+from .ops_percpu import percpu_ops
 from .ops_platform import platform_ops
 from .ops_segments import segment_ops
 from .ops_smp import smp_ops
@@ -30,7 +31,7 @@ def _by_kind() -> tuple[Op, ...]:
     ops = cr_ops() + msr_ops() + idt_ops() + platform_ops() + event_ops() \
         + smp_ops() + kernel_ops() + exception_ops() + mode_ops() \
         + segment_ops() + cet_ops() + lass_ops() + memory_ops() \
-        + user_ops() + life_ops()
+        + user_ops() + life_ops() + percpu_ops()
     ops.sort(key=lambda op: op.kind)
     for i, op in enumerate(ops):
         if op.kind != i:

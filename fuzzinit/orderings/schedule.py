@@ -13,7 +13,11 @@ from fuzzinit.scenario.load import Scenario
 
 # Ops that are synchronisation points: nothing moves across them.
 SYNC_KINDS = frozenset((smp.START, smp.ONLINE_OP, smp.WAIT_ONLINE,
-                        life.OFFLINE, life.SEND_INIT))
+                        life.OFFLINE, life.SEND_INIT, life.WAIT_OFFLINE,
+                        life.KICK_PLAY_DEAD))
+# Ops that wait for the CPU they name to be parked by `offline`.
+NEEDS_PARKED = frozenset((life.SEND_INIT, life.WAIT_OFFLINE,
+                          life.KICK_PLAY_DEAD))
 
 # Schedule.started[c]: where CPU c is. Waiting for a SIPI (never started,
 # or INIT-ed) it runs nothing; parked by `offline` it runs no program op
@@ -87,7 +91,7 @@ class Schedule:
         # INIT for it to be parked.
         if kind == smp.START and self.started[m.op_a[op]] == RUNNING:
             return False
-        if kind == life.SEND_INIT and self.started[m.op_a[op]] != PARKED:
+        if kind in NEEDS_PARKED and self.started[m.op_a[op]] != PARKED:
             return False
         for c, s in self.needs.get((cpu, slot), ()):
             if not self.done[c][s]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fuzzinit.model import life
 from fuzzinit.model import machine as mc
 from fuzzinit.model.arch import CR4_BITS, CR4_FRED, FEATURES
 from fuzzinit.model.idt_table import idt_name
@@ -47,6 +48,14 @@ def state_of(sc: Scenario, st: list[int], cpu: int) -> dict[str, object]:
     if m.sev:
         out["ghcb"] = mc.GHCB_NAMES[st[base + mc.F_GHCB]]
         out["percpu_ghcbs"] = bool(g & mc.GHCBS_ALLOCATED)
+    # A kernel cache next to the register it caches (fe85ee391966).
+    if st[base + mc.F_PERCPU] & mc.PERCPU_FRED_RSP0:
+        out["fred_rsp0_cache"] = "task-stack"
+    out.update(life.state_words(m, st, base))
+    if m.images:
+        gone = st[m.glob + mc.G_GONE]
+        out["images_gone"] = [n for i, n in enumerate(life.IMAGES)
+                              if gone >> i & 1]
     return out
 
 
@@ -61,7 +70,22 @@ def describe(state: dict[str, object]) -> str:
     pcid = state.get("cr3_pcid")
     if pcid:   # shown only when set: a PCIDE write then #GPs (SDM 4.10.1)
         parts.append(f"CR3.PCID={pcid:#x}")
-    parts.append(f"IDT={state['idt']}")
+    if "fred_rsp0_cache" in state:   # the cache beside the MSR
+        rsp0 = state["fred_rsp"]
+        assert isinstance(rsp0, list)
+        parts.append(f"FRED_RSP0={rsp0[0]:#x}" if rsp0[0] else "FRED_RSP0=0")
+        parts.append(f"fred_rsp0-cache={state['fred_rsp0_cache']}")
+    if "code" in state:   # each value with the image it belongs to
+        parts.append(f"code={state['code']}")
+        parts.append(f"IDT={state['idt']}@{state['idt_image']}")
+        if state["cr4_fred"]:
+            parts.append(f"FRED-entry@{state['fred_image']}")
+        gone = state["images_gone"]
+        assert isinstance(gone, list)
+        if gone:
+            parts.append("gone:" + "|".join(gone))
+    else:
+        parts.append(f"IDT={state['idt']}")
     if "cr3" in state:
         stale = state["tlb_global"]
         assert isinstance(stale, list)
@@ -77,6 +101,8 @@ def describe(state: dict[str, object]) -> str:
     parts.append("pinning=" + ("on:" + "|".join(pinned)
                                if state["pinning"] else "off"))
     parts.append("online" if state["online"] else "offline")
+    if "parked" in state:
+        parts.append(f"parked:{state['parked']}")
     return " ".join(parts)
 
 

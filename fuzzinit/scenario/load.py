@@ -795,17 +795,35 @@ def _check_acyclic(programs: list[list[int]], kinds: list[int],
     at least one complete ordering (no cycle, no deadlock)."""
     nodes = [(c, s) for c, p in enumerate(programs) for s in range(len(p))]
     succ: dict[tuple[int, int], list[tuple[int, int]]] = {n: [] for n in nodes}
+
+    def slots(cpu: int, kind: int) -> list[int]:
+        return [t for t, o in enumerate(programs[cpu]) if kinds[o] == kind]
+    # The k-th start of a CPU begins its k-th life (its program from slot 0,
+    # then after each `offline`) and comes after the (k-1)-th offline; the
+    # k-th wait for a CPU (online or offline) waits for its k-th such op.
+    seen: dict[tuple[int, int], int] = {}
     for c, program in enumerate(programs):
         for s, op in enumerate(program):
             if s + 1 < len(program):
                 succ[(c, s)].append((c, s + 1))
-            if kinds[op] == smp.START and programs[arg_a[op]]:
-                succ[(c, s)].append((arg_a[op], 0))
-            if kinds[op] == smp.WAIT_ONLINE and arg_a[op] != 0:
-                target = arg_a[op]
-                online = [t for t, o in enumerate(programs[target])
-                          if kinds[o] == smp.ONLINE_OP][0]
-                succ[(target, online)].append((c, s))
+            kind, target = kinds[op], arg_a[op]
+            k = seen.get((kind, target), 0)
+            seen[(kind, target)] = k + 1
+            offlines = slots(target, life.OFFLINE) if kind in (
+                smp.START, life.WAIT_OFFLINE, life.SEND_INIT,
+                life.KICK_PLAY_DEAD) else []
+            if kind == smp.START and programs[target]:
+                lives = [0] + [t + 1 for t in offlines]
+                if k < len(lives) and lives[k] < len(programs[target]):
+                    succ[(c, s)].append((target, lives[k]))
+                if k:
+                    succ[(target, offlines[k - 1])].append((c, s))
+            if kind == smp.WAIT_ONLINE and target != 0:
+                online = slots(target, smp.ONLINE_OP)
+                succ[(target, online[min(k, len(online) - 1)])].append((c, s))
+            if kind == life.WAIT_OFFLINE and offlines:
+                succ[(target, offlines[min(k, len(offlines) - 1)])].append(
+                    (c, s))
     for a, b in before:
         succ[a].append(b)
     indegree = {n: 0 for n in nodes}
