@@ -1,0 +1,177 @@
+"""A CPU's later lives: offline, INIT and re-online, kernel images, per-CPU
+kernel memory - what the model keeps and resets, and what the tools show
+(README rules 30-32)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fuzzinit.cli import main
+from fuzzinit.explore.windows import timeline, windows
+from fuzzinit.model import machine as mc
+from fuzzinit.model.outcome import NAMES
+from fuzzinit.model.run import initial_state, run, step
+from fuzzinit.orderings.schedule import Event, program_order
+from fuzzinit.report.timeline import describe, state_of
+from fuzzinit.scenario.load import load
+
+ROOT = Path(__file__).parent.parent
+MODELS = ROOT / "models"
+
+AP = """\
+[scenario]
+name = "life"
+fail_on = ["triple_fault", "unhandled", "hang"]
+[platform]
+guest = "bare"
+features = ["fred", "pcid"]
+console = "8250"
+[[cpu]]
+program = {cpu0}
+[[cpu]]
+program = {cpu1}
+"""
+
+
+def _scenario(tmp_path: Path, cpu0: list[str], cpu1: list[str]) -> Path:
+    path = tmp_path / "life.toml"
+    path.write_text(AP.format(cpu0=_list(cpu0), cpu1=_list(cpu1)))
+    return path
+
+
+def _list(ops: list[str]) -> str:
+    return "[" + ", ".join(f'"{op}"' for op in ops) + "]"
+
+
+def test_init_resets_registers_and_keeps_msrs_and_memory(
+        tmp_path: Path) -> None:
+    """After offline and a second start: CR4/IDT/TR are the reset ones
+    (then the trampoline's long mode), the FRED MSRs, the TSS's IST slots,
+    the microcode update and per-CPU kernel memory are still there (SDM
+    Vol. 3A 10.1, 10.11.6.1)."""
+    sc = load(_scenario(tmp_path, ["start 1", "wait_offline 1", "start 1"], [
+        "lidt full", "ltr", "tss_setup_ist", "load_microcode",
+        "wrmsr FRED_CONFIG entry", "wrmsr FRED_RSP0 0", "fred_rsp0 update",
+        "cr4_set fred", "online", "offline hlt", "nop second life"]))
+    st = initial_state(sc.machine)
+    for ev in program_order(sc)[:-1]:     # up to the second start
+        assert step(sc.machine, st, ev.cpu, ev.op, [], []) == 0
+    ap = mc.NF
+    assert st[ap + mc.F_IDT] == mc.IDT_NONE
+    assert st[ap + mc.F_CR4] == sc.machine.entry_cr4      # no FRED
+    assert st[ap + mc.F_TSS] == 0b111110                  # TR gone, ISTs kept
+    assert st[ap + mc.F_FRED_CONFIG] != 0
+    assert st[ap + mc.F_FRED_RSP0] != 0
+    assert st[ap + mc.F_PERCPU] == mc.PERCPU_FRED_RSP0
+    assert st[ap + mc.F_FLAGS] & (mc.UCODE | mc.STARTED | mc.ONLINE) == \
+        mc.UCODE | mc.STARTED
+    assert st[ap + mc.F_LIFE] == 0                        # running, kernel
+
+
+def test_a_start_waits_for_the_cpu_to_be_down(tmp_path: Path) -> None:
+    """The schedule never offers a second `start` while its CPU runs, and
+    the model calls one that is forced INVALID."""
+    sc = load(_scenario(tmp_path, ["start 1", "start 1"],
+                        ["online", "offline mwait"]))
+    order = program_order(sc)
+    assert [(e.cpu, sc.op_text(e.op)) for e in order] == [
+        (0, "start 1"), (1, "online"), (1, "offline mwait"), (0, "start 1"),
+        ]
+    forced = [order[0], order[3]]
+    assert NAMES[run(sc.machine, [e.cpu for e in forced],
+                     [e.op for e in forced]).outcome] == "invalid"
+
+
+def test_an_nmi_to_a_parked_cpu_is_delivered_with_its_parked_state(
+        tmp_path: Path) -> None:
+    """hlt_play_dead keeps interrupts off, not NMIs: the NMI goes through
+    the IDT the CPU parked with, and after a kernel copy the return into
+    the loop is a wild jump (the hazard d7893093a741 leaves open)."""
+    sc = load(_scenario(
+        tmp_path, ["start 1", "wait_offline 1", "jump_image control",
+                   "replace_image kernel next", "nop"],
+        ["lidt full", "ltr", "tss_setup_ist", "online", "offline hlt",
+         "nmi"]))
+    order = program_order(sc)
+    nmi = sc.op_index["nmi"]
+    parked = [e for e in order if sc.op_text(e.op) != "nmi"]
+    before_copy = parked[:-3] + [Event(1, nmi)]
+    r = run(sc.machine, [e.cpu for e in before_copy],
+            [e.op for e in before_copy])
+    assert NAMES[r.outcome] == "ok"
+    after_copy = parked[:-1] + [Event(1, nmi)]
+    r = run(sc.machine, [e.cpu for e in after_copy],
+            [e.op for e in after_copy])
+    assert (NAMES[r.outcome], r.chain) == ("triple_fault", [
+        "cpu1: nmi", "NMI arrives",
+        "NMI: the IDT IDTR points at is in kernel's memory,"
+        " which holds another image now: the CPU runs whatever is there"
+        " -> taken as SHUTDOWN (triple fault) [derived]"])
+
+
+def test_windows_are_listed_per_image() -> None:
+    """`fuzzinit windows` on a resume scenario: each stretch names the
+    image the CPU runs in - the restore kernel, core_restore_code's safe
+    page, the image kernel still on the restore kernel's IDT."""
+    sc = load(MODELS / "s4-nosmt-mwait-sibling-fixed.toml")
+    assert timeline(windows(sc)) == [
+        "cpu0 [kernel]: start .. lidt full: nmi, pf fatal",
+        "cpu0 [kernel]: lidt full .. tss_setup_ist: nmi fatal",
+        "cpu0 [control]: replace_image kernel next .. jump_image next:"
+        " nmi, pf fatal",
+        "cpu0 [next]: jump_image next .. lidt full: nmi, pf fatal",
+        "cpu1 [kernel]: start .. lidt full: nmi, pf fatal",
+        "cpu1 [kernel]: lidt full .. tss_setup_ist: nmi fatal",
+        "cpu1 [kernel]: lidt full .. ltr: nmi fatal"]
+
+
+def test_the_cli_prints_windows_per_image(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["windows", str(MODELS / "kexec-mwait-play-dead-fixed.toml")])
+    out = capsys.readouterr().out
+    assert status == 1
+    assert "  cpu0 [control]: replace_image kernel next .. jump_image next:" \
+        " nmi, pf fatal\n" in out
+    assert "  cpu0 [next]: jump_image next .. lidt early: nmi, pf fatal\n" \
+        in out
+
+
+def test_the_report_state_shows_images_parks_and_the_cache() -> None:
+    """A value with its image, a parked CPU's loop, and the per-CPU cache
+    next to the MSR it caches."""
+    sc = load(MODELS / "fred-rsp0-reonline.toml")
+    st = initial_state(sc.machine)
+    order = program_order(sc)
+    parked = next(i for i, e in enumerate(order)
+                  if sc.op_text(e.op) == "offline mwait")
+    for ev in order[:parked + 1]:
+        step(sc.machine, st, ev.cpu, ev.op, [], [])
+    line = describe(state_of(sc, st, 1))
+    assert line.endswith("offline parked:mwait")
+    assert "FRED_RSP0=0xfffffe0000010000 fred_rsp0-cache=task-stack" in line
+    sc2 = load(MODELS / "kexec-mwait-play-dead-fixed.toml")
+    st = initial_state(sc2.machine)
+    for ev in program_order(sc2):
+        step(sc2.machine, st, ev.cpu, ev.op, [], [])
+    assert "code=next IDT=early@next gone:kernel" in \
+        describe(state_of(sc2, st, 0))
+    assert "code=kernel IDT=full@kernel gone:kernel" in \
+        describe(state_of(sc2, st, 1))
+
+
+@pytest.mark.parametrize("name", ["kexec-mwait-play-dead",
+                                  "fred-rsp0-reonline"])
+def test_export_refuses_life_cycle_scenarios(
+        name: str, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out.pml"
+    path = MODELS / f"{name}.toml"
+    status = main(["export", "--promela", str(path), "-o", str(out)])
+    assert (status, capsys.readouterr().err) == (2, (
+        f"fuzzinit: error: {path}: cannot export op 'wait_offline 1': the"
+        " Promela runtime has no translation of 'wait_offline' (CPU offline,"
+        " INIT and kernel images are not in runtime.pml); fix: check this"
+        " scenario with `fuzzinit explore` instead\n"))
+    assert not out.exists()
