@@ -343,7 +343,8 @@ class LoadMicrocode(Op):
             "`load_ucode_bsp()`, `load_ucode_ap()`, the resume reload: this"
             " CPU runs the updated microcode, and the MSRs in"
             " `platform.microcode_msrs` exist on it from now on (a CPU"
-            " starts without the update: INIT/reset keeps no microcode)",
+            " starts without the update - a reset clears it - and keeps it"
+            " across INIT: SDM 10.11.6.1)",
             "SDM Vol. 3A 10.11 (microcode update facilities); LX"
             " arch/x86/kernel/cpu/microcode/core.c",
             reads=0, samples=("load_microcode",),
