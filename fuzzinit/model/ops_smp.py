@@ -59,9 +59,10 @@ class Start(Op):
         super().__init__(
             START, "start", "start N",
             "start CPU N (INIT, SIPI): it enters the kernel in long mode (CR4"
-            " from `entry_cr4`, FRED MSRs 0) - the first time, or again"
-            " after it went `offline` (INIT resets its registers, kernel"
-            " memory stays); it runs the image of the CPU that starts it",
+            " from `entry_cr4`) - the first time with the FRED MSRs 0, or"
+            " again after it went `offline` (INIT resets control registers,"
+            " IDTR, GDTR and TR; MSRs and kernel memory stay: rule 30); it"
+            " runs the image of the CPU that starts it",
             "LX arch/x86/kernel/smpboot.c do_boot_cpu,"
             " wakeup_secondary_cpu_via_init; realmode/rm/trampoline_64.S;"
             " SDM Vol. 3A 10.1.1",
