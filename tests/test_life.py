@@ -13,7 +13,7 @@ from fuzzinit.explore.windows import timeline, windows
 from fuzzinit.model import machine as mc
 from fuzzinit.model.outcome import NAMES
 from fuzzinit.model.run import initial_state, run, step
-from fuzzinit.orderings.schedule import Event, program_order
+from fuzzinit.orderings.schedule import Event, program_order, well_formed
 from fuzzinit.report.timeline import describe, state_of
 from fuzzinit.scenario.load import load
 
@@ -26,7 +26,7 @@ name = "life"
 fail_on = ["triple_fault", "unhandled", "hang"]
 [platform]
 guest = "bare"
-features = ["fred", "pcid"]
+features = ["fred", "pcid", "cet"]
 console = "8250"
 [[cpu]]
 program = {cpu0}
@@ -53,6 +53,7 @@ def test_init_resets_registers_and_keeps_msrs_and_memory(
     Vol. 3A 10.1, 10.11.6.1)."""
     sc = load(_scenario(tmp_path, ["start 1", "wait_offline 1", "start 1"], [
         "lidt full", "ltr", "tss_setup_ist", "load_microcode",
+        "wrmsr S_CET 0x4",
         "wrmsr FRED_CONFIG entry", "wrmsr FRED_RSP0 0", "fred_rsp0 update",
         "cr4_set fred", "online", "offline hlt", "nop second life"]))
     st = initial_state(sc.machine)
@@ -65,8 +66,9 @@ def test_init_resets_registers_and_keeps_msrs_and_memory(
     assert st[ap + mc.F_FRED_CONFIG] != 0
     assert st[ap + mc.F_FRED_RSP0] != 0
     assert st[ap + mc.F_PERCPU] == mc.PERCPU_FRED_RSP0
-    assert st[ap + mc.F_FLAGS] & (mc.UCODE | mc.STARTED | mc.ONLINE) == \
-        mc.UCODE | mc.STARTED
+    assert st[ap + mc.F_FLAGS] & (mc.UCODE | mc.STARTED | mc.ONLINE
+                                  | mc.IBT_ON) == \
+        mc.UCODE | mc.STARTED | mc.IBT_ON
     assert st[ap + mc.F_LIFE] == 0                        # running, kernel
 
 
@@ -89,19 +91,22 @@ def test_an_nmi_to_a_parked_cpu_is_delivered_with_its_parked_state(
     """hlt_play_dead keeps interrupts off, not NMIs: the NMI goes through
     the IDT the CPU parked with, and after a kernel copy the return into
     the loop is a wild jump (the hazard d7893093a741 leaves open)."""
-    sc = load(_scenario(
+    path = _scenario(
         tmp_path, ["start 1", "wait_offline 1", "jump_image control",
                    "replace_image kernel next", "nop"],
-        ["lidt full", "ltr", "tss_setup_ist", "online", "offline hlt",
-         "nmi"]))
+        ["lidt full", "ltr", "tss_setup_ist", "online", "offline hlt"])
+    path.write_text(path.read_text() + "[[orderings.trigger]]\n"
+                    'kind = "nmi"\ncpus = [1]\nafter = "offline hlt"\n')
+    sc = load(path)
     order = program_order(sc)
-    nmi = sc.op_index["nmi"]
-    parked = [e for e in order if sc.op_text(e.op) != "nmi"]
-    before_copy = parked[:-3] + [Event(1, nmi)]
+    nmi = Event(1, sc.triggers[0].op, -1, 0)
+    before_copy = order[:-3] + [nmi]
+    assert well_formed(sc, before_copy) == ""
     r = run(sc.machine, [e.cpu for e in before_copy],
             [e.op for e in before_copy])
     assert NAMES[r.outcome] == "ok"
-    after_copy = parked[:-1] + [Event(1, nmi)]
+    after_copy = order[:-1] + [nmi]
+    assert well_formed(sc, after_copy) == ""
     r = run(sc.machine, [e.cpu for e in after_copy],
             [e.op for e in after_copy])
     assert (NAMES[r.outcome], r.chain) == ("triple_fault", [
@@ -175,3 +180,52 @@ def test_export_refuses_life_cycle_scenarios(
         " INIT and kernel images are not in runtime.pml); fix: check this"
         " scenario with `fuzzinit explore` instead\n"))
     assert not out.exists()
+
+
+def _with_nmi(path: Path, where: str = "") -> Path:
+    path.write_text(path.read_text() + "[[orderings.trigger]]\n"
+                    'kind = "nmi"\ncpus = [1]\n' + where)
+    return path
+
+
+def test_a_window_belongs_to_one_life(tmp_path: Path) -> None:
+    """The default NMI window (after `online`) is open in the first life
+    and while the CPU is parked after it, and does not reopen when the CPU
+    is started again, before its new `online`; a #PF is no event for a
+    parked CPU (IF = 0)."""
+    path = _with_nmi(_scenario(
+        tmp_path, ["start 1", "wait_offline 1", "start 1"],
+        ["lidt full", "ltr", "tss_setup_ist", "online", "offline hlt",
+         "lidt full", "online"]))
+    path.write_text(path.read_text() + "[[orderings.trigger]]\n"
+                    'kind = "pf"\ncpus = [1]\n')
+    sc = load(path)
+    order = program_order(sc)
+    nmi = Event(1, sc.triggers[0].op, -1, 0)
+    pf = Event(1, sc.triggers[1].op, -1, 1)
+    parked = [i for i, e in enumerate(order)
+              if sc.op_text(e.op) == "offline hlt"][0] + 1
+    restarted = parked + 2          # wait_offline 1, start 1
+    assert well_formed(sc, order[:parked] + [nmi]) == ""
+    assert well_formed(sc, order[:parked] + [pf]) != ""
+    assert well_formed(sc, order[:restarted] + [nmi]) != ""
+    assert well_formed(sc, order[:restarted] + [pf]) != ""
+    assert well_formed(sc, order + [nmi]) != ""
+
+
+def test_fred_config_keeps_its_image_across_init(tmp_path: Path) -> None:
+    """FRED_CONFIG survives INIT, and so does the image its entry point is
+    in: after kexec, an AP the new kernel restarts with CR4.FRED set before
+    the FRED MSRs are rewritten enters the old kernel's code."""
+    sc = load(_scenario(
+        tmp_path, ["start 1", "wait_offline 1", "jump_image control",
+                   "replace_image kernel next", "jump_image next", "start 1"],
+        ["wrmsr FRED_CONFIG entry", "online", "offline hlt", "cr4_set fred",
+         "pf"]))
+    order = program_order(sc)
+    r = run(sc.machine, [e.cpu for e in order], [e.op for e in order])
+    assert (NAMES[r.outcome], r.chain) == ("triple_fault", [
+        "cpu1: pf", "#PF raised",
+        "#PF: FRED_CONFIG's entry point is in kernel's memory, which holds"
+        " another image now: the CPU runs whatever is there -> taken as"
+        " SHUTDOWN (triple fault) [derived]"])

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from fuzzinit.model import machine as mc
 from fuzzinit.model.op import Example, Op
 from fuzzinit.model.outcome import NAMES
 from fuzzinit.model.run import run
@@ -144,3 +145,10 @@ def test_life_knows_the_kinds_it_cannot_import() -> None:
     assert life.LIDT_KIND == ops_idt.LIDT
     assert life.WRMSR_KINDS == (ops_msr.WRMSR, ops_msr.WRMSR_SAFE)
     assert life.MSR_FRED_CONFIG == MSR_FRED_CONFIG
+
+
+def test_the_machine_knows_which_ops_name_images() -> None:
+    """machine.IMAGE_OPS switches image checks on (life.py): exactly the
+    ops that name images."""
+    from fuzzinit.model import ops_life
+    assert mc.IMAGE_OPS == (ops_life.REPLACE_IMAGE, ops_life.JUMP_IMAGE)

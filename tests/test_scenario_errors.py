@@ -139,8 +139,20 @@ CASES: list[tuple[str, str, int | None, str]] = [
      " (reboot) with its ops"),
     ("init_never_offline", BASE.replace(CPU0, '["start 1", "send_init 1"]'),
      7, "cpu[0].program: 'send_init 1': cpu 1 never goes offline; expected"
-     " INIT to a CPU parked by 'offline hlt|mwait'; fix: add 'offline hlt'"
-     " to cpu 1's program, or remove the INIT"),
+     " 'send_init N' for another CPU that an 'offline hlt|mwait' parks; fix:"
+     " add 'offline hlt' to cpu 1's program, or remove the op"),
+    ("wait_offline_never_offline",
+     BASE.replace(CPU0, '["start 1", "wait_offline 1"]'), 7,
+     "cpu[0].program: 'wait_offline 1': cpu 1 never goes offline; expected"
+     " 'wait_offline N' for another CPU that an 'offline hlt|mwait' parks;"
+     " fix: add 'offline hlt' to cpu 1's program, or remove the op"),
+    ("lives_never_finish",
+     BASE.replace(CPU0, '["start 1", "wait_offline 1", "wait_online 1"]')
+     .replace(CPU1, '["online", "offline hlt", "nop"]'), 6,
+     "cpu: the programs can never all finish: no ordering runs every"
+     " CPU's program to its end; expected a start after each 'offline'"
+     " whose CPU has ops left, and waits that can still be met; fix: check"
+     " the order of start, offline, wait_online and wait_offline"),
     ("start_boot_cpu", BASE.replace(CPU0, '["start 0", "start 1"]'), 7,
      "cpu[0].program: 'start 0': cpu 0 is the boot CPU and runs from the"
      " start; expected start N for an application processor, N >= 1; fix:"

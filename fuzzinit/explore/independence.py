@@ -17,10 +17,13 @@ program op or spends trigger budget), so no cycle proviso is needed. An op
 
 Then every failing ordering from s can be rearranged to run `t` first:
 t's result depends only on c's fields and on resources nobody else can
-change any more, and no other CPU reads c's fields (only `wait_online`
-reads the online bit, which `t` leaves alone). The WARN_ONCE flags are
-covered by (2): a write that warns with the flag still clear changes a
-global and is not reduced; once a flag is set nobody can change it.
+change any more, and no other CPU reads c's fields while c runs (only
+`wait_online` reads the online bit, which `t` leaves alone; `start`,
+`send_init`, `kick_play_dead` and `wait_offline` read or write c's fields
+only while c is parked or waiting for a SIPI, so never between s and t).
+The WARN_ONCE flags are covered by (2): a write that warns with the flag
+still clear changes a global and is not reduced; once a flag is set
+nobody can change it.
 
 POR shortens some failing orderings by forcing independent ops first, so
 it does not by itself give a shortest counterexample; the explorer

@@ -21,6 +21,9 @@ from fuzzinit.orderings.schedule import (
     Event,
     Schedule,
     after_sync,
+    in_life,
+    lives_of,
+    trigger_lives,
 )
 from fuzzinit.scenario.load import Scenario
 
@@ -104,6 +107,8 @@ def _interleave(sc: Scenario, src: Bytes, planned: list[tuple[int, int]]
     hi = [min(t.before) if t.before else len(programs[t.cpu])
           for t in sc.triggers]
     trig = sc.triggers
+    lives = lives_of(sc)
+    tlife = trigger_lives(sc, lives)
     out: list[Event] = []
     start_kind, online_kind = smp.START, smp.ONLINE_OP
     wait_kind = smp.WAIT_ONLINE
@@ -116,8 +121,8 @@ def _interleave(sc: Scenario, src: Bytes, planned: list[tuple[int, int]]
         for p in planned:
             i = p[1]
             c = trig[i].cpu
-            if started[c] != WAITING and pc[c] >= p[0] and \
-                    lo[i] <= pc[c] <= hi[i]:
+            if pc[c] >= p[0] and lo[i] <= pc[c] <= hi[i] and in_life(
+                    started[c], pc[c], lives[c], trig[i].kind, tlife[i]):
                 fire.append(p)
                 blocked |= 1 << c
         ready: list[int] = []

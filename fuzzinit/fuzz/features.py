@@ -22,7 +22,8 @@ from fuzzinit.scenario.load import Scenario
 
 CR4_SEEN = CR4_FRED | CR4_FSGSBASE | CR4_PCIDE
 FLAGS_SEEN = mc.ONLINE | mc.USER | mc.SS_KERNEL | mc.FRAME_OPEN \
-    | mc.FRAME_FRED | mc.FRAME_SS_KERNEL | mc.APIC_EXTD | mc.APIC_OFF
+    | mc.FRAME_FRED | mc.FRAME_SS_KERNEL | mc.APIC_EXTD | mc.APIC_OFF \
+    | mc.STARTED
 
 
 def run_with_features(sc: Scenario, events: list[Event]
@@ -42,7 +43,9 @@ def run_with_features(sc: Scenario, events: list[Event]
             m.op_kind[ev.op], ev.cpu == 0, st[base + mc.F_IDT],
             st[base + mc.F_CR4] & CR4_SEEN, st[base + mc.F_FRED_CONFIG] != 0,
             st[base + mc.F_GHCB], st[base + mc.F_FLAGS] & FLAGS_SEEN,
-            st[base + mc.F_MMU], st[g + mc.G_KEY], st[g + mc.G_FLAGS] & (
+            st[base + mc.F_MMU], st[base + mc.F_LIFE],
+            st[base + mc.F_PERCPU], st[g + mc.G_GONE], st[g + mc.G_KEY],
+            st[g + mc.G_FLAGS] & (
                 mc.GHCBS_ALLOCATED | mc.ALT_PATCHED | mc.ALT_FSGSBASE)
             | st[g + mc.G_FLAGS] >> mc.CAP_CLEARED_SHIFT << 16, outcome)))
         if outcome != OK:

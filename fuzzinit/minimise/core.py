@@ -26,7 +26,16 @@ from collections.abc import Callable
 from fuzzinit.model import ops_life as life
 from fuzzinit.model import ops_smp as smp
 from fuzzinit.model.outcome import Result
-from fuzzinit.orderings.schedule import SYNC_KINDS, Event
+from fuzzinit.orderings.schedule import (
+    RUNNING,
+    SYNC_KINDS,
+    WAITING,
+    Event,
+    after_sync,
+    in_life,
+    lives_of,
+    trigger_lives,
+)
 from fuzzinit.scenario.load import Scenario
 from fuzzinit.verdict import evaluate
 
@@ -63,20 +72,23 @@ def in_windows(sc: Scenario, candidate: list[Event],
     m = sc.machine
     done: list[set[int]] = [set() for _ in sc.programs]
     prefix = [0] * sc.ncpu
-    started = [c == 0 for c in range(sc.ncpu)]
+    where = [RUNNING if c == 0 else WAITING for c in range(sc.ncpu)]
+    lives = lives_of(sc)
+    tlife = trigger_lives(sc, lives)
     for ev in candidate:
         if ev.trigger < 0:
             done[ev.cpu].add(ev.slot)
             prefix[ev.cpu] = max(prefix[ev.cpu], implied[ev.cpu][ev.slot])
             kind = m.op_kind[ev.op]
-            if kind == smp.START:
-                started[m.op_a[ev.op]] = True
-            elif kind == life.SEND_INIT:
-                started[m.op_a[ev.op]] = False   # waits for a SIPI again
+            if kind in (smp.START, life.OFFLINE, life.SEND_INIT):
+                after_sync(kind, m.op_a[ev.op], ev.cpu, where)
             continue
         t = sc.triggers[ev.trigger]
-        if not started[t.cpu] or not all(
-                s < prefix[t.cpu] or s in done[t.cpu] for s in t.after):
+        c = t.cpu
+        # Schedule.window_open, with the slots program order implies done
+        at = max(prefix[c], max(done[c], default=-1) + 1)
+        if not in_life(where[c], at, lives[c], t.kind, tlife[ev.trigger]) \
+                or not all(s < prefix[c] or s in done[c] for s in t.after):
             return False
     return True
 

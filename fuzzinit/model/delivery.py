@@ -47,6 +47,7 @@ from .machine import (
     F_FRED_RSP0,
     F_FRED_STKLVLS,
     F_IDT,
+    F_PERCPU,
     F_TSS,
     GDT_NULL,
     IDT_BRINGUP,
@@ -55,6 +56,7 @@ from .machine import (
     IDT_NONE,
     IDT_NULL,
     IDT_REAL,
+    PERCPU_FRED_RSP0,
     R_NONE,
     TDX,
     USER,
@@ -122,6 +124,18 @@ def _deliver_paged(m: Machine, st: list[int], base: int, vector: int,
     return NO_FAULT
 
 
+def stale_rsp0_cache(st: list[int], base: int, chain: list[str]) -> None:
+    """With FRED_RSP0 = 0 on an event from ring 3: say so if the per-CPU
+    cache claims the MSR holds the task's stack (ops_percpu.py)."""
+    if st[base + F_PERCPU] & PERCPU_FRED_RSP0 and _RSP0_NOTE not in chain:
+        chain.append(_RSP0_NOTE)
+
+
+_RSP0_NOTE: Final = ("(the per-CPU fred_rsp0 holds the task's stack top, so"
+                     " the exit to user mode left FRED_RSP0 alone:"
+                     " fe85ee391966)")
+
+
 def _reads_gate(idt: int, vector: int) -> bool:
     """Whether delivery reads a gate from memory: the IDTR limit covers it
     (the reset and invalidated IDTs fault on the limit or hold no gate)."""
@@ -151,6 +165,8 @@ def _deliver(m: Machine, st: list[int], base: int, vector: int,
                 chain.append(f"{vector_name(vector)} from ring 3: FRED stack"
                              f" level {level} and FRED_RSP{level} = 0: the"
                              " frame push faults -> #PF")
+                if level == 0:
+                    stale_rsp0_cache(st, base, chain)
                 return PF
             return NO_FAULT
         if level > 0 and st[base + F_FRED_RSP0 + level] == 0:

@@ -38,6 +38,7 @@ from .machine import (
     F_TSS,
     G_GONE,
     HANDLED_SHIFT,
+    IBT_ON,
     IDT_NONE,
     IDT_NULL,
     IDT_REAL,
@@ -64,10 +65,11 @@ GONE_AT_START: Final = 1 << NEXT
 
 # What INIT leaves alone in F_FLAGS: the APIC's mode (IA32_APIC_BASE is not
 # changed by INIT: SDM Vol. 3A 10.1.1 table 10-1 note; "x2APIC State
-# Transitions"), the microcode update ("maintained across a processor
-# INIT": SDM Vol. 3A 10.11.6.1) and the record of which stub handlers ran
-# (not CPU state).
-KEPT_BY_INIT: Final = APIC_EXTD | APIC_OFF | UCODE
+# Transitions"), IA32_S_CET.ENDBR_EN (an MSR: "all other MSRs" keep their
+# values [assumed: the CET chapter does not list INIT]), the microcode
+# update ("maintained across a processor INIT": SDM Vol. 3A 10.11.6.1) and
+# the record of which stub handlers ran (not CPU state).
+KEPT_BY_INIT: Final = APIC_EXTD | APIC_OFF | UCODE | IBT_ON
 
 
 def park(life: int) -> int:
@@ -92,8 +94,10 @@ def init_cpu(st: list[int], base: int) -> None:
     finds them set. Kernel memory - every global and per-CPU variable -
     is not touched."""
     kept = st[base + F_FLAGS] & (KEPT_BY_INIT | -(1 << HANDLED_SHIFT))
-    for f in (F_CR0, F_CR3, F_CR4, F_EFER, F_IDT, F_MMU, F_LIFE):
+    for f in (F_CR0, F_CR3, F_CR4, F_EFER, F_IDT, F_MMU):
         st[base + f] = 0
+    # FRED_CONFIG stays, and with it the image its entry point is in.
+    st[base + F_LIFE] &= 0xF << FRED_SHIFT
     st[base + F_TSS] &= ~TSS_LOADED
     st[base + F_FLAGS] = kept
 

@@ -66,7 +66,9 @@ class Offline(Op):
             " hlt_play_dead, cpu_disable_common; SDM Vol. 2 MWAIT",
             writes=ONLINE_BIT, promela=REFUSAL,
             examples=(
-                Example((*_UP, "cpu1: offline hlt", "cpu1: nmi"), "ok"),
+                # (an NMI to the parked CPU is a trigger: tests/test_life.py)
+                Example((*_UP, "cpu1: offline hlt", "wait_offline 1",
+                         "start 1", "cpu1: lidt full", "cpu1: pf"), "ok"),
                 # INIT/SIPI again: the IDT is the reset one
                 Example((*_UP, "cpu1: offline mwait", "start 1",
                          "cpu1: nmi"), "triple_fault", (
@@ -179,6 +181,10 @@ class ReplaceImage(Op):
               b: int, chain: list[str], warnings: list[str]) -> int:
         g = m.glob + G_GONE
         st[g] = (st[g] | 1 << a) & ~(1 << b)
+        # The copy loop itself must run outside OLD (relocate_kernel in the
+        # control page, core_restore_code in a safe page).
+        if wild_code(m, st, cpu, base, "copies over", chain):
+            return TRIPLE_FAULT
         for d in range(m.ncpu):
             life = st[d * NF + F_LIFE]
             if park(life) == PARK_MWAIT and image(life, CODE_SHIFT) == a:

@@ -46,6 +46,9 @@ class FredRsp0(Op):
                     "cpu0: nmi", "NMI arrives",
                     "NMI from ring 3: FRED stack level 0 and FRED_RSP0 = 0:"
                     " the frame push faults -> #PF",
+                    "(the per-CPU fred_rsp0 holds the task's stack top, so"
+                    " the exit to user mode left FRED_RSP0 alone:"
+                    " fe85ee391966)",
                     "#PF while delivering NMI is handled serially (SDM"
                     " table 6-5)",
                     "#PF from ring 3: FRED stack level 0 and FRED_RSP0 = 0:"

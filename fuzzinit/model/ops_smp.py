@@ -11,6 +11,7 @@ from .machine import (
     F_CR4,
     F_EFER,
     F_FLAGS,
+    F_FRED_CONFIG,
     F_LIFE,
     F_MMU,
     NF,
@@ -84,9 +85,14 @@ class Start(Op):
         # CPU never started has them already (life.init_cpu).
         init_cpu(st, target)
         enter_long_mode(m, st, target)
+        # The trampoline jumps into the starter's kernel; the IDTR is the
+        # reset one (tagged with it too), FRED_CONFIG survived INIT with
+        # the image it was written in (life.init_cpu).
         code = image(st[base + F_LIFE], CODE_SHIFT)
-        st[target + F_LIFE] = code << CODE_SHIFT | code << IDT_SHIFT | \
-            code << FRED_SHIFT
+        st[target + F_LIFE] = st[target + F_LIFE] & (0xF << FRED_SHIFT) | \
+            code << CODE_SHIFT | code << IDT_SHIFT
+        if not st[target + F_FRED_CONFIG]:
+            st[target + F_LIFE] |= code << FRED_SHIFT
         return OK
 
 

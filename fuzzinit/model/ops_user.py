@@ -11,7 +11,7 @@ it), FRAME_SS_KERNEL (the SS it saved).
 from typing import Final
 
 from .arch import CR4_FRED, EFER_SCE, GP, PF, UD
-from .delivery import raise_event
+from .delivery import raise_event, stale_rsp0_cache
 from .machine import (
     F_CR4,
     F_EFER,
@@ -129,6 +129,7 @@ class Syscall(Op):
             # level 0, FRED_RSP0 (Bochs proc_ctrl.cc SYSCALL, fred.cc).
             chain.append("SYSCALL is a FRED event from ring 3: FRED_RSP0 = 0,"
                          " the frame push faults -> #PF")
+            stale_rsp0_cache(st, base, chain)
             outcome = raise_event(m, st, base, PF, False, R_NONE, chain)
         else:
             st[base + F_FLAGS] = (st[base + F_FLAGS] & ~USER) | SS_KERNEL

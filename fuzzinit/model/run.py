@@ -26,7 +26,7 @@ from .machine import (
     Machine,
 )
 from .op import Op
-from .ops_events import NMI_EVENT
+from .ops_events import MCE_EVENT, NMI_EVENT
 from .ops_smp import enter_long_mode
 from .outcome import INVALID, OK, PIN_CLEARED, TRIPLE_FAULT, WARN, Result
 from .vocabulary import OPS, USER_OK
@@ -69,8 +69,9 @@ def _apply(m: Machine, st: list[int], cpu: int, op: int, chain: list[str],
     flags = st[base + F_FLAGS]
     kind = m.op_kind[op]
     if not flags & STARTED:
-        if kind == NMI_EVENT and park(st[base + F_LIFE]):
-            return _parked_nmi(m, st, cpu, base, op, chain, warnings)
+        if (kind == NMI_EVENT or kind == MCE_EVENT) and \
+                park(st[base + F_LIFE]):
+            return _parked_event(m, st, cpu, base, op, chain, warnings)
         chain.append(f"cpu{cpu} runs before it is started")
         return INVALID
     if flags & USER and not USER_OK[kind]:
@@ -95,17 +96,20 @@ def _apply(m: Machine, st: list[int], cpu: int, op: int, chain: list[str],
     return outcome
 
 
-def _parked_nmi(m: Machine, st: list[int], cpu: int, base: int, op: int,
-                chain: list[str], warnings: list[str]) -> int:
-    """An NMI reaches an offline CPU in its play-dead loop: IF = 0 keeps
-    interrupts out, not NMIs (SDM Vol. 3A 6.7.1); it is delivered with the
-    state the CPU parked with, and its IRET/ERETS returns into the loop
-    (LX arch/x86/kernel/smpboot.c hlt_play_dead, mwait_play_dead)."""
-    outcome = OPS[NMI_EVENT].apply(m, st, cpu, base, m.op_a[op], m.op_b[op],
-                                   chain, warnings)
+def _parked_event(m: Machine, st: list[int], cpu: int, base: int, op: int,
+                  chain: list[str], warnings: list[str]) -> int:
+    """An NMI or a machine check reaches an offline CPU in its play-dead
+    loop: IF = 0 keeps interrupts out, not these (SDM Vol. 3A 6.7.1,
+    "Interrupt 18"); it is delivered with the state the CPU parked with,
+    and the handler's return goes back into the loop (LX
+    arch/x86/kernel/smpboot.c hlt_play_dead, mwait_play_dead;
+    d7893093a741: "a stray NMI, MCE or SMI")."""
+    kind = m.op_kind[op]
+    outcome = OPS[kind].apply(m, st, cpu, base, m.op_a[op], m.op_b[op],
+                              chain, warnings)
     if outcome == OK and m.images and wild_code(
-            m, st, cpu, base, "returns from the NMI into its play-dead loop in",
-            chain):
+            m, st, cpu, base, "returns from the event into its play-dead"
+            " loop in", chain):
         return TRIPLE_FAULT
     return outcome
 

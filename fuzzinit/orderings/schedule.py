@@ -27,6 +27,46 @@ RUNNING = 1
 PARKED = 2
 
 
+# The events that reach a CPU parked by `offline` (IF = 0 keeps out the
+# rest: ops_life.py).
+PARKED_EVENTS = frozenset(("nmi", "mce"))
+
+
+def lives_of(sc: Scenario) -> list[list[int]]:
+    """Per CPU, the life each program slot belongs to (0 until the first
+    `offline`, which ends it), plus one entry for after the last slot."""
+    out: list[list[int]] = []
+    for program in sc.programs:
+        row: list[int] = []
+        k = 0
+        for op in program:
+            row.append(k)
+            if sc.machine.op_kind[op] == life.OFFLINE:
+                k += 1
+        row.append(k)
+        out.append(row)
+    return out
+
+
+def trigger_lives(sc: Scenario, lives: list[list[int]]) -> list[int]:
+    """The life of each trigger's window: that of its `after` points. A
+    window belongs to one life: a restarted CPU does not reopen it, and it
+    stays open while the CPU is parked at the end of that life."""
+    return [lives[t.cpu][max(t.after)] if t.after else 0
+            for t in sc.triggers]
+
+
+def in_life(where: int, at: int, life_of_slot: list[int], kind: str,
+            window_life: int) -> bool:
+    """Whether a trigger of `kind` whose window is in `window_life` may
+    fire on a CPU that is `where` (WAITING/RUNNING/PARKED) with its next
+    program slot `at`."""
+    if where == RUNNING:
+        return life_of_slot[at] == window_life
+    return where == PARKED and kind in PARKED_EVENTS and \
+        life_of_slot[at] == window_life + 1
+
+
 def after_sync(kind: int, a: int, cpu: int, started: list[int]) -> None:
     """What a `start`, `offline` or `send_init` does to `started`."""
     if kind == smp.START:
@@ -65,6 +105,8 @@ class Schedule:
         self.started = [RUNNING if c == 0 else WAITING for c in range(n)]
         self.online = [c == 0 for c in range(n)]
         self.left = [t.count for t in sc.triggers]
+        self.lives = lives_of(sc)
+        self.trigger_life = trigger_lives(sc, self.lives)
         # (cpu, slot) -> program points that must be done first.
         self.needs: dict[tuple[int, int], list[tuple[int, int]]] = {}
         for a, b in sc.before:
@@ -123,7 +165,9 @@ class Schedule:
         """Whether trigger i may fire now (budget aside): on a running or
         parked CPU."""
         t = self.sc.triggers[i]
-        if self.started[t.cpu] == WAITING:
+        c = t.cpu
+        if not in_life(self.started[c], self.first[c], self.lives[c], t.kind,
+                       self.trigger_life[i]):
             return False
         done = self.done[t.cpu]
         return all(done[s] for s in t.after) and \

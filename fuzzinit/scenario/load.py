@@ -490,7 +490,7 @@ def build(main: Source, sha256: str, profiles: list[Source]) -> Scenario:
         readonly_msrs=readonly, apic=APIC_MODES.index(apic),
         page_tables=tables[0], page_globals=tables[1], cr3_start=tables[2],
         op_kind=kinds, op_a=arg_a, op_b=arg_b, op_text=texts)
-    return Scenario(
+    sc = Scenario(
         path=ctx.path, name=name, title=title, sources=sources, notes=notes,
         category=category, kernel=kernel, fixed_in=fixed_in,
         expect=expect, fail_on=frozenset(fail_on),
@@ -498,6 +498,42 @@ def build(main: Source, sha256: str, profiles: list[Source]) -> Scenario:
         machine=mc.Machine(**args), machine_args=args, programs=programs,
         routine_of=routine_of, triggers=triggers, before=before, mode=mode,
         op_index=ops)
+    if any(kinds[op] == life.OFFLINE for p in programs for op in p):
+        _check_lives(sc, ctx)
+    return sc
+
+
+# States _check_lives visits before it leaves the question to the engines
+# (which report an ordering that cannot finish as a scenario problem).
+LIVES_BUDGET = 100_000
+
+
+def _check_lives(sc: Scenario, ctx: Ctx) -> None:
+    """With CPUs that go offline and start again, some ordering of the
+    programs alone must run every program to its end: a depth-first search
+    over the schedule's states (orderings/schedule.py), program ops only."""
+    from fuzzinit.orderings.schedule import Schedule
+    sched = Schedule(sc, permute=False)
+    seen: set[tuple[object, ...]] = set()
+    stack = [sched.snapshot()]
+    while stack and len(seen) < LIVES_BUDGET:
+        snap = stack.pop()
+        if snap in seen:
+            continue
+        seen.add(snap)
+        sched.restore(snap)
+        if sched.finished():
+            return
+        stack.extend(sched.snapshot_after(snap, ev)
+                     for ev in sched.program_candidates())
+    if stack:
+        return
+    raise ctx.error("cpu", "the programs can never all finish: no ordering"
+                    " runs every CPU's program to its end",
+                    "a start after each 'offline' whose CPU has ops left,"
+                    " and waits that can still be met",
+                    "check the order of start, offline, wait_online and"
+                    " wait_offline", needle="[[cpu]]")
 
 
 def _msr_numbers(plat: dict[str, Any], key: str, ctx: Ctx) -> list[int]:
@@ -510,6 +546,10 @@ def _msr_numbers(plat: dict[str, Any], key: str, ctx: Ctx) -> list[int]:
             raise ctx.error(f"platform.{key}", exc.problem, exc.expected,
                             exc.hint, needle=text) from None
     return out
+
+
+# Ops that act on another CPU once `offline` has parked it.
+PARKED_TARGET = (life.SEND_INIT, life.WAIT_OFFLINE, life.KICK_PLAY_DEAD)
 
 
 def _check_sync(programs: list[list[int]], kinds: list[int], arg_a: list[int],
@@ -529,13 +569,16 @@ def _check_sync(programs: list[list[int]], kinds: list[int], arg_a: list[int],
                                 "take an AP offline, or model the boot CPU's"
                                 " own reset path (reboot) with its ops",
                                 needle=texts[op], start=ctx.cpu_line(c))
-            if kinds[op] == life.SEND_INIT and lives[arg_a[op]] == 1:
+            if kinds[op] in PARKED_TARGET and (lives[arg_a[op]] == 1
+                                               or arg_a[op] == c):
                 raise ctx.error(f"cpu[{c}].program",
-                                f"'{texts[op]}': cpu {arg_a[op]} never goes"
-                                " offline", "INIT to a CPU parked by 'offline"
-                                " hlt|mwait'",
+                                f"'{texts[op]}': cpu {arg_a[op]} "
+                                + ("is this CPU" if arg_a[op] == c else
+                                   "never goes offline"),
+                                f"'{texts[op].split()[0]} N' for another CPU"
+                                " that an 'offline hlt|mwait' parks",
                                 f"add 'offline hlt' to cpu {arg_a[op]}'s"
-                                " program, or remove the INIT",
+                                " program, or remove the op",
                                 needle=texts[op], start=ctx.cpu_line(c))
             if kinds[op] == smp.START:
                 target = arg_a[op]
@@ -796,34 +839,24 @@ def _check_acyclic(programs: list[list[int]], kinds: list[int],
     nodes = [(c, s) for c, p in enumerate(programs) for s in range(len(p))]
     succ: dict[tuple[int, int], list[tuple[int, int]]] = {n: [] for n in nodes}
 
-    def slots(cpu: int, kind: int) -> list[int]:
-        return [t for t, o in enumerate(programs[cpu]) if kinds[o] == kind]
-    # The k-th start of a CPU begins its k-th life (its program from slot 0,
-    # then after each `offline`) and comes after the (k-1)-th offline; the
-    # k-th wait for a CPU (online or offline) waits for its k-th such op.
-    seen: dict[tuple[int, int], int] = {}
+    # A CPU with more than one life (an `offline` in its program) is left to
+    # _check_lives: which start or wait meets which of its lives depends on
+    # the ordering.
+    several = {c for c, p in enumerate(programs)
+               if any(kinds[o] == life.OFFLINE for o in p)}
     for c, program in enumerate(programs):
         for s, op in enumerate(program):
             if s + 1 < len(program):
                 succ[(c, s)].append((c, s + 1))
             kind, target = kinds[op], arg_a[op]
-            k = seen.get((kind, target), 0)
-            seen[(kind, target)] = k + 1
-            offlines = slots(target, life.OFFLINE) if kind in (
-                smp.START, life.WAIT_OFFLINE, life.SEND_INIT,
-                life.KICK_PLAY_DEAD) else []
+            if kind not in (smp.START, smp.WAIT_ONLINE) or target in several:
+                continue
             if kind == smp.START and programs[target]:
-                lives = [0] + [t + 1 for t in offlines]
-                if k < len(lives) and lives[k] < len(programs[target]):
-                    succ[(c, s)].append((target, lives[k]))
-                if k:
-                    succ[(target, offlines[k - 1])].append((c, s))
+                succ[(c, s)].append((target, 0))
             if kind == smp.WAIT_ONLINE and target != 0:
-                online = slots(target, smp.ONLINE_OP)
-                succ[(target, online[min(k, len(online) - 1)])].append((c, s))
-            if kind == life.WAIT_OFFLINE and offlines:
-                succ[(target, offlines[min(k, len(offlines) - 1)])].append(
-                    (c, s))
+                online = [t for t, o in enumerate(programs[target])
+                          if kinds[o] == smp.ONLINE_OP][0]
+                succ[(target, online)].append((c, s))
     for a, b in before:
         succ[a].append(b)
     indegree = {n: 0 for n in nodes}
