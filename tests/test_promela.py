@@ -773,3 +773,33 @@ def test_spin_state_space_is_explores_plain_one(cases: dict[str, Case],
     plain = explore(case.sc, case.k, EXPLORE_BUDGET, por=False,
                     symmetry=False)
     assert case.spin.states == plain.states + 4
+
+
+FRED_RSP0_CACHE = """\
+[scenario]
+name = "fred-rsp0-cache"
+fail_on = ["triple_fault", "unhandled"]
+[platform]
+guest = "bare"
+features = ["fred"]
+console = "8250"
+[[cpu]]
+program = ["wrmsr FRED_RSP0 stack", "fred_rsp0 sync", "fred_rsp0 update",
+  "wrmsr FRED_RSP0 0", "fred_rsp0 update", "fred_rsp0 sync",
+  "wrmsr FRED_RSP0 stack", "clear_cpu_cap fred", "fred_rsp0 sync"]
+[orderings]
+mode = "permute"
+"""
+
+
+@needs_spin
+def test_spin_steps_the_fred_rsp0_cache_with_the_python_model(
+        tmp_path: Path) -> None:
+    """The per-CPU cache (runtime.pml's `percpu`, F_PERCPU): each order of
+    update, sync and the MSR write the permutation allows gives SPIN and
+    Python the same MSR and cache, step by step."""
+    path = tmp_path / "c.toml"
+    path.write_text(FRED_RSP0_CACHE)
+    sc = load(path)
+    assert sum(_lockstep(sc, 0, tmp_path, seed) for seed in range(1, 17)) \
+        == 16 * 9

@@ -54,6 +54,9 @@
 #define GHCB_NONE    0
 #define GHCB_BOOT    1
 #define GHCB_PERCPU  2
+#define PERCPU_FRED_RSP0  1      /* machine.PERCPU_FRED_RSP0 */
+#define FRED_STACK_LO     65536  /* ops_msr.FRED_STACK, bits 0-31 */
+#define FRED_STACK_HI     (-512) /* ... bits 32-63 */
 #define STARTED       1
 #define ONLINE        2
 #define NMI_BLOCKED   4
@@ -140,6 +143,7 @@
 #define CLAC                    47
 #define ACCESS_USER             48
 #define CLEAR_CPU_CAP           49
+#define FRED_RSP0            50
 /* feature bits of M_FEATURES */
 #define FEATURE_FRED      1
 #define FEATURE_SMAP      8
@@ -262,7 +266,9 @@ typedef Cpu {
   byte idt;                                 /* F_IDT */
   byte tss;                                 /* F_TSS */
   byte ghcb;                                /* F_GHCB */
-  int flags                                 /* F_FLAGS */
+  int flags;                                /* F_FLAGS */
+  byte percpu                               /* F_PERCPU: kernel per-CPU
+                                               variables (ops_percpu.py) */
 };
 Cpu cpu[NCPU];
 bool g_key;                                 /* G_KEY */
@@ -1156,7 +1162,7 @@ inline rdmsr(c, msr, warn, out) {   /* ops_msr.Rdmsr.apply */
  * event whose outcome would be INVALID is not taken (bfs: `continue`), and
  * Promela cannot undo a transition, so they are also the guard of every
  * event (APPLY_ALLOWED); `apply` still returns INVALID for them. */
-#define LAST_KIND      CLEAR_CPU_CAP /* the highest translated op kind (the
+#define LAST_KIND      FRED_RSP0  /* the highest translated op kind (the
                                         memory ops after it: export refuses) */
 #define KNOWN_KIND(k)  ((k) <= LAST_KIND)
 #define APPLY_ALLOWED(c, op) \
@@ -1462,6 +1468,22 @@ inline apply_plain(c, out) {   /* run._apply, continued */
   :: ap_kind == CONSOLE_INIT -> g_flags = g_flags | CONSOLE_ON
   :: ap_kind == NOP -> skip
   :: ap_kind == LOAD_MICROCODE -> cpu[c].flags = ap_flags | UCODE
+  :: ap_kind == FRED_RSP0 && !KERNEL_HAS(FEATURE_FRED) -> skip
+  :: ap_kind == FRED_RSP0 && KERNEL_HAS(FEATURE_FRED) ->
+     /* ops_percpu.FredRsp0: `update` writes only a stale cache, `sync`
+        writes the MSR from the cache */
+     if
+     :: (cpu[c].percpu & PERCPU_FRED_RSP0) != 0 && ap_a_lo == 0 -> skip
+     :: (cpu[c].percpu & PERCPU_FRED_RSP0) != 0 && ap_a_lo != 0 ->
+        cpu[c].fred_rsp_lo[0] = FRED_STACK_LO;
+        cpu[c].fred_rsp_hi[0] = FRED_STACK_HI
+     :: (cpu[c].percpu & PERCPU_FRED_RSP0) == 0 && ap_a_lo == 0 ->
+        cpu[c].fred_rsp_lo[0] = FRED_STACK_LO;
+        cpu[c].fred_rsp_hi[0] = FRED_STACK_HI;
+        cpu[c].percpu = cpu[c].percpu | PERCPU_FRED_RSP0
+     :: (cpu[c].percpu & PERCPU_FRED_RSP0) == 0 && ap_a_lo != 0 ->
+        cpu[c].fred_rsp_lo[0] = 0; cpu[c].fred_rsp_hi[0] = 0
+     fi
   :: ap_kind == SEV_ES_TERMINATE -> terminate(out)   /* M_SEV: APPLY_ALLOWED */
   :: else -> out = INVALID                       /* unknown op kind */
   fi
@@ -1541,7 +1563,7 @@ inline trace_state() {   /* (tests only) */
   wt_c = 0;
   do
   :: wt_c < NCPU ->
-     printf("ST %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d\n",
+     printf("ST %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d\n",
             wt_c, cpu[wt_c].cr0, cpu[wt_c].cr3, cpu[wt_c].cr4_lo, cpu[wt_c].cr4_hi,
             cpu[wt_c].efer_lo, cpu[wt_c].efer_hi,
             cpu[wt_c].fred_config_lo, cpu[wt_c].fred_config_hi,
@@ -1550,7 +1572,8 @@ inline trace_state() {   /* (tests only) */
             cpu[wt_c].fred_rsp_lo[1], cpu[wt_c].fred_rsp_hi[1],
             cpu[wt_c].fred_rsp_lo[2], cpu[wt_c].fred_rsp_hi[2],
             cpu[wt_c].fred_rsp_lo[3], cpu[wt_c].fred_rsp_hi[3],
-            cpu[wt_c].idt, cpu[wt_c].tss, cpu[wt_c].ghcb, cpu[wt_c].flags);
+            cpu[wt_c].idt, cpu[wt_c].tss, cpu[wt_c].ghcb, cpu[wt_c].flags,
+            cpu[wt_c].percpu);
      wt_c++
   :: else -> break
   od;

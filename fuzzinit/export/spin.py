@@ -210,12 +210,12 @@ def _u64(lo: int, hi: int) -> int:
 
 def _cpu_fields(v: list[int]) -> list[int]:
     """An ST line's numbers (after the cpu) as machine.py's NF fields.
-    F_MMU, F_LIFE and F_PERCPU are 0: runtime.pml has no page tables, offline CPUs or
+    F_MMU and F_LIFE are 0: runtime.pml has no page tables, offline CPUs or
     images, and the export refuses a scenario that has them."""
     rsps = [_u64(v[10 + 2 * i], v[11 + 2 * i]) for i in range(4)]
     return [v[0] & 0xFFFFFFFF, v[1], _u64(v[2], v[3]), _u64(v[4], v[5]),
             _u64(v[6], v[7]), _u64(v[8], v[9]), *rsps, v[18], v[19], v[20],
-            v[21], 0, 0, 0]
+            v[21], 0, 0, v[22]]
 
 
 def simulate(sc: Scenario, max_triggers: int, workdir: Path,

@@ -190,7 +190,7 @@ class Machine:
 
 # Op kinds that name kernel images (ops_life.py replace_image, jump_image):
 # images are checked only in scenarios that use them.
-IMAGE_OPS: Final = (58, 59)
+IMAGE_OPS: Final = (59, 60)
 
 
 # Feature bits of Machine.features (order of arch.FEATURES).

@@ -24,12 +24,12 @@ from .op import ONLINE as ONLINE_BIT
 from .ops_smp import cpu_arg
 from .outcome import INVALID, OK, TRIPLE_FAULT
 
-OFFLINE: Final = 56
-SEND_INIT: Final = 57
-REPLACE_IMAGE: Final = 58    # machine.IMAGE_OPS
-JUMP_IMAGE: Final = 59
-WAIT_OFFLINE: Final = 60
-KICK_PLAY_DEAD: Final = 61
+OFFLINE: Final = 57
+SEND_INIT: Final = 58
+REPLACE_IMAGE: Final = 59    # machine.IMAGE_OPS
+JUMP_IMAGE: Final = 60
+WAIT_OFFLINE: Final = 61
+KICK_PLAY_DEAD: Final = 62
 
 REFUSAL: Final = ("CPU offline, INIT and kernel images are not in"
                   " runtime.pml")

@@ -17,8 +17,8 @@ from .paging import (
     write_cr3,
 )
 
-WRITE_CR3: Final = 50
-ACCESS: Final = 51
+WRITE_CR3: Final = 51
+ACCESS: Final = 52
 
 REFUSAL: Final = ("page tables and regions ([memory]) are not in"
                   " runtime.pml")

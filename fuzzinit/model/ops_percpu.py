@@ -17,7 +17,7 @@ from .op import Example, Op
 from .ops_msr import FRED_STACK
 from .outcome import OK
 
-FRED_RSP0_OP: Final = 62
+FRED_RSP0_OP: Final = 50
 
 FORMS: Final[tuple[str, ...]] = ("update", "sync")
 
@@ -35,7 +35,7 @@ class FredRsp0(Op):
             "LX arch/x86/include/asm/entry-common.h"
             " arch_exit_to_user_mode_prepare, fred.h fred_update_rsp0"
             " (fe85ee391966); arch/x86/kernel/fred.c (de31b3cd7063)",
-            promela="kernel per-CPU caches (F_PERCPU) are not in runtime.pml",
+            samples=("fred_rsp0 update", "fred_rsp0 sync"),
             examples=(
                 # the cache survives an offline; cpu_init_fred_exceptions
                 # then zeroes the MSR and the next update skips the write

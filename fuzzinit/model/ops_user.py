@@ -29,10 +29,10 @@ from .machine import (
 from .op import Example, Op
 from .outcome import INVALID, OK
 
-EXIT_TO_USER: Final = 52
-SYSCALL: Final = 53
-PREEMPT_EVENT: Final = 54
-EVENT_RETURN: Final = 55
+EXIT_TO_USER: Final = 53
+SYSCALL: Final = 54
+PREEMPT_EVENT: Final = 55
+EVENT_RETURN: Final = 56
 
 LOCAL_TIMER_VECTOR: Final = 0xEC   # LX arch/x86/include/asm/irq_vectors.h
 
