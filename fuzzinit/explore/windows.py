@@ -40,6 +40,8 @@ class Point:
     outcome: str          # "ok" or the failing outcome
     image: str = ""       # the kernel image the CPU runs there (life.py),
     #                       "" in a scenario without images
+    restart: bool = False  # just started again after an `offline` (its
+    #                        `after` is the parked point's too)
 
 
 def kinds_for(sc: Scenario) -> list[str]:
@@ -122,26 +124,36 @@ def windows(sc: Scenario) -> list[Point]:
         # Where the CPU is after 0..n of its ops, in the as-written order.
         positions = [i + 1 for i, e in enumerate(base) if e.cpu == cpu]
         done_slots = [e.slot for e in base if e.cpu == cpu]
-        start = 0
-        if cpu:
-            start = next((i + 1 for i, e in enumerate(base)
-                          if sc.machine.op_kind[e.op] == smp.START
-                          and sc.machine.op_a[e.op] == cpu), -1)
-            if start < 0:
-                continue
-        for k, at in enumerate([start] + positions):
-            after_op = "start" if k == 0 else \
-                sc.op_text(program[done_slots[k - 1]])
-            after = 0 if k == 0 else done_slots[k - 1] + 1
+        # Each start of this CPU (a later one after an `offline`), as the
+        # point just before its next op.
+        starts = [i + 1 for i, e in enumerate(base)
+                  if sc.machine.op_kind[e.op] == smp.START
+                  and sc.machine.op_a[e.op] == cpu]
+        if cpu and not starts:
+            continue
+        stops: list[tuple[int, int, str, bool]] = []
+        if cpu == 0:
+            stops.append((0, 0, "start", False))
+        for i, at in enumerate(starts):
+            after = next((s for s, p in zip(done_slots, positions,
+                                            strict=True) if p > at), None)
+            stops.append((at, 0 if after is None else after,
+                          "restart" if i else "start", i > 0))
+        for at, s in zip(positions, done_slots, strict=True):
+            stops.append((at, s + 1, sc.op_text(program[s]), False))
+        stops.sort()
+        for at, after, after_op, restart in stops:
             for kind, op in zip(kinds, ops, strict=True):
                 # Only the trigger's own verdict: the rest of the as-written
                 # order may fail on its own (a pinned-FRED AP does).
                 trial = base[:at] + [Event(cpu, op, -1, -1)]
                 r = evaluate(sc2, trial)
+                if r.name == "invalid" and r.at == len(trial) - 1:
+                    continue   # no such event there (a #PF on a parked CPU)
                 fatal = fails(sc2, r) and r.at == len(trial) - 1
                 points.append(Point(cpu, after, after_op, kind,
                                     r.name if fatal else "ok",
-                                    images[at][cpu]))
+                                    images[at][cpu], restart))
     return points
 
 
@@ -150,10 +162,10 @@ def timeline(points: list[Point]) -> list[str]:
     same fatal kinds: "cpuN: A .. B: kinds fatal" - fatal from just after
     op A until op B has run."""
     lines: list[str] = []
-    by_cpu: dict[int, dict[int, tuple[str, str, set[str]]]] = {}
+    by_cpu: dict[int, dict[tuple[int, bool], tuple[str, str, set[str]]]] = {}
     for p in points:
         entry = by_cpu.setdefault(p.cpu, {}).setdefault(
-            p.after, (p.after_op, p.image, set()))
+            (p.after, p.restart), (p.after_op, p.image, set()))
         if p.outcome != "ok":
             entry[2].add(p.kind)
     for cpu in sorted(by_cpu):
