@@ -152,7 +152,8 @@ CASES: list[tuple[str, str, int | None, str]] = [
      "cpu: the programs can never all finish: no ordering runs every"
      " CPU's program to its end; expected a start after each 'offline'"
      " whose CPU has ops left, and waits that can still be met; fix: check"
-     " the order of start, offline, wait_online and wait_offline"),
+     " the order of start, offline, wait_online, wait_offline and the"
+     " `before` pairs"),
     ("start_boot_cpu", BASE.replace(CPU0, '["start 0", "start 1"]'), 7,
      "cpu[0].program: 'start 0': cpu 0 is the boot CPU and runs from the"
      " start; expected start N for an application processor, N >= 1; fix:"

@@ -166,7 +166,8 @@ def _where(sc: Scenario, p: Point) -> str:
 
 def _closed_json(points: list[Point]) -> list[dict[str, Any]]:
     return [{"cpu": p.cpu, "after": p.after_op, "slot": p.after - 1,
-             "kind": p.kind} for p in points]
+             "restart": p.restart, "parked": p.parked, "kind": p.kind}
+            for p in points]
 
 
 def _verify_fix(args: argparse.Namespace) -> int:

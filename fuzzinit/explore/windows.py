@@ -22,10 +22,19 @@ import difflib
 from dataclasses import dataclass
 
 from fuzzinit.model import machine as mc
+from fuzzinit.model import ops_life as life
 from fuzzinit.model import ops_smp as smp
-from fuzzinit.model.life import CODE_SHIFT, IMAGES, image
+from fuzzinit.model.life import CODE_SHIFT, IMAGES, image, park
 from fuzzinit.model.run import initial_state, step
-from fuzzinit.orderings.schedule import Event, program_order
+from fuzzinit.orderings.schedule import (
+    PARKED,
+    RUNNING,
+    Event,
+    in_life,
+    lives_of,
+    program_order,
+    trigger_lives,
+)
 from fuzzinit.scenario.load import Scenario
 from fuzzinit.scenario.ops import parse_op
 from fuzzinit.verdict import evaluate, fails
@@ -42,6 +51,8 @@ class Point:
     #                       "" in a scenario without images
     restart: bool = False  # just started again after an `offline` (its
     #                        `after` is the parked point's too)
+    parked: bool = False   # parked by `offline` there (nmi and mce only)
+    at: int = 0            # events of the as-written order before it
 
 
 def kinds_for(sc: Scenario) -> list[str]:
@@ -96,29 +107,33 @@ def survivable_order(sc: Scenario) -> tuple[list[Event], list[Event]]:
     return base, skipped
 
 
-def images_along(sc: Scenario, events: list[Event]) -> list[list[str]]:
+def images_along(sc: Scenario, events: list[Event]
+                 ) -> tuple[list[list[str]], list[list[bool]]]:
     """Per prefix of `events` (0..len), the image each CPU's code is in
-    - the windows of a resume or kexec scenario, told apart by image."""
+    (the windows of a resume or kexec scenario, told apart by image; ""
+    without images) and whether it is parked."""
     m = sc.machine
-    if not m.images:
-        return [[""] * sc.ncpu for _ in range(len(events) + 1)]
     st = initial_state(m)
 
-    def now() -> list[str]:
-        return [IMAGES[image(st[c * mc.NF + mc.F_LIFE], CODE_SHIFT)]
-                for c in range(sc.ncpu)]
-    out = [now()]
+    def now() -> tuple[list[str], list[bool]]:
+        lives = [st[c * mc.NF + mc.F_LIFE] for c in range(sc.ncpu)]
+        return ([IMAGES[image(x, CODE_SHIFT)] if m.images else ""
+                 for x in lives], [park(x) != 0 for x in lives])
+    names, parks = now()
+    out, parked = [names], [parks]
     for ev in events:
         step(m, st, ev.cpu, ev.op, [], [])
-        out.append(now())
-    return out
+        names, parks = now()
+        out.append(names)
+        parked.append(parks)
+    return out, parked
 
 
 def windows(sc: Scenario) -> list[Point]:
     kinds = kinds_for(sc)
     sc2, ops = _with_ops(sc, kinds)
     base, _ = survivable_order(sc)
-    images = images_along(sc, base)
+    images, parked = images_along(sc, base)
     points: list[Point] = []
     for cpu, program in enumerate(sc.programs):
         # Where the CPU is after 0..n of its ops, in the as-written order.
@@ -137,10 +152,21 @@ def windows(sc: Scenario) -> list[Point]:
         for i, at in enumerate(starts):
             after = next((s for s, p in zip(done_slots, positions,
                                             strict=True) if p > at), None)
-            stops.append((at, 0 if after is None else after,
+            stops.append((at, len(program) if after is None else after,
                           "restart" if i else "start", i > 0))
+        done_at = 0
         for at, s in zip(positions, done_slots, strict=True):
             stops.append((at, s + 1, sc.op_text(program[s]), False))
+        # A parked CPU meets what other CPUs do to memory meanwhile: a point
+        # after each kernel copy it sleeps through.
+        for at in range(1, len(base) + 1):
+            ev = base[at - 1]
+            while done_at < len(positions) and positions[done_at] <= at:
+                done_at += 1
+            if ev.cpu != cpu and parked[at][cpu] and \
+                    sc.machine.op_kind[ev.op] == life.REPLACE_IMAGE:
+                stops.append((at, done_slots[done_at - 1] + 1,
+                              f"cpu{ev.cpu} {sc.op_text(ev.op)}", False))
         stops.sort()
         for at, after, after_op, restart in stops:
             for kind, op in zip(kinds, ops, strict=True):
@@ -153,7 +179,8 @@ def windows(sc: Scenario) -> list[Point]:
                 fatal = fails(sc2, r) and r.at == len(trial) - 1
                 points.append(Point(cpu, after, after_op, kind,
                                     r.name if fatal else "ok",
-                                    images[at][cpu], restart))
+                                    images[at][cpu], restart,
+                                    parked[at][cpu], at))
     return points
 
 
@@ -162,10 +189,10 @@ def timeline(points: list[Point]) -> list[str]:
     same fatal kinds: "cpuN: A .. B: kinds fatal" - fatal from just after
     op A until op B has run."""
     lines: list[str] = []
-    by_cpu: dict[int, dict[tuple[int, bool], tuple[str, str, set[str]]]] = {}
+    by_cpu: dict[int, dict[tuple[int, int], tuple[str, str, set[str]]]] = {}
     for p in points:
         entry = by_cpu.setdefault(p.cpu, {}).setdefault(
-            (p.after, p.restart), (p.after_op, p.image, set()))
+            (p.after, p.at), (p.after_op, p.image, set()))
         if p.outcome != "ok":
             entry[2].add(p.kind)
     for cpu in sorted(by_cpu):
@@ -189,12 +216,17 @@ def timeline(points: list[Point]) -> list[str]:
 
 def allowed(sc: Scenario, p: Point) -> bool:
     """Whether one of the scenario's triggers may fire at `p`: one of
-    that kind on that CPU whose `after` ops are done there (program order)
-    and whose `before` ops are not (schedule.Schedule.window_open)."""
+    that kind on that CPU, in that life, whose `after` ops are done there
+    (program order) and whose `before` ops are not
+    (schedule.Schedule.window_open)."""
+    lives = lives_of(sc)
+    where = PARKED if p.parked else RUNNING
     return any(t.cpu == p.cpu and t.kind == p.kind
+               and in_life(where, p.after, lives[p.cpu], t.kind, life)
                and all(s < p.after for s in t.after)
                and not any(s < p.after for s in t.before)
-               for t in sc.triggers)
+               for t, life in zip(sc.triggers, trigger_lives(sc, lives),
+                                  strict=True))
 
 
 def _anchors(before: list[str], after: list[str]) -> dict[int, int]:
@@ -215,7 +247,8 @@ def closed(before_sc: Scenario, before: list[Point], after_sc: Scenario,
     matching stretch is fatal for the same kind - so removing, adding or
     duplicating an op does not make a window that is still open look
     closed."""
-    fatal_after = {(p.cpu, p.after, p.kind) for p in after
+    # A restart point shares `after` with the parked point before it.
+    fatal_after = {(p.cpu, p.after, p.restart, p.kind) for p in after
                    if p.outcome != "ok"}
     out: list[Point] = []
     for p in before:
@@ -232,7 +265,7 @@ def closed(before_sc: Scenario, before: list[Point], after_sc: Scenario,
         lo = match[prev] + 1 if prev >= 0 else 0
         nxt = min((x for x in match if x > s), default=None)
         hi = match[nxt] if nxt is not None else len(a_prog)
-        if not any((p.cpu, a, p.kind) in fatal_after
+        if not any((p.cpu, a, p.restart, p.kind) in fatal_after
                    for a in range(lo, hi + 1)):
             out.append(p)
     return out

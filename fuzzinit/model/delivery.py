@@ -131,8 +131,8 @@ def stale_rsp0_cache(st: list[int], base: int, chain: list[str]) -> None:
         chain.append(_RSP0_NOTE)
 
 
-_RSP0_NOTE: Final = ("(the per-CPU fred_rsp0 holds the task's stack top, so"
-                     " the exit to user mode left FRED_RSP0 alone:"
+_RSP0_NOTE: Final = ("(the per-CPU fred_rsp0 says FRED_RSP0 holds the task's"
+                     " stack top, so an exit to user mode leaves it alone:"
                      " fe85ee391966)")
 
 

@@ -46,8 +46,8 @@ class FredRsp0(Op):
                     "cpu0: nmi", "NMI arrives",
                     "NMI from ring 3: FRED stack level 0 and FRED_RSP0 = 0:"
                     " the frame push faults -> #PF",
-                    "(the per-CPU fred_rsp0 holds the task's stack top, so"
-                    " the exit to user mode left FRED_RSP0 alone:"
+                    "(the per-CPU fred_rsp0 says FRED_RSP0 holds the task's"
+                    " stack top, so an exit to user mode leaves it alone:"
                     " fe85ee391966)",
                     "#PF while delivering NMI is handled serially (SDM"
                     " table 6-5)",

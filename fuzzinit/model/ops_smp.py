@@ -92,7 +92,8 @@ class Start(Op):
         st[target + F_LIFE] = st[target + F_LIFE] & (0xF << FRED_SHIFT) | \
             code << CODE_SHIFT | code << IDT_SHIFT
         if not st[target + F_FRED_CONFIG]:
-            st[target + F_LIFE] |= code << FRED_SHIFT
+            st[target + F_LIFE] = st[target + F_LIFE] & ~(0xF << FRED_SHIFT) \
+                | code << FRED_SHIFT
         return OK
 
 

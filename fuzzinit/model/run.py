@@ -93,7 +93,7 @@ def _apply(m: Machine, st: list[int], cpu: int, op: int, chain: list[str],
                          warnings)
     if outcome == OK:
         tag_loads(m, st, base, kind, m.op_a[op], idt, config)
-    return outcome
+    return _after_mce(m, st, kind, outcome, chain)
 
 
 def _parked_event(m: Machine, st: list[int], cpu: int, base: int, op: int,
@@ -107,10 +107,24 @@ def _parked_event(m: Machine, st: list[int], cpu: int, base: int, op: int,
     kind = m.op_kind[op]
     outcome = OPS[kind].apply(m, st, cpu, base, m.op_a[op], m.op_b[op],
                               chain, warnings)
-    if outcome == OK and m.images and wild_code(
-            m, st, cpu, base, "returns from the event into its play-dead"
-            " loop in", chain):
+    if outcome == OK and m.images and kind == NMI_EVENT and wild_code(
+            m, st, cpu, base, "returns from the NMI into its play-dead loop"
+            " in", chain):
         return TRIPLE_FAULT
+    return _after_mce(m, st, kind, outcome, chain)
+
+
+def _after_mce(m: Machine, st: list[int], kind: int, outcome: int,
+               chain: list[str]) -> int:
+    """A machine check reaches every CPU (ops_events.Mce); each parked one
+    returns into its play-dead loop, which may be in a gone image."""
+    if outcome != OK or kind != MCE_EVENT or not m.images:
+        return outcome
+    for d in range(m.ncpu):
+        if park(st[d * NF + F_LIFE]) and wild_code(
+                m, st, d, d * NF, "returns from the #MC into its play-dead"
+                " loop in", chain):
+            return TRIPLE_FAULT
     return outcome
 
 

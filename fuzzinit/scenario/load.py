@@ -511,9 +511,14 @@ LIVES_BUDGET = 100_000
 def _check_lives(sc: Scenario, ctx: Ctx) -> None:
     """With CPUs that go offline and start again, some ordering of the
     programs alone must run every program to its end: a depth-first search
-    over the schedule's states (orderings/schedule.py), program ops only."""
-    from fuzzinit.orderings.schedule import Schedule
+    over the schedule's states (orderings/schedule.py), program ops only.
+    An op that is no sync op and no end of a `before` pair is taken alone:
+    it stays enabled whatever the others do and changes nothing they wait
+    for, so only the sync points branch."""
+    from fuzzinit.orderings.schedule import SYNC_KINDS, Schedule
     sched = Schedule(sc, permute=False)
+    pinned = {pt for pair in sc.before for pt in pair}
+    kinds = sc.machine.op_kind
     seen: set[tuple[object, ...]] = set()
     stack = [sched.snapshot()]
     while stack and len(seen) < LIVES_BUDGET:
@@ -524,16 +529,19 @@ def _check_lives(sc: Scenario, ctx: Ctx) -> None:
         sched.restore(snap)
         if sched.finished():
             return
+        moves = sched.program_candidates()
+        local = [ev for ev in moves if kinds[ev.op] not in SYNC_KINDS
+                 and (ev.cpu, ev.slot) not in pinned]
         stack.extend(sched.snapshot_after(snap, ev)
-                     for ev in sched.program_candidates())
+                     for ev in (local[:1] or moves))
     if stack:
         return
     raise ctx.error("cpu", "the programs can never all finish: no ordering"
                     " runs every CPU's program to its end",
                     "a start after each 'offline' whose CPU has ops left,"
                     " and waits that can still be met",
-                    "check the order of start, offline, wait_online and"
-                    " wait_offline", needle="[[cpu]]")
+                    "check the order of start, offline, wait_online,"
+                    " wait_offline and the `before` pairs", needle="[[cpu]]")
 
 
 def _msr_numbers(plat: dict[str, Any], key: str, ctx: Ctx) -> list[int]:
