@@ -165,8 +165,10 @@ def _where(sc: Scenario, p: Point) -> str:
 
 
 def _closed_json(points: list[Point]) -> list[dict[str, Any]]:
+    # A restart or parked point says so (rule 30); others keep the old keys.
     return [{"cpu": p.cpu, "after": p.after_op, "slot": p.after - 1,
-             "restart": p.restart, "parked": p.parked, "kind": p.kind}
+             **({"restart": True} if p.restart else {}),
+             **({"parked": True} if p.parked else {}), "kind": p.kind}
             for p in points]
 
 
