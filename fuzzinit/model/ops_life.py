@@ -100,7 +100,24 @@ class Offline(Op):
         return OK
 
 
-class SendInit(Op):
+class _OnParked(Op):
+    """An op another CPU runs on parked CPU N (`send_init`, `wait_offline`,
+    `kick_play_dead`): N is its argument, and a CPU that is not parked
+    makes the ordering INVALID (the schedule never offers one)."""
+
+    def parse(self, args: list[str], ncpu: int) -> tuple[int, int]:
+        return cpu_arg(self.name, args, ncpu), 0
+
+    @staticmethod
+    def parked(st: list[int], a: int, chain: list[str]) -> bool:
+        target = a * NF
+        if st[target + F_FLAGS] & STARTED or not park(st[target + F_LIFE]):
+            chain.append(f"cpu{a} is not parked")
+            return False
+        return True
+
+
+class SendInit(_OnParked):
     def __init__(self) -> None:
         super().__init__(
             SEND_INIT, "send_init", "send_init N",
@@ -117,16 +134,11 @@ class SendInit(Op):
                         "ok"),
             ))
 
-    def parse(self, args: list[str], ncpu: int) -> tuple[int, int]:
-        return cpu_arg(self.name, args, ncpu), 0
-
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
               b: int, chain: list[str], warnings: list[str]) -> int:
-        target = a * NF
-        if st[target + F_FLAGS] & STARTED or not park(st[target + F_LIFE]):
-            chain.append(f"cpu{a} is not parked")
+        if not self.parked(st, a, chain):
             return INVALID
-        init_cpu(st, target)
+        init_cpu(st, a * NF)
         return OK
 
 
@@ -231,7 +243,7 @@ class JumpImage(Op):
         return OK
 
 
-class WaitOffline(Op):
+class WaitOffline(_OnParked):
     def __init__(self) -> None:
         super().__init__(
             WAIT_OFFLINE, "wait_offline", "wait_offline N",
@@ -245,19 +257,12 @@ class WaitOffline(Op):
             examples=(Example((*_UP, "cpu1: offline hlt", "wait_offline 1"),
                               "ok"),))
 
-    def parse(self, args: list[str], ncpu: int) -> tuple[int, int]:
-        return cpu_arg(self.name, args, ncpu), 0
-
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
               b: int, chain: list[str], warnings: list[str]) -> int:
-        target = a * NF
-        if st[target + F_FLAGS] & STARTED or not park(st[target + F_LIFE]):
-            chain.append(f"cpu{cpu} waits for cpu{a}, which is not parked")
-            return INVALID
-        return OK
+        return OK if self.parked(st, a, chain) else INVALID
 
 
-class KickPlayDead(Op):
+class KickPlayDead(_OnParked):
     def __init__(self) -> None:
         super().__init__(
             KICK_PLAY_DEAD, "kick_play_dead", "kick_play_dead N",
@@ -275,18 +280,13 @@ class KickPlayDead(Op):
                         "ok"),
             ))
 
-    def parse(self, args: list[str], ncpu: int) -> tuple[int, int]:
-        return cpu_arg(self.name, args, ncpu), 0
-
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
               b: int, chain: list[str], warnings: list[str]) -> int:
-        target = a * NF
-        life = st[target + F_LIFE]
-        if st[target + F_FLAGS] & STARTED or not park(life):
-            chain.append(f"cpu{a} is not parked")
+        if not self.parked(st, a, chain):
             return INVALID
+        life = st[a * NF + F_LIFE]
         if park(life) == PARK_MWAIT:
-            st[target + F_LIFE] = life & ~PARK_MASK | PARK_HLT
+            st[a * NF + F_LIFE] = life & ~PARK_MASK | PARK_HLT
         return OK
 
 
