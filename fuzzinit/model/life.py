@@ -57,7 +57,6 @@ CODE_SHIFT: Final = 4
 IDT_SHIFT: Final = 8
 FRED_SHIFT: Final = 12
 
-KERNEL: Final = 0
 NEXT: Final = 1
 IMAGES: Final[tuple[str, ...]] = ("kernel", "next", "control", "firmware")
 # `next` is not where it was linked until a copy puts it there.
@@ -109,8 +108,8 @@ WRMSR_KINDS: Final = (9, 41)
 MSR_FRED_CONFIG: Final = 0x1D4
 
 
-def tag_loads(m: Machine, st: list[int], base: int, kind: int, a: int,
-              idt: int, config: int) -> None:
+def tag_loads(st: list[int], base: int, kind: int, a: int, idt: int,
+              config: int) -> None:
     """After an op on a running CPU: an IDT or FRED entry point it just
     loaded (or changed as a side effect) belongs to the image its code
     runs in."""

@@ -107,6 +107,18 @@ _NO_GATE = {"none": "through the reset IDT (no LIDT yet): no valid gate",
             "null": "through the invalidated IDT (limit 0)"}
 
 
+def ring3_no_rsp0(*note: str) -> tuple[str, ...]:
+    """The end of an example's chain: an NMI from ring 3 under FRED with
+    FRED_STKLVLS = 0 and FRED_RSP0 = 0 - every frame push faults, #PF, #DF,
+    shutdown. `note` follows the first fault (ops_percpu's cache line)."""
+    lines = [f"{v} from ring 3: FRED stack level 0 and FRED_RSP0 = 0: the"
+             " frame push faults -> #PF" for v in ("NMI", "#PF", "#DF")]
+    return (lines[0], *note,
+            "#PF while delivering NMI is handled serially (SDM table 6-5)",
+            lines[1], "#PF while delivering #PF -> #DF (SDM table 6-5)",
+            lines[2], "#PF while delivering #DF -> SHUTDOWN (triple fault)")
+
+
 def no_gate(vector: str, idt: str) -> tuple[str, ...]:
     """The end of an example's chain: `vector` meets an IDT with no gates
     ('none' or 'null'), the #GP that raises finds none either, nor does

@@ -13,7 +13,7 @@ from .machine import (
     Machine,
     kernel_has,
 )
-from .op import Example, Op
+from .op import Example, Op, ring3_no_rsp0
 from .ops_msr import FRED_STACK
 from .outcome import OK
 
@@ -43,20 +43,10 @@ class FredRsp0(Op):
                          "wrmsr FRED_RSP0 0", "fred_rsp0 update",
                          "wrmsr FRED_CONFIG entry", "cr4_set fred",
                          "exit_to_user", "nmi"), "triple_fault", (
-                    "cpu0: nmi", "NMI arrives",
-                    "NMI from ring 3: FRED stack level 0 and FRED_RSP0 = 0:"
-                    " the frame push faults -> #PF",
-                    "(the per-CPU fred_rsp0 says FRED_RSP0 holds the task's"
-                    " stack top, so an exit to user mode leaves it alone:"
-                    " fe85ee391966)",
-                    "#PF while delivering NMI is handled serially (SDM"
-                    " table 6-5)",
-                    "#PF from ring 3: FRED stack level 0 and FRED_RSP0 = 0:"
-                    " the frame push faults -> #PF",
-                    "#PF while delivering #PF -> #DF (SDM table 6-5)",
-                    "#DF from ring 3: FRED stack level 0 and FRED_RSP0 = 0:"
-                    " the frame push faults -> #PF",
-                    "#PF while delivering #DF -> SHUTDOWN (triple fault)"),
+                    "cpu0: nmi", "NMI arrives", *ring3_no_rsp0(
+                        "(the per-CPU fred_rsp0 says FRED_RSP0 holds the"
+                        " task's stack top, so an exit to user mode leaves"
+                        " it alone: fe85ee391966)")),
                     features=("fred",)),
                 Example(("fred_rsp0 update", "wrmsr FRED_RSP0 0",
                          "fred_rsp0 sync", "wrmsr FRED_CONFIG entry",

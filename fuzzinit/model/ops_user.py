@@ -26,7 +26,7 @@ from .machine import (
     USER,
     Machine,
 )
-from .op import Example, Op
+from .op import Example, Op, ring3_no_rsp0
 from .outcome import INVALID, OK
 
 EXIT_TO_USER: Final = 53
@@ -62,17 +62,7 @@ class ExitToUser(Op):
             examples=(
                 Example(("wrmsr FRED_CONFIG entry", "cr4_set fred",
                          "exit_to_user", "nmi"), "triple_fault", (
-                    "cpu0: nmi", "NMI arrives",
-                    "NMI from ring 3: FRED stack level 0 and FRED_RSP0 = 0:"
-                    " the frame push faults -> #PF",
-                    "#PF while delivering NMI is handled serially (SDM"
-                    " table 6-5)",
-                    "#PF from ring 3: FRED stack level 0 and FRED_RSP0 = 0:"
-                    " the frame push faults -> #PF",
-                    "#PF while delivering #PF -> #DF (SDM table 6-5)",
-                    "#DF from ring 3: FRED stack level 0 and FRED_RSP0 = 0:"
-                    " the frame push faults -> #PF",
-                    "#PF while delivering #DF -> SHUTDOWN (triple fault)"),
+                    "cpu0: nmi", "NMI arrives", *ring3_no_rsp0()),
                     features=("fred",)),
                 Example((*FRED_ON, "exit_to_user", "nmi"), "ok",
                         features=("fred",)),

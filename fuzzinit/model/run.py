@@ -92,7 +92,7 @@ def _apply(m: Machine, st: list[int], cpu: int, op: int, chain: list[str],
     outcome = impl.apply(m, st, cpu, base, m.op_a[op], m.op_b[op], chain,
                          warnings)
     if outcome == OK:
-        tag_loads(m, st, base, kind, m.op_a[op], idt, config)
+        tag_loads(st, base, kind, m.op_a[op], idt, config)
     return _after_mce(m, st, kind, outcome, chain)
 
 
