@@ -273,3 +273,20 @@ def test_a_restart_tags_fred_with_one_image(tmp_path: Path) -> None:
     for ev in program_order(sc):
         step(sc.machine, st, ev.cpu, ev.op, [], [])
     assert state_of(sc, st, 1)["fred_image"] == "control"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("jump_image", "jump_image needs 1 image name; expected jump_image"
+     " IMAGE (an IMAGE is one of kernel, next, control, firmware); fix:"
+     " write e.g. 'jump_image next'"),
+    ("replace_image kernel", "replace_image needs 2 image names; expected"
+     " replace_image IMAGE IMAGE (an IMAGE is one of kernel, next, control,"
+     " firmware); fix: write e.g. 'replace_image kernel next'"),
+])
+def test_an_image_op_without_images_says_how_to_write_it(
+        tmp_path: Path, text: str, message: str) -> None:
+    from fuzzinit.errors import ScenarioError
+    path = _scenario(tmp_path, [text], [])
+    with pytest.raises(ScenarioError) as info:
+        load(path)
+    assert str(info.value).endswith(message)

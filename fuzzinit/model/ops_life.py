@@ -39,14 +39,17 @@ _UP: Final = ("start 1", "cpu1: lidt full", "cpu1: ltr",
               "cpu1: tss_setup_ist", "cpu1: online")
 
 
+# An example of each image op, for its syntax error's hint.
+_IMAGE_EXAMPLE: Final = {"jump_image": "jump_image next",
+                         "replace_image": "replace_image kernel next"}
+
+
 def _image(name: str, words: list[str], n: int) -> list[int]:
     if len(words) != n or any(w.lower() not in IMAGES for w in words):
         raise OpSyntaxError(f"{name} needs {n} image name{'s' if n > 1 else ''}",
                             name + " IMAGE" * n + " (an IMAGE is one of "
                             + ", ".join(IMAGES) + ")",
-                            "write e.g. '" + name + " next"
-                            + (" kernel'" if n == 1 else "'").replace(
-                                "next kernel", "kernel next"))
+                            f"write e.g. '{_IMAGE_EXAMPLE[name]}'")
     return [IMAGES.index(w.lower()) for w in words]
 
 
