@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from fuzzinit.cli import main
+from fuzzinit.explore.bfs import COMPLETE, FAILED, explore
 from fuzzinit.explore.windows import timeline, windows
 from fuzzinit.model import machine as mc
 from fuzzinit.model.outcome import NAMES
@@ -16,6 +17,7 @@ from fuzzinit.model.run import initial_state, run, step
 from fuzzinit.orderings.schedule import Event, program_order, well_formed
 from fuzzinit.report.timeline import describe, state_of
 from fuzzinit.scenario.load import load
+from fuzzinit.search import search
 
 ROOT = Path(__file__).parent.parent
 MODELS = ROOT / "models"
@@ -290,3 +292,48 @@ def test_an_image_op_without_images_says_how_to_write_it(
     with pytest.raises(ScenarioError) as info:
         load(path)
     assert str(info.value).endswith(message)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_a_panic_on_an_ap_resets_the_machine_through_init_to_cpu0(
+        seed: int) -> None:
+    """45e34c8af58f's INIT parking, run by a panicking AP: the core is the
+    boot CPU's IDT (the REBOOT IPI is delivered through it), the AP's
+    start, the boot CPU's stop and the INIT that reaches it."""
+    sc = load(MODELS / "panic-ap-init-bsp.toml")
+    report = search(sc, examples=200, seed=seed)
+    assert report.finding is not None
+    result = report.finding.result
+    assert result.name == "reset"
+    assert [(e.cpu, sc.op_text(e.op)) for e in report.finding.core] == [
+        (0, "lidt full"), (0, "start 1"), (0, "stop_this_cpu reboot"),
+        (1, "send_init 0")]
+    assert result.chain == [
+        "cpu1: send_init 0",
+        "INIT to the boot CPU: its BSP flag makes it run the firmware's"
+        " boot-strap code rather than wait for a SIPI -> the machine starts"
+        " over (SDM Vol. 3A 9.4.2)"]
+
+
+def test_a_stopped_cpu_takes_an_nmi_through_what_it_stopped_with(
+        tmp_path: Path) -> None:
+    """The boot CPU stopped by the AP's panic is parked like an offline
+    CPU: an NMI reaches it (rule 33), and the fixed pair has no trigger
+    that can hurt it, while stop_this_cpu on cpu 0 is no load error."""
+    path = tmp_path / "stopped.toml"
+    text = (MODELS / "panic-ap-init-bsp-fixed.toml").read_text()
+    path.write_text(text + "[[orderings.trigger]]\nkind = \"nmi\"\n"
+                    "cpus = [0]\nafter = \"stopped\"\n")
+    sc = load(path)
+    ex = explore(sc, 1, 1_000_000)
+    assert ex.verdict == COMPLETE
+    # the same NMI to a boot CPU that stopped before its TSS and IST
+    # stacks were set up: the NMI gate's IST push faults
+    path.write_text(path.read_text().replace(
+        'boot = ["lidt full", "ltr", "tss_setup_ist"]', 'boot = ["lidt full"]'))
+    ex = explore(load(path), 1, 1_000_000)
+    assert ex.verdict == FAILED and ex.result is not None
+    assert ex.result.chain[:3] == [
+        "cpu0: nmi", "NMI arrives",
+        "NMI gate uses IST2, but no TSS is loaded (ltr): the frame push"
+        " faults -> #PF"]

@@ -109,7 +109,8 @@ def test_every_op_is_translated_or_refused_with_a_reason() -> None:
         "write_cr3": memory, "access": memory, "exit_to_user": user,
         "syscall": user, "preempt_event": user, "event_return": user,
         "offline": life, "send_init": life, "replace_image": life,
-        "jump_image": life, "wait_offline": life, "kick_play_dead": life}
+        "jump_image": life, "wait_offline": life, "kick_play_dead": life,
+        "stop_this_cpu": life}
 
 
 def test_export_refuses_an_op_without_a_promela_translation(

@@ -38,7 +38,7 @@ MSR_LIST = ", ".join(MSRS)
 TABLES = ("include, scenario, platform, kernel, memory, routines, overrides,"
           " cpu, orderings")
 OUTCOMES = ("ok, warn, triple_fault, guest_terminated, hang, unhandled,"
-            " never_online, pin_cleared")
+            " never_online, pin_cleared, reset")
 CYCLE_HINT = ("expected constraints that some ordering satisfies; fix:"
               " remove or reverse one of the 'before' pairs (or a"
               " start/wait_online) on that cycle")
@@ -139,13 +139,15 @@ CASES: list[tuple[str, str, int | None, str]] = [
      " (reboot) with its ops"),
     ("init_never_offline", BASE.replace(CPU0, '["start 1", "send_init 1"]'),
      7, "cpu[0].program: 'send_init 1': cpu 1 never goes offline; expected"
-     " 'send_init N' for another CPU that an 'offline hlt|mwait' parks; fix:"
-     " add 'offline hlt' to cpu 1's program, or remove the op"),
+     " 'send_init N' for another CPU that an 'offline hlt|mwait' or a"
+     " 'stop_this_cpu' parks; fix: add 'offline hlt' to cpu 1's program, or"
+     " remove the op"),
     ("wait_offline_never_offline",
      BASE.replace(CPU0, '["start 1", "wait_offline 1"]'), 7,
      "cpu[0].program: 'wait_offline 1': cpu 1 never goes offline; expected"
-     " 'wait_offline N' for another CPU that an 'offline hlt|mwait' parks;"
-     " fix: add 'offline hlt' to cpu 1's program, or remove the op"),
+     " 'wait_offline N' for another CPU that an 'offline hlt|mwait' or a"
+     " 'stop_this_cpu' parks; fix: add 'offline hlt' to cpu 1's program, or"
+     " remove the op"),
     ("lives_never_finish",
      BASE.replace(CPU0, '["start 1", "wait_offline 1", "wait_online 1"]')
      .replace(CPU1, '["online", "offline hlt", "nop"]'), 6,

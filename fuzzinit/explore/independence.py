@@ -85,8 +85,8 @@ class Independence:
         self.clearable = {t.cpu for t in sc.triggers
                           if m.op_kind[t.op] == smp.CLEAR_ONLINE}
         for c, program in enumerate(sc.programs):
-            if any(m.op_kind[op] in (smp.CLEAR_ONLINE, life.OFFLINE)
-                   for op in program):
+            if any(m.op_kind[op] == smp.CLEAR_ONLINE
+                   or m.op_kind[op] in life.PARKING for op in program):
                 self.clearable.add(c)
 
     def _future_writes(self, sched: Schedule, cpu: int,

@@ -53,9 +53,9 @@ class Symmetry:
                 excluded.add(t.cpu)
         # A CPU that goes offline leaves the online bits not monotone (and
         # may be restarted), one sending INIT writes another: fixed.
-        names_cpu = (smp.START, smp.WAIT_ONLINE, smp.CLEAR_ONLINE,
-                     life.OFFLINE, life.SEND_INIT, life.WAIT_OFFLINE,
-                     life.KICK_PLAY_DEAD)
+        names_cpu = frozenset((smp.START, smp.WAIT_ONLINE, smp.CLEAR_ONLINE,
+                               life.SEND_INIT, life.WAIT_OFFLINE,
+                               life.KICK_PLAY_DEAD)) | life.PARKING
         # A trigger's identity within its CPU: what it runs and where.
         self.trigger_order: list[list[int]] = []
         signatures: list[object] = []

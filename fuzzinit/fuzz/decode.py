@@ -112,9 +112,9 @@ def _interleave(sc: Scenario, src: Bytes, planned: list[tuple[int, int]]
     out: list[Event] = []
     start_kind, online_kind = smp.START, smp.ONLINE_OP
     wait_kind = smp.WAIT_ONLINE
-    init_kind, offline_kind = life.SEND_INIT, life.OFFLINE
+    parking = life.PARKING
     needs_parked = NEEDS_PARKED
-    sync_kinds = (start_kind, init_kind, offline_kind)
+    sync_kinds = frozenset((start_kind, life.SEND_INIT)) | parking
     while True:
         fire: list[tuple[int, int]] = []
         blocked = 0
@@ -161,7 +161,7 @@ def _interleave(sc: Scenario, src: Bytes, planned: list[tuple[int, int]]
             online[c] = True
         elif kind in sync_kinds:
             after_sync(kind, arg[op], c, started)
-            if kind == offline_kind:
+            if kind in parking:
                 online[c] = False
         out.append(Event(c, op, slot))
 

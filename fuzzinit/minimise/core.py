@@ -80,7 +80,8 @@ def in_windows(sc: Scenario, candidate: list[Event],
             done[ev.cpu].add(ev.slot)
             prefix[ev.cpu] = max(prefix[ev.cpu], implied[ev.cpu][ev.slot])
             kind = m.op_kind[ev.op]
-            if kind in (smp.START, life.OFFLINE, life.SEND_INIT):
+            if kind == smp.START or kind == life.SEND_INIT or \
+                    kind in life.PARKING:
                 after_sync(kind, m.op_a[ev.op], ev.cpu, where)
             continue
         t = sc.triggers[ev.trigger]

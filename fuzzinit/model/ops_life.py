@@ -1,9 +1,11 @@
-"""A CPU's later lives (life.py): going offline into a park loop, INIT from
-another CPU, and kernel images - jumping into one, copying one over
-another."""
+"""A CPU's later lives (life.py): going offline into a park loop, being
+stopped by another CPU (reboot, kexec, panic), INIT from another CPU, and
+kernel images - jumping into one, copying one over another."""
 
 from typing import Final
 
+from .arch import NMI
+from .delivery import raise_event
 from .grammar import OpSyntaxError
 from .life import (
     CODE_SHIFT,
@@ -18,11 +20,21 @@ from .life import (
     park,
     wild_code,
 )
-from .machine import F_FLAGS, F_LIFE, G_GONE, NF, ONLINE, STARTED, Machine
+from .machine import (
+    F_FLAGS,
+    F_LIFE,
+    G_GONE,
+    NF,
+    NMI_BLOCKED,
+    ONLINE,
+    R_EXTINT,
+    STARTED,
+    Machine,
+)
 from .op import BLOCK, CPUS, SHARED, Example, Op
 from .op import ONLINE as ONLINE_BIT
 from .ops_smp import cpu_arg
-from .outcome import INVALID, OK, TRIPLE_FAULT
+from .outcome import INVALID, OK, RESET, TRIPLE_FAULT
 
 OFFLINE: Final = 57
 SEND_INIT: Final = 58
@@ -30,6 +42,14 @@ REPLACE_IMAGE: Final = 59    # machine.IMAGE_OPS
 JUMP_IMAGE: Final = 60
 WAIT_OFFLINE: Final = 61
 KICK_PLAY_DEAD: Final = 62
+STOP_THIS_CPU: Final = 63
+# The ops that end a life: the CPU parks and runs no program op until
+# another CPU's `start` (schedule.py, load.py and the engines treat both
+# alike).
+PARKING: Final = frozenset((OFFLINE, STOP_THIS_CPU))
+
+REBOOT_VECTOR: Final = 0xF8   # LX arch/x86/include/asm/irq_vectors.h
+STOP_HOW: Final[tuple[str, ...]] = ("reboot", "nmi")
 
 REFUSAL: Final = ("CPU offline, INIT and kernel images are not in"
                   " runtime.pml")
@@ -103,6 +123,70 @@ class Offline(Op):
         return OK
 
 
+class StopThisCpu(Op):
+    def __init__(self) -> None:
+        super().__init__(
+            STOP_THIS_CPU, "stop_this_cpu", "stop_this_cpu reboot|nmi",
+            "this CPU is stopped by another one's `native_stop_other_cpus()`"
+            " (reboot, kexec, a panic): the REBOOT_VECTOR IPI (`reboot`) or"
+            " the NMI sent when that timed out (`nmi`) is delivered through"
+            " its IDT or FRED, and the handler's `stop_this_cpu()` clears"
+            " its online bit and halts with interrupts off, for good - on"
+            " any CPU, the boot CPU too. An NMI still reaches it; it runs"
+            " again only after INIT-SIPI (`start`); `send_init` to the boot"
+            " CPU resets the machine",
+            "LX arch/x86/kernel/smp.c native_stop_other_cpus, sysvec_reboot,"
+            " smp_stop_nmi_callback; arch/x86/kernel/process.c"
+            " stop_this_cpu; SDM Vol. 3A 6.7.1",
+            writes=ONLINE_BIT, promela=REFUSAL,
+            examples=(
+                Example(("lidt full", "stop_this_cpu reboot"), "ok"),
+                Example(("stop_this_cpu reboot",), "triple_fault", (
+                    "cpu0: stop_this_cpu reboot",
+                    "REBOOT_VECTOR IPI arrives",
+                    "vector 248 through the reset IDT (no LIDT yet): no"
+                    " valid gate -> #GP",
+                    "#GP while delivering vector 248 is handled serially"
+                    " (SDM table 6-5)",
+                    "#GP through the reset IDT (no LIDT yet): no valid gate"
+                    " -> #GP",
+                    "#GP while delivering #GP -> #DF (SDM table 6-5)",
+                    "#DF through the reset IDT (no LIDT yet): no valid gate"
+                    " -> #GP",
+                    "#GP while delivering #DF -> SHUTDOWN (triple fault)")),
+                Example(("lidt full", "ltr", "tss_setup_ist",
+                         "stop_this_cpu nmi"), "ok"),
+            ))
+
+    def parse(self, args: list[str], ncpu: int) -> tuple[int, int]:
+        if len(args) != 1 or args[0].lower() not in STOP_HOW:
+            raise OpSyntaxError("stop_this_cpu needs what stops the CPU",
+                                "stop_this_cpu reboot|nmi",
+                                "write 'stop_this_cpu reboot' for the"
+                                " REBOOT_VECTOR IPI, 'stop_this_cpu nmi' for"
+                                " the NMI fallback")
+        return STOP_HOW.index(args[0].lower()), 0
+
+    def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
+              b: int, chain: list[str], warnings: list[str]) -> int:
+        if a == 0:
+            chain.append("REBOOT_VECTOR IPI arrives")
+            outcome = raise_event(m, st, base, REBOOT_VECTOR, True, R_EXTINT,
+                                  chain)
+        else:
+            chain.append("NMI arrives")
+            st[base + F_FLAGS] |= NMI_BLOCKED
+            outcome = raise_event(m, st, base, NMI, True, 0, chain)
+            st[base + F_FLAGS] &= ~NMI_BLOCKED
+        if outcome != OK:
+            return outcome
+        # stop_this_cpu(): local_irq_disable(); set_cpu_online(false); ...
+        # for (;;) native_halt(); - the handler never returns.
+        st[base + F_FLAGS] &= ~(STARTED | ONLINE)
+        st[base + F_LIFE] = st[base + F_LIFE] & ~PARK_MASK | PARK_HLT
+        return OK
+
+
 class _OnParked(Op):
     """An op another CPU runs on parked CPU N (`send_init`, `wait_offline`,
     `kick_play_dead`): N is its argument, and a CPU that is not parked
@@ -126,9 +210,13 @@ class SendInit(_OnParked):
             SEND_INIT, "send_init", "send_init N",
             "an INIT IPI to CPU N, which is parked: its registers go back"
             " to their reset values and it waits for a SIPI - no NMI, no"
-            " memory write wakes it (kernel memory is not touched)",
-            "SDM Vol. 3A 10.1.1 (table 10-1), 12.4 (INIT); LX"
-            " arch/x86/kernel/smp.c native_stop_other_cpus (45e34c8af58f)",
+            " memory write wakes it (kernel memory is not touched). The"
+            " boot CPU (cpu 0) does not wait: it runs the firmware's"
+            " boot-strap code, and the machine starts over (`reset`)",
+            "SDM Vol. 3A 10.1.1 (table 10-1), 12.4 (INIT), 9.4.2 (INIT after"
+            " MP init: the BSP runs the BIOS); KVM lapic.c"
+            " kvm_apic_accept_events; LX arch/x86/kernel/smp.c"
+            " native_stop_other_cpus (45e34c8af58f), b1472a60a584",
             reads=SHARED, writes=BLOCK, promela=REFUSAL,
             examples=(
                 Example((*_UP, "cpu1: offline mwait", "send_init 1",
@@ -141,6 +229,12 @@ class SendInit(_OnParked):
               b: int, chain: list[str], warnings: list[str]) -> int:
         if not self.parked(st, a, chain):
             return INVALID
+        if a == 0:
+            chain.append("INIT to the boot CPU: its BSP flag makes it run the"
+                         " firmware's boot-strap code rather than wait for"
+                         " a SIPI -> the machine starts over (SDM Vol. 3A"
+                         " 9.4.2)")
+            return RESET
         init_cpu(st, a * NF)
         return OK
 
@@ -250,12 +344,14 @@ class WaitOffline(_OnParked):
     def __init__(self) -> None:
         super().__init__(
             WAIT_OFFLINE, "wait_offline", "wait_offline N",
-            "block until CPU N is parked by `offline` (an ordering that"
-            " would block here is not an ordering): the control CPU's wait"
-            " for the dying CPU in `cpu_down()`",
+            "block until CPU N is parked by `offline` or `stop_this_cpu`"
+            " (an ordering that would block here is not an ordering): the"
+            " control CPU's wait for the dying CPU in `cpu_down()`, or for"
+            " `cpus_stop_mask` to empty in `native_stop_other_cpus()`",
             "LX kernel/cpu.c takedown_cpu, cpuhp_bp_sync_dead;"
             " arch/x86/kernel/smpboot.c play_dead_common"
-            " (cpuhp_ap_report_dead)",
+            " (cpuhp_ap_report_dead); arch/x86/kernel/smp.c"
+            " native_stop_other_cpus",
             reads=BLOCK, promela=REFUSAL,
             examples=(Example((*_UP, "cpu1: offline hlt", "wait_offline 1"),
                               "ok"),))
@@ -295,5 +391,5 @@ class KickPlayDead(_OnParked):
 
 def life_ops() -> list[Op]:
     return [Offline(), SendInit(), ReplaceImage(), JumpImage(), WaitOffline(),
-            KickPlayDead()]
+            KickPlayDead(), StopThisCpu()]
 

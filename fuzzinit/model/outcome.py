@@ -16,10 +16,15 @@ INVALID: Final = 7
 # A security property, checked only when a scenario fails on it: a CR4 bit
 # that is pinned and set on a CPU got cleared while pinning was on.
 PIN_CLEARED: Final = 8
+# The machine starts over in firmware: an INIT reached the boot CPU, which
+# then runs the BIOS boot-strap code instead of waiting for a SIPI (SDM
+# Vol. 3A 9.4.2; KVM lapic.c kvm_apic_accept_events). Whatever the kernel
+# was doing (a panic's message, a kdump) is lost.
+RESET: Final = 9
 
 NAMES: Final[tuple[str, ...]] = (
     "ok", "warn", "triple_fault", "guest_terminated", "hang", "unhandled",
-    "never_online", "invalid", "pin_cleared",
+    "never_online", "invalid", "pin_cleared", "reset",
 )
 
 

@@ -13,8 +13,8 @@ from fuzzinit.scenario.load import Scenario
 
 # Ops that are synchronisation points: nothing moves across them.
 SYNC_KINDS = frozenset((smp.START, smp.ONLINE_OP, smp.WAIT_ONLINE,
-                        life.OFFLINE, life.SEND_INIT, life.WAIT_OFFLINE,
-                        life.KICK_PLAY_DEAD))
+                        life.SEND_INIT, life.WAIT_OFFLINE,
+                        life.KICK_PLAY_DEAD)) | life.PARKING
 # Ops that wait for the CPU they name to be parked by `offline`.
 NEEDS_PARKED = frozenset((life.SEND_INIT, life.WAIT_OFFLINE,
                           life.KICK_PLAY_DEAD))
@@ -41,7 +41,7 @@ def lives_of(sc: Scenario) -> list[list[int]]:
         k = 0
         for op in program:
             row.append(k)
-            if sc.machine.op_kind[op] == life.OFFLINE:
+            if sc.machine.op_kind[op] in life.PARKING:
                 k += 1
         row.append(k)
         out.append(row)
@@ -68,10 +68,11 @@ def in_life(where: int, at: int, life_of_slot: list[int], kind: str,
 
 
 def after_sync(kind: int, a: int, cpu: int, started: list[int]) -> None:
-    """What a `start`, `offline` or `send_init` does to `started`."""
+    """What a `start`, `offline`, `stop_this_cpu` or `send_init` does to
+    `started`."""
     if kind == smp.START:
         started[a] = RUNNING
-    elif kind == life.OFFLINE:
+    elif kind in life.PARKING:
         started[cpu] = PARKED
     elif kind == life.SEND_INIT:
         started[a] = WAITING
@@ -192,7 +193,7 @@ class Schedule:
         kind = m.op_kind[ev.op]
         if kind == smp.ONLINE_OP:
             self.online[c] = True
-        elif kind == life.OFFLINE:
+        elif kind in life.PARKING:
             self.online[c] = False
             self.started[c] = PARKED
         else:
@@ -222,12 +223,12 @@ class Schedule:
         kind = m.op_kind[ev.op]
         if kind == smp.ONLINE_OP:
             online = online[:c] + (True,) + online[c + 1:]
-        elif kind == smp.START or kind == life.OFFLINE or \
+        elif kind == smp.START or kind in life.PARKING or \
                 kind == life.SEND_INIT:
             moved = [x if isinstance(x, int) else 0 for x in started]
             after_sync(kind, m.op_a[ev.op], c, moved)
             started = tuple(moved)
-            if kind == life.OFFLINE:
+            if kind in life.PARKING:
                 online = online[:c] + (False,) + online[c + 1:]
         return (done, started, online, left)
 

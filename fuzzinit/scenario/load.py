@@ -48,7 +48,7 @@ MAX_PROGRAM = 10_000     # ops in one CPU's expanded program
 TABLES = ("include", "scenario", "platform", "kernel", "memory",
           "routines", "overrides", "cpu", "orderings")
 FAILABLE = ("triple_fault", "guest_terminated", "hang", "warn", "unhandled",
-            "never_online", "pin_cleared")
+            "never_online", "pin_cleared", "reset")
 # Ops a trigger may name, and how many words each kind has (the op's
 # trigger_words, fuzzinit/model/ops_*.py).
 TRIGGER_WORDS: dict[str, tuple[int, int]] = {
@@ -498,7 +498,7 @@ def build(main: Source, sha256: str, profiles: list[Source]) -> Scenario:
         machine=mc.Machine(**args), machine_args=args, programs=programs,
         routine_of=routine_of, triggers=triggers, before=before, mode=mode,
         op_index=ops)
-    if any(kinds[op] == life.OFFLINE for p in programs for op in p):
+    if any(kinds[op] in life.PARKING for p in programs for op in p):
         _check_lives(sc, ctx)
     return sc
 
@@ -564,8 +564,9 @@ def _check_sync(programs: list[list[int]], kinds: list[int], arg_a: list[int],
                 texts: list[str], ctx: Ctx) -> None:
     started_by: dict[int, int] = {}
     starts = [0] * len(programs)
-    # A CPU may be started once more for each time it goes offline.
-    lives = [1 + sum(kinds[op] == life.OFFLINE for op in program)
+    # A CPU may be started once more for each time it parks (`offline`,
+    # `stop_this_cpu`).
+    lives = [1 + sum(kinds[op] in life.PARKING for op in program)
              for program in programs]
     for c, program in enumerate(programs):
         for op in program:
@@ -584,7 +585,8 @@ def _check_sync(programs: list[list[int]], kinds: list[int], arg_a: list[int],
                                 + ("is this CPU" if arg_a[op] == c else
                                    "never goes offline"),
                                 f"'{texts[op].split()[0]} N' for another CPU"
-                                " that an 'offline hlt|mwait' parks",
+                                " that an 'offline hlt|mwait' or a"
+                                " 'stop_this_cpu' parks",
                                 f"add 'offline hlt' to cpu {arg_a[op]}'s"
                                 " program, or remove the op",
                                 needle=texts[op], start=ctx.cpu_line(c))
@@ -851,7 +853,7 @@ def _check_acyclic(programs: list[list[int]], kinds: list[int],
     # _check_lives: which start or wait meets which of its lives depends on
     # the ordering.
     several = {c for c, p in enumerate(programs)
-               if any(kinds[o] == life.OFFLINE for o in p)}
+               if any(kinds[o] in life.PARKING for o in p)}
     for c, program in enumerate(programs):
         for s, op in enumerate(program):
             if s + 1 < len(program):
