@@ -337,3 +337,35 @@ def test_a_stopped_cpu_takes_an_nmi_through_what_it_stopped_with(
         "cpu0: nmi", "NMI arrives",
         "NMI gate uses IST2, but no TSS is loaded (ltr): the frame push"
         " faults -> #PF"]
+
+
+@pytest.mark.parametrize(("how", "outcome"), [("reboot", "triple_fault"),
+                                               ("nmi", "ok")])
+def test_a_cpu_stopped_by_the_nmi_keeps_nmis_blocked(
+        tmp_path: Path, how: str, outcome: str) -> None:
+    """stop_this_cpu() never returns from the handler that ran it. Stopped
+    by the REBOOT IPI, the AP still takes an NMI, and one after the kexec
+    copy returns into the old kernel's bytes; stopped by the NMI fallback,
+    a later NMI stays pending and the AP sleeps on (SDM Vol. 3A 6.7.1)."""
+    path = tmp_path / "stop.toml"
+    path.write_text(
+        '[scenario]\nname = "stop"\nfail_on = ["triple_fault", "unhandled"]\n'
+        '[platform]\nguest = "bare"\nconsole = "8250"\n'
+        '[[cpu]]\nprogram = ["lidt full", "ltr", "tss_setup_ist", "start 1",'
+        ' "wait_online 1", "wait_offline 1", "jump_image control",'
+        ' "replace_image kernel next"]\n'
+        '[[cpu]]\nprogram = ["lidt full", "ltr", "tss_setup_ist", "online",'
+        f' "stop_this_cpu {how}"]\n'
+        '[[orderings.trigger]]\nkind = "nmi"\ncpus = [1]\n'
+        f'after = "stop_this_cpu {how}"\n')
+    ex = explore(load(path), 1, 1_000_000)
+    if outcome == "ok":
+        assert ex.verdict == COMPLETE
+        return
+    assert ex.verdict == FAILED and ex.result is not None
+    assert ex.result.name == outcome
+    assert ex.result.chain == [
+        "cpu1: nmi", "NMI arrives",
+        "NMI: the IDT IDTR points at is in kernel's memory, which holds"
+        " another image now: the CPU runs whatever is there -> taken as"
+        " SHUTDOWN (triple fault) [derived]"]

@@ -132,9 +132,10 @@ class StopThisCpu(Op):
             " the NMI sent when that timed out (`nmi`) is delivered through"
             " its IDT or FRED, and the handler's `stop_this_cpu()` clears"
             " its online bit and halts with interrupts off, for good - on"
-            " any CPU, the boot CPU too. An NMI still reaches it; it runs"
-            " again only after INIT-SIPI (`start`); `send_init` to the boot"
-            " CPU resets the machine",
+            " any CPU, the boot CPU too. An NMI still reaches it, unless the"
+            " NMI stopped it (that handler never returns: NMIs stay"
+            " blocked); it runs again only after INIT-SIPI (`start`);"
+            " `send_init` to the boot CPU resets the machine",
             "LX arch/x86/kernel/smp.c native_stop_other_cpus, sysvec_reboot,"
             " smp_stop_nmi_callback; arch/x86/kernel/process.c"
             " stop_this_cpu; SDM Vol. 3A 6.7.1",
@@ -154,6 +155,8 @@ class StopThisCpu(Op):
                     "#DF through the reset IDT (no LIDT yet): no valid gate"
                     " -> #GP",
                     "#GP while delivering #DF -> SHUTDOWN (triple fault)")),
+                # (an NMI to the stopped CPU is a trigger:
+                # tests/test_life.py)
                 Example(("lidt full", "ltr", "tss_setup_ist",
                          "stop_this_cpu nmi"), "ok"),
             ))
@@ -174,10 +177,12 @@ class StopThisCpu(Op):
             outcome = raise_event(m, st, base, REBOOT_VECTOR, True, R_EXTINT,
                                   chain)
         else:
+            # smp_stop_nmi_callback() calls stop_this_cpu() inside the NMI
+            # handler, which never returns: no IRET/ERETS unblocks NMIs
+            # (SDM Vol. 3A 6.7.1), so later NMIs stay pending.
             chain.append("NMI arrives")
             st[base + F_FLAGS] |= NMI_BLOCKED
             outcome = raise_event(m, st, base, NMI, True, 0, chain)
-            st[base + F_FLAGS] &= ~NMI_BLOCKED
         if outcome != OK:
             return outcome
         # stop_this_cpu(): local_irq_disable(); set_cpu_online(false); ...

@@ -19,6 +19,7 @@ from .machine import (
     HANDLED_SHIFT,
     NF,
     NG,
+    NMI_BLOCKED,
     ONLINE,
     STARTED,
     STUB_RAN,
@@ -105,9 +106,13 @@ def _parked_event(m: Machine, st: list[int], cpu: int, base: int, op: int,
     arch/x86/kernel/smpboot.c hlt_play_dead, mwait_play_dead;
     d7893093a741: "a stray NMI, MCE or SMI")."""
     kind = m.op_kind[op]
+    # An NMI that stays pending (a CPU stopped inside its NMI handler)
+    # does not end HLT (SDM Vol. 3A 6.7.1).
+    held = kind == NMI_EVENT and st[base + F_FLAGS] & NMI_BLOCKED
     outcome = OPS[kind].apply(m, st, cpu, base, m.op_a[op], m.op_b[op],
                               chain, warnings)
-    if outcome == OK and m.images and kind == NMI_EVENT and wild_code(
+    if outcome == OK and m.images and kind == NMI_EVENT and not held and \
+            wild_code(
             m, st, cpu, base, "returns from the NMI into its play-dead loop"
             " in", chain):
         return TRIPLE_FAULT
