@@ -23,7 +23,7 @@ from fuzzinit.scenario.load import Scenario
 CR4_SEEN = CR4_FRED | CR4_FSGSBASE | CR4_PCIDE
 FLAGS_SEEN = mc.ONLINE | mc.USER | mc.SS_KERNEL | mc.FRAME_OPEN \
     | mc.FRAME_FRED | mc.FRAME_SS_KERNEL | mc.APIC_EXTD | mc.APIC_OFF \
-    | mc.STARTED
+    | mc.STARTED | mc.TSC_AUX_GUEST
 
 
 def run_with_features(sc: Scenario, events: list[Event]

@@ -45,7 +45,7 @@ CR4_FRED: Final = 1 << 32
 # (BX crregs.cc get_cr4_allow_mask; KVM x86.h __cr4_reserved_bits).
 FEATURES: Final[tuple[str, ...]] = (
     "fred", "lkgs", "smep", "smap", "umip", "fsgsbase", "pcid", "la57",
-    "vmx", "smx", "xsave", "pku", "pks", "cet", "lass",
+    "vmx", "smx", "xsave", "pku", "pks", "cet", "lass", "rdpid",
 )
 FEATURE_CR4: Final[dict[str, str]] = {
     "fred": "fred", "smep": "smep", "smap": "smap", "umip": "umip",
@@ -79,12 +79,18 @@ MSRS: Final[dict[str, int]] = {
     "EFER": 0xC0000080, "STAR": 0xC0000081, "LSTAR": 0xC0000082,
     "CSTAR": 0xC0000083, "SYSCALL_MASK": 0xC0000084, "FS_BASE": 0xC0000100,
     "GS_BASE": 0xC0000101, "KERNEL_GS_BASE": 0xC0000102,
+    "TSC_AUX": 0xC0000103,
     "SEV_ES_GHCB": 0xC0010130, "AMD64_SEV": 0xC0010131,
     "S_CET": 0x6A2,
 }
 # IA32_S_CET (SDM Vol. 4 table 2-2; LX msr-index.h): ENDBR_EN is bit 2,
 # bits 6-9 are reserved (#GP on WRMSR).
 MSR_S_CET: Final = 0x6A2
+# IA32_TSC_AUX: what RDTSCP and RDPID return (SDM Vol. 2 RDPID); Linux
+# writes the CPU and node number into it (LX arch/x86/kernel/cpu/common.c
+# setup_getcpu), KVM a guest's value (arch/x86/kvm/x86.c
+# kvm_set_user_return_msr).
+MSR_TSC_AUX: Final = 0xC0000103
 S_CET_ENDBR_EN: Final = 1 << 2
 S_CET_RESERVED: Final = 0x3C0
 # FRED_CONFIG reserved bits (BX msr.cc: mask 0x834).

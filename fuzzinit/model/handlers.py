@@ -29,6 +29,7 @@ from .machine import (
     F_FLAGS,
     F_GHCB,
     FEATURE_FRED,
+    FEATURE_RDPID,
     G_FLAGS,
     GHCB_PERCPU,
     GHCBS_ALLOCATED,
@@ -48,6 +49,7 @@ from .machine import (
     REASON_NAMES,
     SEV_SNP,
     STUB_RAN,
+    TSC_AUX_GUEST,
     USER,
     VC_BOOT_GATE,
     VE_PENDING,
@@ -88,6 +90,23 @@ def handle(m: Machine, st: list[int], base: int, vector: int, via: int,
                          " RDGSBASE (alternatives patched) is #UD with"
                          " CR4.FSGSBASE = 0")
             return OK, UD
+        if g & ALT_FSGSBASE and m.paranoid_rdpid and \
+                m.features & FEATURE_RDPID and \
+                st[base + F_FLAGS] & TSC_AUX_GUEST:
+            # SAVE_AND_SET_GSBASE -> GET_PERCPU_BASE: ALTERNATIVE
+            # "LOAD_CPU_AND_NODE_SEG_LIMIT", "RDPID", X86_FEATURE_RDPID
+            # (LX arch/x86/entry/calling.h, eaad981291ee3); RDPID returns
+            # IA32_TSC_AUX (SDM Vol. 2 RDPID), which KVM leaves holding the
+            # guest's value until it leaves its run loop or the task
+            # returns to user mode: GSBASE = another CPU's per-CPU area,
+            # "data corruption and crashes" (6a3ea3e68b8a) - taken as an
+            # oops [derived].
+            chain.append(f"{vector_name(vector)} enters paranoid_entry, which"
+                         " takes the CPU number from RDPID: IA32_TSC_AUX"
+                         " still holds a KVM guest's value, so GSBASE points"
+                         " at another CPU's per-CPU area -> taken as an oops"
+                         " [derived]")
+            return UNHANDLED, -1
     if reason == R_EXTINT and not from_delivery:
         # An external interrupt reaches its sysvec handler through the
         # runtime IDT or FRED's fred_extint() (LX idtentry.h, entry_fred.c).

@@ -42,6 +42,7 @@ from .machine import (
     IDT_NONE,
     IDT_NULL,
     IDT_REAL,
+    TSC_AUX_GUEST,
     UCODE,
     Machine,
 )
@@ -65,10 +66,11 @@ GONE_AT_START: Final = 1 << NEXT
 # What INIT leaves alone in F_FLAGS: the APIC's mode (IA32_APIC_BASE is not
 # changed by INIT: SDM Vol. 3A 10.1.1 table 10-1 note; "x2APIC State
 # Transitions"), IA32_S_CET.ENDBR_EN (an MSR: "all other MSRs" keep their
-# values [assumed: the CET chapter does not list INIT]), the microcode
-# update ("maintained across a processor INIT": SDM Vol. 3A 10.11.6.1) and
-# the record of which stub handlers ran (not CPU state).
-KEPT_BY_INIT: Final = APIC_EXTD | APIC_OFF | UCODE | IBT_ON
+# values [assumed: the CET chapter does not list INIT]), IA32_TSC_AUX (an
+# MSR too), the microcode update ("maintained across a processor INIT": SDM
+# Vol. 3A 10.11.6.1) and the record of which stub handlers ran (not CPU
+# state).
+KEPT_BY_INIT: Final = APIC_EXTD | APIC_OFF | UCODE | IBT_ON | TSC_AUX_GUEST
 
 
 def park(life: int) -> int:

@@ -68,6 +68,8 @@ APIC_OFF: Final = 1 << 11      # IA32_APIC_BASE.EN = 0: APIC globally disabled
 USER: Final = 1 << 12          # CPL 3 (`exit_to_user` .. `syscall`: ops_user.py)
 SS_KERNEL: Final = 1 << 13     # SS holds __KERNEL_DS, not the null selector
 #                                the boot leaves (723edbd2ca5f)
+TSC_AUX_GUEST: Final = 1 << 14  # IA32_TSC_AUX holds a KVM guest's value,
+#                                not this CPU's number (`wrmsr TSC_AUX guest`)
 FRAME_OPEN: Final = 1 << 16    # an interrupt's handler scheduled away; its
 #                                frame waits for `event_return`
 FRAME_FRED: Final = 1 << 17    # ... delivered through FRED (ERETS returns)
@@ -141,7 +143,8 @@ class Machine:
                  page_tables: list[int], page_globals: list[int],
                  cr3_start: int,
                  op_kind: list[int], op_a: list[int], op_b: list[int],
-                 op_text: list[str], apic: int = APIC_XAPIC) -> None:
+                 op_text: list[str], apic: int = APIC_XAPIC,
+                 paranoid_rdpid: bool = False) -> None:
         self.ncpu = ncpu
         self.platform = platform
         self.cr4_allowed = cr4_allowed
@@ -155,6 +158,9 @@ class Machine:
         self.console_at_boot = console_at_boot
         # do_kernel_cp_fault() clears the FRED frame's WFE (dc81e556f2a0)
         self.ibt_clear_fred_wfe = ibt_clear_fred_wfe
+        # paranoid_entry's GET_PERCPU_BASE reads the CPU number with RDPID
+        # where the CPU has it (eaad981291ee3 .. 6a3ea3e68b8a)
+        self.paranoid_rdpid = paranoid_rdpid
         self.pin_property = pin_property
         # GHCB TERM: the hypervisor ends the guest, or ignores the request
         # and sev_es_terminate() HLTs forever (LX boot/startup/sev-shared.c).
@@ -199,6 +205,7 @@ FEATURE_SMAP: Final = 1 << 3
 FEATURE_PCID: Final = 1 << 6
 FEATURE_FSGSBASE: Final = 1 << 5
 FEATURE_CET: Final = 1 << 13
+FEATURE_RDPID: Final = 1 << 15
 
 
 

@@ -22,6 +22,7 @@ from .arch import (
     MSR_FRED_RSP0,
     MSR_FRED_STKLVLS,
     MSR_S_CET,
+    MSR_TSC_AUX,
     MSRS,
     S_CET_ENDBR_EN,
     S_CET_RESERVED,
@@ -42,6 +43,7 @@ from .machine import (
     IBT_ON,
     R_MSR,
     TDX,
+    TSC_AUX_GUEST,
     UCODE,
     WARNED_RDMSR,
     WARNED_WRMSR,
@@ -65,6 +67,10 @@ FRED_STKLVLS_LINUX: Final = (1 << 2) | (2 << 4) | (2 << 36) | (3 << 16)
 MSR_VALUE_SYMBOLS: Final[dict[str, int]] = {
     "entry": FRED_ENTRY, "stack": FRED_STACK, "linux": FRED_STKLVLS_LINUX,
 }
+# IA32_TSC_AUX takes two symbolic values: this CPU's number (setup_getcpu,
+# KVM's restore of the host value) or a KVM guest's value.
+TSC_AUX_VALUES: Final[tuple[str, ...]] = ("cpu", "guest")
+TSC_AUX_REFUSAL: Final = "IA32_TSC_AUX and RDPID are not in runtime.pml"
 
 
 def msr_number(text: str) -> int:
@@ -163,8 +169,9 @@ class Wrmsr(Op):
             "FRED MSRs checked as Bochs does (#GP if FRED is not enumerated"
             " or the value is bad), EFER (LME is fixed while paging is on),"
             " APIC_BASE (its EN/EXTD mode transitions) and the x2APIC MSRs"
-            " 0x800-0xbff (README rule 28), other MSRs stored nowhere; an"
-            " intercepted MSR raises #VC/#VE first",
+            " 0x800-0xbff (README rule 28), TSC_AUX as `cpu` or `guest`"
+            " (rule 34), other MSRs stored nowhere; an intercepted MSR"
+            " raises #VC/#VE first",
             "SDM Vol. 2 WRMSR; FRED spec 7.2; SDM Vol. 3A 10.8.5, x2APIC"
             " State Transitions; Bochs cpu/msr.cc",
             samples=("wrmsr FRED_CONFIG entry", "wrmsr FRED_CONFIG 0x834",
@@ -204,6 +211,23 @@ class Wrmsr(Op):
                     platform=(("apic", '"x2apic"'),)),
                 Example(("lidt full", "wrmsr APIC_BASE 0xfee00c00",
                          "wrmsr 0x80b 0"), "ok"),
+                # KVM's guest TSC_AUX meets RDPID in paranoid_entry
+                # (eaad981291ee3; README rule 34)
+                Example(("lidt full", "ltr", "tss_setup_ist",
+                         "cr4_set fsgsbase", "patch_alternatives",
+                         "wrmsr TSC_AUX guest", "nmi"), "unhandled", (
+                    "cpu0: nmi", "NMI arrives",
+                    "NMI enters paranoid_entry, which takes the CPU number"
+                    " from RDPID: IA32_TSC_AUX still holds a KVM guest's"
+                    " value, so GSBASE points at another CPU's per-CPU area"
+                    " -> taken as an oops [derived]"),
+                    features=("fsgsbase", "rdpid"),
+                    kernel=(("paranoid_rdpid", "true"),)),
+                Example(("lidt full", "ltr", "tss_setup_ist",
+                         "cr4_set fsgsbase", "patch_alternatives",
+                         "wrmsr TSC_AUX guest", "wrmsr TSC_AUX cpu", "nmi"),
+                        "ok", features=("fsgsbase", "rdpid"),
+                        kernel=(("paranoid_rdpid", "true"),)),
             ))
 
     def parse(self, args: list[str], ncpu: int) -> tuple[int, int]:
@@ -213,9 +237,20 @@ class Wrmsr(Op):
                                 f"e.g. '{self.name} FRED_CONFIG entry'")
         msr = msr_number(args[0])
         text = args[1].lower()
+        if msr == MSR_TSC_AUX:
+            if text not in TSC_AUX_VALUES:
+                raise OpSyntaxError(
+                    f"{self.name} TSC_AUX takes a symbolic value",
+                    "cpu (this CPU's number) or guest (a KVM guest's)",
+                    f"write '{self.name} TSC_AUX guest' for KVM's"
+                    " kvm_set_user_return_msr()")
+            return msr, TSC_AUX_VALUES.index(text)
         value = MSR_VALUE_SYMBOLS[text] if text in MSR_VALUE_SYMBOLS else \
             number(args[1], f"wrmsr {args[0].upper()}", (1 << 64) - 1)
         return msr, value
+
+    def refusal(self, a: int, b: int) -> str:
+        return TSC_AUX_REFUSAL if a == MSR_TSC_AUX else self.promela
 
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
               b: int, chain: list[str], warnings: list[str]) -> int:
@@ -254,6 +289,13 @@ class Wrmsr(Op):
             flags = st[base + F_FLAGS]
             st[base + F_FLAGS] = flags | IBT_ON if b & S_CET_ENDBR_EN else \
                 flags & ~IBT_ON
+            return OK
+        if a == MSR_TSC_AUX:
+            # Only whether it holds this CPU's number is kept (README rule
+            # 34): RDPID in paranoid_entry reads it (SDM Vol. 2 RDPID).
+            flags = st[base + F_FLAGS]
+            st[base + F_FLAGS] = flags | TSC_AUX_GUEST if b else \
+                flags & ~TSC_AUX_GUEST
             return OK
         if a == MSR_EFER:
             if b & EFER_RESERVED:

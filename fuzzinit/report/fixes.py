@@ -7,9 +7,10 @@ Two kinds:
   core event. Checked twice: the shrunk ordering with the move passes, and
   a bounded search of the scenario with its program so changed finds no
   failing ordering.
-- kernel: drop a pinned CR4 bit the failing CPU had, or turn on
-  fred_vc_dispatch / boot_ghcb_fallback (the halves of 3645eb7e3915), and
-  re-run the same ordering and a bounded search under that kernel.
+- kernel: drop a pinned CR4 bit the failing CPU had, turn on
+  fred_vc_dispatch / boot_ghcb_fallback (the halves of 3645eb7e3915) or
+  turn off paranoid_rdpid (6a3ea3e68b8a), and re-run the same ordering and
+  a bounded search under that kernel.
 """
 
 from __future__ import annotations
@@ -198,6 +199,15 @@ def _kernel_fixes(sc: Scenario, shrunk: list[Event],
         if verdict:
             out.append(Fix("kernel", what,
                            f"the shrunk ordering passes; {verdict}"))
+    if sc.machine_args["paranoid_rdpid"]:
+        changed = with_kernel(sc, paranoid_rdpid=False)
+        if not fails(changed, evaluate(changed, shrunk)):
+            verdict = passes_search(changed)
+            if verdict:
+                out.append(Fix("kernel", "apply 6a3ea3e68b8a: paranoid_entry"
+                               " takes the CPU number from the GDT (LSL),"
+                               " not RDPID", "the shrunk ordering passes;"
+                               f" {verdict}"))
     return out
 
 

@@ -51,6 +51,9 @@ def state_of(sc: Scenario, st: list[int], cpu: int) -> dict[str, object]:
     # A kernel cache next to the register it caches (fe85ee391966).
     if st[base + mc.F_PERCPU] & mc.PERCPU_FRED_RSP0:
         out["fred_rsp0_cache"] = "task-stack"
+    # A KVM guest's value in IA32_TSC_AUX (README rule 34).
+    if st[base + mc.F_FLAGS] & mc.TSC_AUX_GUEST:
+        out["tsc_aux"] = "guest"
     out.update(life.state_words(m, st, base))
     if m.images:
         gone = st[m.glob + mc.G_GONE]
@@ -93,6 +96,8 @@ def describe(state: dict[str, object]) -> str:
             " TLB-global:" + "|".join(stale) if stale else ""))
     if "ghcb" in state:
         parts.append(f"GHCB={state['ghcb']}")
+    if "tsc_aux" in state:
+        parts.append(f"TSC_AUX={state['tsc_aux']}")
     cleared = state.get("caps_cleared")
     if isinstance(cleared, list):   # kernel flags next to the CPU's CR4
         parts.append("cleared-caps:" + "|".join(cleared))

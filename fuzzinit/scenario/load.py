@@ -223,7 +223,7 @@ def _kernel(kern: dict[str, Any], ctx: Ctx
     other keys are booleans read where they are used)."""
     _check_keys(kern, ("pinned_cr4", "pinning", "fred_vc_dispatch",
                        "boot_ghcb_fallback", "entry_cr4",
-                       "ibt_clear_fred_wfe"), "kernel", ctx)
+                       "ibt_clear_fred_wfe", "paranoid_rdpid"), "kernel", ctx)
     pinned = _cr4_mask(_strlist(kern, "pinned_cr4", "kernel", ctx,
                                 DEFAULT_PINNED), "kernel.pinned_cr4", ctx)
     pinning = _str(kern, "pinning", "kernel", ctx, "static_key")
@@ -242,7 +242,7 @@ def _kernel(kern: dict[str, Any], ctx: Ctx
                         "remove it; set it from the CPU's program instead",
                         needle="entry_cr4")
     for key in ("fred_vc_dispatch", "boot_ghcb_fallback",
-                "ibt_clear_fred_wfe"):
+                "ibt_clear_fred_wfe", "paranoid_rdpid"):
         _bool(kern, key, "kernel", ctx, True)
     return pinned, pinning, entry_cr4, kern
 
@@ -479,6 +479,7 @@ def build(main: Source, sha256: str, profiles: list[Source]) -> Scenario:
                                  True),
         ibt_clear_fred_wfe=_bool(kern, "ibt_clear_fred_wfe", "kernel", ctx,
                                  True),
+        paranoid_rdpid=_bool(kern, "paranoid_rdpid", "kernel", ctx, False),
         console_port_io=CONSOLES[console][0],
         console_anytime=CONSOLES[console][1],
         console_at_boot=ops_platform.CONSOLE_INIT not in (
