@@ -369,3 +369,27 @@ def test_a_cpu_stopped_by_the_nmi_keeps_nmis_blocked(
         "NMI: the IDT IDTR points at is in kernel's memory, which holds"
         " another image now: the CPU runs whatever is there -> taken as"
         " SHUTDOWN (triple fault) [derived]"]
+
+
+def test_a_machine_check_unblocks_nmis_on_a_cpu_stopped_by_the_nmi(
+        tmp_path: Path) -> None:
+    """The #MC handler's IRET unblocks NMIs (SDM Vol. 3A 6.7.1) on a CPU
+    parked inside its NMI handler: the next NMI after the kexec copy wakes
+    it into the overwritten IDT."""
+    path = tmp_path / "mce.toml"
+    path.write_text(
+        '[scenario]\nname = "mce"\nfail_on = ["triple_fault", "unhandled"]\n'
+        '[platform]\nguest = "bare"\nconsole = "8250"\n'
+        '[[cpu]]\nprogram = ["cr4_set mce", "lidt full", "ltr",'
+        ' "tss_setup_ist", "start 1", "wait_online 1", "wait_offline 1",'
+        ' "jump_image control", "replace_image kernel next"]\n'
+        '[[cpu]]\nprogram = ["cr4_set mce", "lidt full", "ltr",'
+        ' "tss_setup_ist", "online", "stop_this_cpu nmi"]\n'
+        '[[orderings.trigger]]\nkind = "nmi"\ncpus = [1]\n'
+        'after = "stop_this_cpu nmi"\n'
+        '[[orderings.trigger]]\nkind = "mce"\ncpus = [0]\n'
+        'after = "wait_offline 1"\nbefore = "jump_image control"\n')
+    ex = explore(load(path), 2, 1_000_000)
+    assert ex.verdict == FAILED and ex.result is not None
+    assert ex.result.name == "triple_fault"
+    assert ex.result.chain[:2] == ["cpu1: nmi", "NMI arrives"]

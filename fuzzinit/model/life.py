@@ -88,8 +88,9 @@ def gone(m: Machine, st: list[int], img: int) -> bool:
 def init_cpu(st: list[int], base: int) -> None:
     """INIT (SDM Vol. 3A 10.1.1, table 10-1): CR0/CR3/CR4, EFER [KVM
     kvm_vcpu_reset zeroes it; the table does not list it], IDTR (base 0,
-    limit 0xFFFF), GDTR, TR, RFLAGS, the TLBs go back to reset values and
-    the CPU waits for a SIPI. "All other MSRs" are unchanged: the FRED MSRs
+    limit 0xFFFF), GDTR, TR, RFLAGS, the TLBs go back to reset values,
+    NMI blocking is cleared [assumed: as KVM's vCPU reset does] and the
+    CPU waits for a SIPI. "All other MSRs" are unchanged: the FRED MSRs
     [assumed: the FRED spec does not say; the row covers them], the GHCB
     MSR. The TSS's IST slots are kernel memory, TR is not: a later `ltr`
     finds them set. Kernel memory - every global and per-CPU variable -

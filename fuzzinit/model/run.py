@@ -4,6 +4,7 @@ A pure, deterministic function of (Machine, events): no I/O, no randomness.
 Every engine (hypothesis, atheris, the minimiser, replay) drives these.
 """
 
+from .arch import CR4_FRED
 from .life import GONE_AT_START, park, tag_loads, wild_code
 from .machine import (
     CONSOLE_ON,
@@ -122,8 +123,17 @@ def _parked_event(m: Machine, st: list[int], cpu: int, base: int, op: int,
 def _after_mce(m: Machine, st: list[int], kind: int, outcome: int,
                chain: list[str]) -> int:
     """A machine check reaches every CPU (ops_events.Mce); each parked one
-    returns into its play-dead loop, which may be in a gone image."""
-    if outcome != OK or kind != MCE_EVENT or not m.images:
+    returns into its play-dead loop, which may be in a gone image. Its
+    handler's IRET unblocks NMIs on a CPU stopped inside its NMI handler
+    (SDM Vol. 3A 6.7.1); ERETS under FRED leaves them blocked (FRED spec:
+    ERETS restores the NMI-blocking the frame saved)."""
+    if outcome != OK or kind != MCE_EVENT:
+        return outcome
+    for d in range(m.ncpu):
+        if park(st[d * NF + F_LIFE]) and \
+                not st[d * NF + F_CR4] & CR4_FRED:
+            st[d * NF + F_FLAGS] &= ~NMI_BLOCKED
+    if not m.images:
         return outcome
     for d in range(m.ncpu):
         if park(st[d * NF + F_LIFE]) and wild_code(

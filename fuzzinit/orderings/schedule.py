@@ -15,19 +15,20 @@ from fuzzinit.scenario.load import Scenario
 SYNC_KINDS = frozenset((smp.START, smp.ONLINE_OP, smp.WAIT_ONLINE,
                         life.SEND_INIT, life.WAIT_OFFLINE,
                         life.KICK_PLAY_DEAD)) | life.PARKING
-# Ops that wait for the CPU they name to be parked by `offline`.
+# Ops that wait for the CPU they name to be parked by `offline` or
+# `stop_this_cpu`.
 NEEDS_PARKED = frozenset((life.SEND_INIT, life.WAIT_OFFLINE,
                           life.KICK_PLAY_DEAD))
 
 # Schedule.started[c]: where CPU c is. Waiting for a SIPI (never started,
-# or INIT-ed) it runs nothing; parked by `offline` it runs no program op
+# or INIT-ed) it runs nothing; parked (life.PARKING) it runs no program op
 # but can take an event (an NMI); running, it runs both.
 WAITING = 0
 RUNNING = 1
 PARKED = 2
 
 
-# The events that reach a CPU parked by `offline` (IF = 0 keeps out the
+# The events that reach a parked CPU (IF = 0 keeps out the
 # rest: ops_life.py).
 PARKED_EVENTS = frozenset(("nmi", "mce"))
 

@@ -588,8 +588,10 @@ def _check_sync(programs: list[list[int]], kinds: list[int], arg_a: list[int],
                                 f"'{texts[op].split()[0]} N' for another CPU"
                                 " that an 'offline hlt|mwait' or a"
                                 " 'stop_this_cpu' parks",
-                                f"add 'offline hlt' to cpu {arg_a[op]}'s"
-                                " program, or remove the op",
+                                (f"add 'offline hlt' to cpu {arg_a[op]}'s"
+                                 if arg_a[op] else
+                                 "add 'stop_this_cpu reboot' to cpu 0's")
+                                + " program, or remove the op",
                                 needle=texts[op], start=ctx.cpu_line(c))
             if kinds[op] == smp.START:
                 target = arg_a[op]
