@@ -42,6 +42,8 @@ from .machine import (
     IDT_NONE,
     IDT_NULL,
     IDT_REAL,
+    ONLINE,
+    STARTED,
     TSC_AUX_GUEST,
     UCODE,
     Machine,
@@ -71,6 +73,14 @@ GONE_AT_START: Final = 1 << NEXT
 # Vol. 3A 10.11.6.1) and the record of which stub handlers ran (not CPU
 # state).
 KEPT_BY_INIT: Final = APIC_EXTD | APIC_OFF | UCODE | IBT_ON | TSC_AUX_GUEST
+
+
+def park_cpu(st: list[int], base: int, loop: int) -> None:
+    """The end of a life (`offline`, `stop_this_cpu`): the online bit
+    cleared, the CPU in park `loop` (PARK_HLT, PARK_MWAIT), registers
+    kept."""
+    st[base + F_FLAGS] &= ~(STARTED | ONLINE)
+    st[base + F_LIFE] = st[base + F_LIFE] & ~PARK_MASK | loop
 
 
 def park(life: int) -> int:

@@ -127,7 +127,8 @@ def no_gate(vector: str, idt: str) -> tuple[str, ...]:
     table 6-5)."""
     where = _NO_GATE[idt]
     lines = [f"{vector} {where} -> #GP"]
-    if vector in ("NMI", "#UD", "#VC", "#BP"):
+    # Interrupts ("vector N") are benign too (SDM Vol. 3A table 6-4).
+    if vector in ("NMI", "#UD", "#VC", "#BP") or vector.startswith("vector "):
         lines += [f"#GP while delivering {vector} is handled serially (SDM"
                   " table 6-5)", f"#GP {where} -> #GP"]
         vector = "#GP"

@@ -18,6 +18,7 @@ from .life import (
     image,
     init_cpu,
     park,
+    park_cpu,
     wild_code,
 )
 from .machine import (
@@ -26,12 +27,11 @@ from .machine import (
     G_GONE,
     NF,
     NMI_BLOCKED,
-    ONLINE,
     R_EXTINT,
     STARTED,
     Machine,
 )
-from .op import BLOCK, CPUS, SHARED, Example, Op
+from .op import BLOCK, CPUS, SHARED, Example, Op, no_gate
 from .op import ONLINE as ONLINE_BIT
 from .ops_smp import cpu_arg
 from .outcome import INVALID, OK, RESET, TRIPLE_FAULT
@@ -95,17 +95,7 @@ class Offline(Op):
                 # INIT/SIPI again: the IDT is the reset one
                 Example((*_UP, "cpu1: offline mwait", "start 1",
                          "cpu1: nmi"), "triple_fault", (
-                    "cpu1: nmi", "NMI arrives",
-                    "NMI through the reset IDT (no LIDT yet): no valid gate"
-                    " -> #GP",
-                    "#GP while delivering NMI is handled serially (SDM"
-                    " table 6-5)",
-                    "#GP through the reset IDT (no LIDT yet): no valid gate"
-                    " -> #GP",
-                    "#GP while delivering #GP -> #DF (SDM table 6-5)",
-                    "#DF through the reset IDT (no LIDT yet): no valid gate"
-                    " -> #GP",
-                    "#GP while delivering #DF -> SHUTDOWN (triple fault)")),
+                    "cpu1: nmi", "NMI arrives", *no_gate("NMI", "none"))),
             ))
 
     def parse(self, args: list[str], ncpu: int) -> tuple[int, int]:
@@ -118,8 +108,7 @@ class Offline(Op):
 
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
               b: int, chain: list[str], warnings: list[str]) -> int:
-        st[base + F_FLAGS] &= ~(STARTED | ONLINE)
-        st[base + F_LIFE] = st[base + F_LIFE] & ~PARK_MASK | a
+        park_cpu(st, base, a)
         return OK
 
 
@@ -145,16 +134,7 @@ class StopThisCpu(Op):
                 Example(("stop_this_cpu reboot",), "triple_fault", (
                     "cpu0: stop_this_cpu reboot",
                     "REBOOT_VECTOR IPI arrives",
-                    "vector 248 through the reset IDT (no LIDT yet): no"
-                    " valid gate -> #GP",
-                    "#GP while delivering vector 248 is handled serially"
-                    " (SDM table 6-5)",
-                    "#GP through the reset IDT (no LIDT yet): no valid gate"
-                    " -> #GP",
-                    "#GP while delivering #GP -> #DF (SDM table 6-5)",
-                    "#DF through the reset IDT (no LIDT yet): no valid gate"
-                    " -> #GP",
-                    "#GP while delivering #DF -> SHUTDOWN (triple fault)")),
+                    *no_gate("vector 248", "none"))),
                 # (an NMI to the stopped CPU is a trigger:
                 # tests/test_life.py)
                 Example(("lidt full", "ltr", "tss_setup_ist",
@@ -187,8 +167,7 @@ class StopThisCpu(Op):
             return outcome
         # stop_this_cpu(): local_irq_disable(); set_cpu_online(false); ...
         # for (;;) native_halt(); - the handler never returns.
-        st[base + F_FLAGS] &= ~(STARTED | ONLINE)
-        st[base + F_LIFE] = st[base + F_LIFE] & ~PARK_MASK | PARK_HLT
+        park_cpu(st, base, PARK_HLT)
         return OK
 
 
