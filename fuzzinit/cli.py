@@ -28,6 +28,10 @@ from fuzzinit.minimise.core import causal_core
 from fuzzinit.model.arch import vector_name
 from fuzzinit.model.outcome import Result
 from fuzzinit.orderings.schedule import Event
+from fuzzinit.reach.command import add_rule_coverage, probe_for
+from fuzzinit.reach.summary import lines as reach_lines
+from fuzzinit.reach.summary import to_json as reach_json
+from fuzzinit.reach.summary import verdict_note
 from fuzzinit.report import trace as tracefile
 from fuzzinit.report.commit import render as render_commit
 from fuzzinit.report.document import build as build_report
@@ -42,6 +46,7 @@ from fuzzinit.verdict import evaluate, fails, signature
 
 if TYPE_CHECKING:
     from fuzzinit.constraints import Mined
+    from fuzzinit.reach.result import Reach
 
 
 class _Parser(argparse.ArgumentParser):
@@ -70,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--db", default=DEFAULT_DB,
                      help="example database: none, a folder, or"
                      f" redis://HOST:PORT (default {DEFAULT_DB})")
+    add_rule_coverage(run)
     replay = sub.add_parser("replay", help="replay a trace file")
     replay.add_argument("trace")
     replay.add_argument("--scenario", help="scenario to replay against"
@@ -114,6 +120,7 @@ def _parser() -> argparse.ArgumentParser:
                       " state (default) or Python lines of the model")
     fuzz.add_argument("--stop-on-failure", action="store_true")
     fuzz.add_argument("--json", action="store_true")
+    add_rule_coverage(fuzz, "the campaign's corpus, replayed afterwards")
     exp = sub.add_parser("explore", help="every ordering, breadth first,"
                          " up to bounds")
     exp.add_argument("model")
@@ -127,6 +134,7 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("--no-symmetry", action="store_true",
                      help="no symmetry reduction")
     exp.add_argument("--json", action="store_true")
+    add_rule_coverage(exp, "each expanded state")
     win = sub.add_parser("windows", help="where each trigger kind is fatal")
     win.add_argument("model")
     win.add_argument("--json", action="store_true")
@@ -139,6 +147,7 @@ def _parser() -> argparse.ArgumentParser:
     vf.add_argument("--budget", type=int, default=1_000_000,
                     metavar="STATES")
     vf.add_argument("--json", action="store_true")
+    add_rule_coverage(vf, "both explorations")
     add_export_parser(sub)
     models = sub.add_parser("models", help="list scenarios and expectations")
     models.add_argument("folder", nargs="?", default=None,
@@ -315,9 +324,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     _writable_folder("--corpus", str(corpus / sc.name))
     if args.mode:
         sc = dataclasses.replace(sc, mode=args.mode)
+    probe = probe_for(args, sc)
     report = search(sc, args.examples, args.seed,
                     progress=not args.json and sys.stderr.isatty(),
-                    swarm=args.swarm, database=open_database(args.db))
+                    swarm=args.swarm, database=open_database(args.db),
+                    probe=probe)
+    reach = probe.result() if probe is not None else None
     out: dict[str, Any] = {
         "scenario": sc.path, "name": sc.name, "seed": args.seed,
         "examples": report.examples, "elapsed_s": round(report.elapsed_s, 4),
@@ -327,6 +339,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         "first_failure_example": report.first_failure_example,
         "mode": sc.mode, "from_database": report.from_database,
     }
+    if reach is not None:
+        out["rule_coverage"] = reach_json(reach)
     finding = report.finding
     if finding is None:
         out.update(verdict="ok", events=[], chain=[])
@@ -336,7 +350,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             state = "interrupted after" if report.interrupted else \
                 "no failing ordering in"
             print(f"{sc.name}: {state} {report.examples} orderings"
-                  f" ({report.elapsed_s:.2f} s, seed {args.seed})")
+                  f" ({report.elapsed_s:.2f} s, seed {args.seed})"
+                  + (verdict_note(reach) if reach is not None else ""))
+            if reach is not None:
+                print("\n".join(reach_lines(reach)))
         return EXIT_INTERRUPTED if report.interrupted else 0
     result = finding.result
     if report.interrupted:
@@ -354,7 +371,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     # printed does not stop it from being saved.
     with _deferred_signals():
         try:
-            _print_finding(args, sc, report, out)
+            _print_finding(args, sc, report, out, reach)
         except OSError:
             problem = _save_finding(sc, finding.core, finding.shrunk, result,
                                     args.seed, trace_path, reports)
@@ -373,7 +390,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _print_finding(args: argparse.Namespace, sc: Scenario,
-                   report: SearchReport, out: dict[str, Any]) -> None:
+                   report: SearchReport, out: dict[str, Any],
+                   reach: Reach | None = None) -> None:
     finding = report.finding
     assert finding is not None
     if args.json:
@@ -391,6 +409,8 @@ def _print_finding(args: argparse.Namespace, sc: Scenario,
     print(f"report: {out['report']}")
     print(f"trace:  {out['trace']}  (fuzzinit replay {out['trace']})",
           flush=True)
+    if reach is not None:
+        print("\n".join(reach_lines(reach)), flush=True)
 
 
 def _load_trace(args: argparse.Namespace) -> tuple[Scenario, list[Event],
@@ -658,9 +678,34 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
            "interrupted": summary.interrupted,
            "crashes": summary.crashes_dir, "coverage": args.coverage,
            "jobs": args.jobs}
+    probe = probe_for(args, sc, "corpus inputs")
+    reach = None
+    measure_interrupted = False
+    measure_error: str | None = None
+    if probe is not None:
+        # After the campaign, whose findings are saved by now; Ctrl-C or
+        # an unreadable input here ends the measuring, not the summary.
+        from fuzzinit.reach.corpus import measure_corpus
+        try:
+            measure_corpus(sc, Path(args.corpus) / sc.name / "inputs", probe,
+                           show=not args.json and sys.stderr.isatty())
+        except KeyboardInterrupt:
+            measure_interrupted = True
+        except FuzzinitError as exc:
+            measure_error = str(exc)
+        reach = probe.result()
+        out["rule_coverage"] = dict(reach_json(reach),
+                                    interrupted=measure_interrupted,
+                                    error=measure_error)
     try:
         with _deferred_signals():
-            _print_fuzz_summary(sc, summary, out, args.json)
+            _print_fuzz_summary(sc, summary, out, args.json,
+                                verdict_note(reach) if reach else "")
+            if reach is not None and not args.json:
+                if measure_interrupted:
+                    print("rule coverage: interrupted; the corpus inputs"
+                          " replayed so far:")
+                print("\n".join(reach_lines(reach)))
             sys.stdout.flush()
     except BrokenPipeError:
         # A closed stdout must not turn a finding into exit 0 (main()),
@@ -668,20 +713,27 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         if not failing:
             return 141
+    if measure_error is not None:
+        sys.stderr.write(f"fuzzinit: error: {measure_error}\n")
     if failing:
         return 1
+    if measure_error is not None:
+        return 2
+    if measure_interrupted:
+        return EXIT_INTERRUPTED
     # Interrupted before any failure: 130 for SIGINT, 143 for SIGTERM.
     return 128 + (summary.signal or signal.SIGINT) \
         if summary.interrupted else 0
 
 
 def _print_fuzz_summary(sc: Scenario, summary: Any, out: dict[str, Any],
-                        as_json: bool) -> None:
+                        as_json: bool, note: str = "") -> None:
     if as_json:
         print(json.dumps(out))
     else:
         state = "interrupted" if summary.interrupted else "done"
-        print(f"{sc.name}: campaign {state} after {summary.elapsed_s:.1f} s")
+        print(f"{sc.name}: campaign {state} after {summary.elapsed_s:.1f} s"
+              + (note if not summary.distinct_failures else ""))
         rows = [("execs", f"{summary.execs}"),
                 ("exec/s", f"{summary.exec_per_s:,.0f}"),
                 ("corpus inputs", f"{summary.corpus}"),

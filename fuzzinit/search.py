@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hypothesis import HealthCheck, Phase, find, settings
 from hypothesis.database import ExampleDatabase
@@ -27,6 +27,9 @@ from fuzzinit.progress import Progress
 from fuzzinit.report import trace as tracefile
 from fuzzinit.scenario.load import Scenario
 from fuzzinit.verdict import evaluate, fails
+
+if TYPE_CHECKING:
+    from fuzzinit.reach.probe import Probe
 
 
 @dataclass
@@ -96,11 +99,13 @@ def search_or_raise(sc: Scenario, examples: int, seed: int) -> SearchReport:
 
 def search(sc: Scenario, examples: int = 1000, seed: int = 0,
            progress: bool = False, swarm: bool = False,
-           database: ExampleDatabase | None = None) -> SearchReport:
+           database: ExampleDatabase | None = None,
+           probe: Probe | None = None) -> SearchReport:
     """Generate up to `examples` orderings; on a failure, shrink it with
     Hypothesis and reduce it to its causal core. Deterministic per seed when
     `database` is None; with a database, a failure saved by an earlier run
-    (on any machine sharing it) is replayed first."""
+    (on any machine sharing it) is replayed first. A `probe` measures each
+    ordering the search runs (generation and shrinking: rule coverage)."""
     start = time.monotonic()
     count = 0
     first: float | None = None
@@ -115,6 +120,8 @@ def search(sc: Scenario, examples: int = 1000, seed: int = 0,
             raise KeyboardInterrupt
         count += 1
         result = evaluate(sc, ordering, ordering.complete)
+        if probe is not None:
+            probe.replay(ordering)
         bad = fails(sc, result)
         if bad and first is None:
             first = time.monotonic() - start
@@ -133,6 +140,8 @@ def search(sc: Scenario, examples: int = 1000, seed: int = 0,
         if database is not None:
             saved = _replay_saved(sc, database, key)
             if saved is not None:
+                if probe is not None:
+                    probe.replay(saved)
                 core = causal_core(sc, saved, evaluate(sc, saved))
                 return SearchReport(sc, seed, 1, time.monotonic() - start,
                                     Finding(saved, core, evaluate(sc, core)),

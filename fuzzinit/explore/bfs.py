@@ -19,7 +19,9 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from fuzzinit.explore.independence import Independence, local_write
 from fuzzinit.explore.symmetry import State, Symmetry
@@ -28,6 +30,9 @@ from fuzzinit.model.run import initial_state, step
 from fuzzinit.orderings.schedule import Event, Schedule
 from fuzzinit.scenario.load import Scenario
 from fuzzinit.verdict import evaluate
+
+if TYPE_CHECKING:
+    from fuzzinit.reach.probe import Probe
 
 COMPLETE = "complete"
 BUDGET = "budget exhausted"
@@ -57,20 +62,22 @@ class Exploration:
 def explore(sc: Scenario, max_triggers: int = 1, budget: int = 1_000_000,
             por: bool = True, symmetry: bool = True,
             on_progress: Callable[[str], None] | None = None,
-            interruptible: bool = False) -> Exploration:
+            interruptible: bool = False,
+            probe: Probe | None = None) -> Exploration:
     """Breadth-first search with state caching, partial-order reduction
     (independence.py) and symmetry reduction (symmetry.py). A failure found
     with POR on is searched again without it, for a shortest ordering.
     `on_progress` gets a status line every PROGRESS_EVERY states. With
     `interruptible` (the CLI), Ctrl-C ends the search with INTERRUPTED and
-    the counts so far; otherwise KeyboardInterrupt propagates."""
+    the counts so far; otherwise KeyboardInterrupt propagates. A `probe`
+    measures every expanded state (rule coverage), in both searches."""
     start = time.monotonic()
     ex = _search(sc, max_triggers, budget, por, symmetry, start, on_progress,
-                 interruptible)
+                 interruptible, probe)
     if ex.verdict != FAILED or not ex.reduced:
         return ex  # without a reduction step, BFS order was not changed
     again = _search(sc, max_triggers, max(budget - ex.states, 1), False,
-                    symmetry, start, on_progress, interruptible)
+                    symmetry, start, on_progress, interruptible, probe)
     if again.verdict == COMPLETE:
         raise RuntimeError(f"{sc.name}: partial-order reduction found a"
                            " failure the full search does not: a bug in"
@@ -96,11 +103,12 @@ Key = State
 def _search(sc: Scenario, max_triggers: int, budget: int, por: bool,
             symmetry: bool, start: float,
             on_progress: Callable[[str], None] | None,
-            interruptible: bool) -> Exploration:
+            interruptible: bool, probe: Probe | None) -> Exploration:
     counts = [0, 0]  # states, transitions: kept up to date for Ctrl-C
     try:
-        return _bfs(sc, max_triggers, budget, por, symmetry, start,
-                    on_progress, counts)
+        with probe.live() if probe is not None else nullcontext():
+            return _bfs(sc, max_triggers, budget, por, symmetry, start,
+                        on_progress, counts, probe)
     except KeyboardInterrupt:
         if not interruptible:
             raise
@@ -111,7 +119,7 @@ def _search(sc: Scenario, max_triggers: int, budget: int, por: bool,
 def _bfs(sc: Scenario, max_triggers: int, budget: int, por: bool,
          symmetry: bool, start: float,
          on_progress: Callable[[str], None] | None,
-         counts: list[int]) -> Exploration:
+         counts: list[int], probe: Probe | None) -> Exploration:
     m = sc.machine
     sched = Schedule(sc)
     indep = Independence(sc) if por else None
@@ -158,12 +166,17 @@ def _bfs(sc: Scenario, max_triggers: int, budget: int, por: bool,
         moves = sched.program_candidates()
         if used < max_triggers:
             moves += sched.trigger_candidates()
+        if probe is not None:
+            probe.unit()
+            probe.offer(st_tuple, moves)
         successors: list[tuple[Event, list[int], bool]] = []
         if indep is not None:
             for ev in indep.candidates(sched, moves, used < max_triggers):
                 outcome, st = run(st_tuple, ev)
                 transitions += 1
                 if outcome == OK and local_write(st_tuple, st, ev.cpu):
+                    if probe is not None and ev.trigger >= 0:
+                        probe.fire(st_tuple, ev, outcome)
                     successors.append((ev, st, bool(warnings)))
                     reduced = reduced or len(moves) > 1
                     break
@@ -175,6 +188,8 @@ def _bfs(sc: Scenario, max_triggers: int, budget: int, por: bool,
                 transitions += 1
                 if outcome == INVALID:
                     continue
+                if probe is not None and ev.trigger >= 0:
+                    probe.fire(st_tuple, ev, outcome)
                 stuck = False
                 if outcome != OK and NAMES[outcome] in fail_on:
                     return failed(key, ev)

@@ -26,6 +26,11 @@ from fuzzinit.explore.windows import (
 )
 from fuzzinit.explore.windows import closed as windows_closed
 from fuzzinit.progress import Progress
+from fuzzinit.reach.command import probe_for
+from fuzzinit.reach.result import Reach
+from fuzzinit.reach.summary import lines as reach_lines
+from fuzzinit.reach.summary import to_json as reach_json
+from fuzzinit.reach.summary import verdict_note
 from fuzzinit.report import trace as tracefile
 from fuzzinit.scenario.load import Scenario, load
 
@@ -49,15 +54,17 @@ def run_command(args: argparse.Namespace) -> int:
         if args.mode:
             sc = dataclasses.replace(sc, mode=args.mode)
         bar = Progress(not args.json and sys.stderr.isatty())
+        probe = probe_for(args, sc, "states")
         ex = explore(sc, _triggers(args, sc), args.budget,
                      por=not args.no_por, symmetry=not args.no_symmetry,
-                     on_progress=bar.show, interruptible=True)
+                     on_progress=bar.show, interruptible=True, probe=probe)
         bar.done()
-        out = _explore_json(sc, ex, args)
+        reach = probe.result() if probe is not None else None
+        out = _explore_json(sc, ex, args, reach)
         if args.json:
             print(json.dumps(out))
         else:
-            for line in _explore_lines(sc, ex):
+            for line in _explore_lines(sc, ex, reach):
                 print(line)
         return _status(ex)
     return _verify_fix(args)
@@ -79,8 +86,8 @@ def _status(ex: Exploration) -> int:
     return EXIT_BUDGET if ex.verdict == BUDGET else 1
 
 
-def _explore_json(sc: Scenario, ex: Exploration,
-                  args: argparse.Namespace) -> dict[str, Any]:
+def _explore_json(sc: Scenario, ex: Exploration, args: argparse.Namespace,
+                  reach: Reach | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "scenario": sc.path, "name": sc.name, "mode": sc.mode,
         "result": ex.verdict.replace(" ", "_"), "states": ex.states,
@@ -95,20 +102,30 @@ def _explore_json(sc: Scenario, ex: Exploration,
     if ex.ordering is not None and ex.result is not None:
         out.update(verdict=ex.result.name, chain=ex.result.chain,
                    events=[tracefile.event_json(sc, e) for e in ex.ordering])
+    if reach is not None:
+        out["rule_coverage"] = reach_json(reach)
     return out
 
 
-def _explore_lines(sc: Scenario, ex: Exploration) -> list[str]:
+def _explore_lines(sc: Scenario, ex: Exploration,
+                   reach: Reach | None = None) -> list[str]:
+    """The verdict (with the triggers that never fired, when measured)
+    and, with a Reach, the rule coverage table after it."""
+    lines = _verdict_lines(sc, ex, verdict_note(reach) if reach else "")
+    return lines + (reach_lines(reach) if reach is not None else [])
+
+
+def _verdict_lines(sc: Scenario, ex: Exploration, note: str) -> list[str]:
     stats = (f"{ex.states} states, {ex.transitions} transitions,"
              f" {ex.states_per_s:,.0f} states/s")
     if ex.verdict == COMPLETE:
-        return [f"{sc.name}: complete: no failing ordering in {stats}"]
+        return [f"{sc.name}: complete: no failing ordering in {stats}{note}"]
     if ex.verdict == BUDGET:
         return [f"{sc.name}: budget exhausted after {stats}: no failing"
-                " ordering found so far"]
+                f" ordering found so far{note}"]
     if ex.verdict == INTERRUPTED:
         return [f"{sc.name}: interrupted after {stats}: no failing"
-                " ordering found so far"]
+                f" ordering found so far{note}"]
     assert ex.ordering is not None and ex.result is not None
     which = "a shortest" if ex.shortest else "a (not proven shortest)"
     lines = [f"{sc.name}: {ex.result.name}: {which} failing ordering"
@@ -174,27 +191,33 @@ def _closed_json(points: list[Point]) -> list[dict[str, Any]]:
 
 def _verify_fix(args: argparse.Namespace) -> int:
     before, after = load(args.before), load(args.after)
+    probe_before = probe_for(args, before, "states")
+    probe_after = probe_for(args, after, "states")
     ex_before = explore(before, _triggers(args, before), args.budget,
-                        interruptible=True)
+                        interruptible=True, probe=probe_before)
     if ex_before.verdict == INTERRUPTED:
         ex_after = Exploration(INTERRUPTED, 0, 0, 0.0, None, None)
     else:
         ex_after = explore(after, _triggers(args, after), args.budget,
-                           interruptible=True)
+                           interruptible=True, probe=probe_after)
+    reach_before = probe_before.result() if probe_before else None
+    reach_after = probe_after.result() if probe_after else None
     closed, what_if = _closed_windows(before, after)
     ok = ex_before.verdict == FAILED and ex_after.verdict == COMPLETE
     if args.json:
         print(json.dumps({
-            "before": _explore_json(before, ex_before, args),
-            "after": _explore_json(after, ex_after, args),
+            "before": _explore_json(before, ex_before, args, reach_before),
+            "after": _explore_json(after, ex_after, args, reach_after),
             "closed_windows": _closed_json(closed),
             "closed_outside_trigger_windows": _closed_json(what_if),
             "verified": ok}))
     else:
         print("before:")
-        print("\n".join("  " + x for x in _explore_lines(before, ex_before)))
+        print("\n".join("  " + x for x in _explore_lines(before, ex_before,
+                                                          reach_before)))
         print("after:")
-        print("\n".join("  " + x for x in _explore_lines(after, ex_after)))
+        print("\n".join("  " + x for x in _explore_lines(after, ex_after,
+                                                          reach_after)))
         if closed:
             print("windows closed by the fix:")
             for p in closed:
@@ -204,7 +227,9 @@ def _verify_fix(args: argparse.Namespace) -> int:
                   " (what-if):")
             for p in what_if:
                 print(f"  cpu{p.cpu} {_where(before, p)}: {p.kind}")
+        note = verdict_note(reach_after) if reach_after else ""
         print("fix verified: BEFORE fails, AFTER explores complete and clean"
+              + note.replace("; ", "; in AFTER ", 1)
               if ok else "fix NOT verified")
     if ok:
         return 0

@@ -1,0 +1,206 @@
+"""Where the model decides each rule: `# rule: ID` comments in
+fuzzinit/model/*.py, turned into the statements they mark.
+
+A marker on a line of its own marks the next statement; at the end of a
+line, the statement that starts on that line. What a marker covers:
+
+- a `def`: its body (the rule is reached when the function runs);
+- an `if` or `elif`: its body only, not the test or the branches after it
+  (the rule is reached when the branch is taken);
+- any other statement: the statement and what it contains.
+
+Module-level statements other than `def` cannot be marked: they run at
+import, so they would count as reached by every search. One marker may
+name several ids (`# rule: double-fault, fred-delivery`).
+
+`python -m fuzzinit.reach.markers` lists each rule's statements; with
+`--check` it exits 1 naming unknown ids, bad placements and rules with no
+marker.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import re
+import sys
+import tokenize
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fuzzinit.reach.rules import BY_ID, RULES
+
+MODEL = Path(__file__).resolve().parent.parent / "model"
+MARKER = re.compile(r"#\s*rule:\s*(.*)$")
+ID = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*$")
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One statement a rule covers: `lines` are the source lines that
+    belong to it alone (a compound statement's header, a simple
+    statement's whole extent); executing any of them executes it."""
+    path: str
+    line: int
+    lines: tuple[int, ...]
+
+
+@dataclass
+class Span:
+    """A rule's statements across the model's files."""
+    rule: str
+    statements: list[Statement] = field(default_factory=list)
+    markers: list[tuple[str, int]] = field(default_factory=list)
+
+    def files(self) -> set[str]:
+        return {s.path for s in self.statements}
+
+
+class MarkerError(ValueError):
+    pass
+
+
+def _own_lines(node: ast.stmt) -> tuple[int, ...]:
+    """The lines of `node` that are not lines of a statement inside it."""
+    end = node.end_lineno or node.lineno
+    inner = [child for child in ast.iter_child_nodes(node)
+             if isinstance(child, ast.stmt)]
+    if inner:
+        end = min(c.lineno for c in inner) - 1
+        # Decorators and a header that spans lines stay with the header;
+        # the header of `else:`/`finally:` has no executable line.
+    return tuple(range(node.lineno, max(end, node.lineno) + 1))
+
+
+def _statements(nodes: Iterable[ast.stmt], path: str) -> list[Statement]:
+    out: list[Statement] = []
+    for node in nodes:
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.stmt):
+                out.append(Statement(path, sub.lineno, _own_lines(sub)))
+    return out
+
+
+def _covered(node: ast.stmt, path: str) -> list[Statement]:
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+        return _statements(node.body, path)
+    if isinstance(node, ast.If):
+        return _statements(node.body, path)
+    return _statements([node], path)
+
+
+def _comments(source: str) -> list[tuple[int, bool, str]]:
+    """(line, alone on its line, text after `rule:`) per marker."""
+    out = []
+    lines = source.splitlines()
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type != tokenize.COMMENT:
+            continue
+        found = MARKER.match(tok.string)
+        if found is None:
+            continue
+        row, col = tok.start
+        alone = not lines[row - 1][:col].strip()
+        out.append((row, alone, found.group(1).strip()))
+    return out
+
+
+def _ids(text: str, where: str) -> list[str]:
+    ids = [x.strip() for x in text.split(",")]
+    for rid in ids:
+        if not ID.match(rid):
+            raise MarkerError(f"{where}: malformed rule id {rid!r}")
+        if rid not in BY_ID:
+            raise MarkerError(f"{where}: unknown rule id {rid!r}; the ids"
+                              " are in fuzzinit/reach/rules.py")
+    return ids
+
+
+def scan_source(source: str, path: str) -> dict[str, Span]:
+    """The spans marked in one file's source."""
+    tree = ast.parse(source, path)
+    module_level = {id(n) for n in tree.body}
+    nodes = [n for n in ast.walk(tree) if isinstance(n, ast.stmt)]
+    spans: dict[str, Span] = {}
+    for row, alone, text in _comments(source):
+        where = f"{path}:{row}"
+        ids = _ids(text, where)
+        if alone:
+            after = [n for n in nodes if n.lineno > row]
+            target = min(after, key=lambda n: (n.lineno, -_depth(tree, n)),
+                         default=None)
+        else:
+            here = [n for n in nodes if n.lineno == row]
+            target = min(here, key=lambda n: -_depth(tree, n), default=None)
+        if target is None:
+            raise MarkerError(f"{where}: marker with no statement after it")
+        if id(target) in module_level and not isinstance(
+                target, ast.FunctionDef | ast.AsyncFunctionDef):
+            raise MarkerError(f"{where}: a module-level statement runs at"
+                              " import; mark the function that applies it")
+        covered = _covered(target, path)
+        if not covered:
+            raise MarkerError(f"{where}: the marked statement has no body")
+        for rid in ids:
+            span = spans.setdefault(rid, Span(rid))
+            span.statements += covered
+            span.markers.append((path, row))
+    return spans
+
+
+def _depth(tree: ast.AST, target: ast.AST) -> int:
+    """How deep `target` is nested (the innermost statement wins when
+    several start on one line)."""
+    def walk(node: ast.AST, depth: int) -> int:
+        if node is target:
+            return depth
+        for child in ast.iter_child_nodes(node):
+            found = walk(child, depth + 1)
+            if found >= 0:
+                return found
+        return -1
+    return walk(tree, 0)
+
+
+def scan(folder: Path = MODEL) -> dict[str, Span]:
+    """Every rule's span over the model's files (absolute paths, as
+    coverage.py names measured files)."""
+    spans: dict[str, Span] = {r.id: Span(r.id) for r in RULES}
+    for path in sorted(folder.glob("*.py")):
+        for rid, span in scan_source(path.read_text(), str(path)).items():
+            spans[rid].statements += span.statements
+            spans[rid].markers += span.markers
+    for span in spans.values():
+        # A statement marked twice for one rule counts once.
+        span.statements = sorted(set(span.statements),
+                                 key=lambda s: (s.path, s.line))
+    return spans
+
+
+def unmarked(spans: dict[str, Span]) -> list[str]:
+    return [r.id for r in RULES if not spans[r.id].markers]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        spans = scan()
+    except (MarkerError, SyntaxError) as exc:
+        print(f"markers: {exc}", file=sys.stderr)
+        return 1
+    missing = unmarked(spans)
+    if "--check" not in args:
+        for rule in RULES:
+            span = spans[rule.id]
+            where = ", ".join(f"{Path(p).name}:{n}" for p, n in span.markers)
+            print(f"{rule.number:2d} {rule.id:22s} {len(span.statements):4d}"
+                  f" statements  {where or '(no marker)'}")
+    if missing:
+        print(f"markers: no marker for {', '.join(missing)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
