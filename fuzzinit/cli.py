@@ -295,7 +295,7 @@ def _writable_folder(flag: str, value: str) -> Path:
 
 def _save_finding(sc: Scenario, core: list[Event], shrunk: list[Event],
                   result: Result, seed: int | None, trace_path: Path,
-                  reports: Path) -> str | None:
+                  reports: Path, reach: Reach | None = None) -> str | None:
     """Write the trace, then the reports. Returns an error line when a
     write failed (the finding is already printed), else None."""
     try:
@@ -303,7 +303,8 @@ def _save_finding(sc: Scenario, core: list[Event], shrunk: list[Event],
     except OSError as exc:
         return f"{describe_os_error(exc)}; the finding above is not saved"
     try:
-        write_reports(sc, core, shrunk, result, seed, trace_path, reports)
+        write_reports(sc, core, shrunk, result, seed, trace_path, reports,
+                      reach_json(reach) if reach is not None else None)
     except OSError as exc:
         return (f"{describe_os_error(exc)}; the trace is saved:"
                 f" fuzzinit report {trace_path}")
@@ -374,7 +375,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             _print_finding(args, sc, report, out, reach)
         except OSError:
             problem = _save_finding(sc, finding.core, finding.shrunk, result,
-                                    args.seed, trace_path, reports)
+                                    args.seed, trace_path, reports, reach)
             if problem is not None:
                 # Neither shown nor saved: say at least what it was.
                 core = ", ".join(f"cpu{e['cpu']} {e['op']}"
@@ -383,7 +384,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                                  f" {result.name}: {core}\n")
             raise
         problem = _save_finding(sc, finding.core, finding.shrunk, result,
-                                args.seed, trace_path, reports)
+                                args.seed, trace_path, reports, reach)
     if problem is not None:
         sys.stderr.write(f"fuzzinit: error: {problem}\n")
     return 1

@@ -1,5 +1,6 @@
-"""pytest plugin (entry point pytest11): --fuzzinit-profile and a header
-line naming the active profile. See fuzzinit.testing."""
+"""pytest plugin (entry point pytest11): --fuzzinit-profile,
+--fuzzinit-min-rule-coverage and a header line naming the active profile.
+See fuzzinit.testing."""
 
 from __future__ import annotations
 
@@ -16,12 +17,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     default=None, help="budget of fuzzinit searches: dev"
                     " (default), ci (deterministic) or nightly; also"
                     " FUZZINIT_PROFILE")
+    group.addoption("--fuzzinit-min-rule-coverage", type=float, default=None,
+                    metavar="FRACTION", help="measure every"
+                    " assert_no_failing_ordering search and fail it when it"
+                    " reached less than FRACTION of the model's rules or"
+                    " left a trigger unfired (its min_rule_coverage)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     name = config.getoption("--fuzzinit-profile")
     if name:
         testing.set_profile(name)
+    fraction = config.getoption("--fuzzinit-min-rule-coverage")
+    try:
+        testing.set_min_rule_coverage(fraction)
+    except ValueError as exc:
+        raise pytest.UsageError(f"--fuzzinit-min-rule-coverage: {exc}") \
+            from exc
     env = os.environ.get("FUZZINIT_PROFILE")
     if env and env not in testing.PROFILES:
         raise pytest.UsageError(

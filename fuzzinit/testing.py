@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,15 +42,19 @@ from fuzzinit.model.outcome import Result
 from fuzzinit.orderings.schedule import Event, well_formed
 from fuzzinit.orderings.strategies import Ordering
 from fuzzinit.orderings.strategies import orderings as _orderings
+from fuzzinit.reach.result import Reach
+from fuzzinit.reach.rules import BY_ID
+from fuzzinit.reach.summary import lines
 from fuzzinit.report import trace as tracefile
 from fuzzinit.report.files import write_atomic
 from fuzzinit.scenario.load import Scenario, load
 from fuzzinit.search import search
 from fuzzinit.verdict import evaluate, fails, signature
 
-__all__ = ["PROFILES", "FailingOrdering", "active_profile",
-           "assert_no_failing_ordering", "assert_replay_passes",
-           "check_ordering", "load_scenario", "orderings", "set_profile"]
+__all__ = ["PROFILES", "FailingOrdering", "TooLittleReached",
+           "active_profile", "assert_no_failing_ordering",
+           "assert_replay_passes", "check_ordering", "load_scenario",
+           "orderings", "set_min_rule_coverage", "set_profile"]
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,57 @@ class FailingOrdering(AssertionError):
     core, its chain and the command that replays it."""
 
 
+class TooLittleReached(AssertionError):
+    """No ordering failed, but the search reached less of the model than
+    the test asked for (min_rule_coverage): its clean verdict proves less
+    than it seems to."""
+
+
+# --fuzzinit-min-rule-coverage: the default of min_rule_coverage.
+_min_rule_coverage: float | None = None
+
+
+def set_min_rule_coverage(fraction: float | None) -> None:
+    """The default min_rule_coverage of assert_no_failing_ordering (the
+    pytest plugin's --fuzzinit-min-rule-coverage)."""
+    global _min_rule_coverage
+    if fraction is not None and not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"min_rule_coverage {fraction}: expected a fraction"
+                         " from 0 to 1")
+    _min_rule_coverage = fraction
+
+
+def _check_reach(sc: Scenario, reach: Reach,
+                 wanted: float | Collection[str]) -> None:
+    """Raise TooLittleReached when `reach` falls short of `wanted`: a
+    fraction of the model's rules, or rule ids that must each be reached;
+    either way, every trigger must have fired."""
+    problems = []
+    reached = {r.rule.id for r in reach.reached()}
+    if isinstance(wanted, float | int):
+        if reach.fraction() < wanted:
+            problems.append(f"it reached {len(reached)} of {len(reach.rules)}"
+                            f" model rules ({reach.fraction():.0%}), below"
+                            f" min_rule_coverage {wanted:.0%}")
+    else:
+        unknown = sorted(set(wanted) - set(BY_ID))
+        if unknown:
+            raise ValueError(f"min_rule_coverage: unknown rule ids"
+                             f" {', '.join(unknown)}; the ids are in"
+                             " fuzzinit/reach/rules.py")
+        missing = [rid for rid in wanted if rid not in reached]
+        if missing:
+            problems.append(f"it never reached {', '.join(missing)}")
+    never = [t.label for t in reach.never_fired()]
+    if never:
+        problems.append(f"trigger{'s' if len(never) > 1 else ''}"
+                        f" {', '.join(never)} never fired")
+    if problems:
+        raise TooLittleReached(
+            f"{sc.name}: no failing ordering in {reach.units} orderings, but"
+            f" {'; '.join(problems)}\n" + "\n".join(lines(reach)))
+
+
 def _failure_message(sc: Scenario, core: list[Event], result: Result,
                      trace_path: Path, seed: int | None) -> str:
     lines = [f"{sc.name}: {result.name} - causal core ({len(core)} events):"]
@@ -130,21 +186,34 @@ def _save(sc: Scenario, core: list[Event], result: Result,
     return path
 
 
-def assert_no_failing_ordering(scenario: Scenario | str | Path, *,
-                               examples: int | None = None,
-                               seed: int | None = None,
-                               corpus: str | Path = "corpus") -> None:
-    """Search `scenario`; raise FailingOrdering if an ordering fails."""
+def assert_no_failing_ordering(
+        scenario: Scenario | str | Path, *, examples: int | None = None,
+        seed: int | None = None, corpus: str | Path = "corpus",
+        min_rule_coverage: float | Collection[str] | None = None) -> None:
+    """Search `scenario`; raise FailingOrdering if an ordering fails.
+
+    With `min_rule_coverage` (a fraction of the model's rules, or rule
+    ids that must each be reached; default: --fuzzinit-min-rule-coverage)
+    the search is measured (--rule-coverage), and a clean search that
+    reached less, or left a trigger unfired, raises TooLittleReached."""
     sc = load_scenario(scenario)
     profile = PROFILES[active_profile()]
     if seed is None:
         seed = profile.seed if profile.seed is not None else \
             random.SystemRandom().randrange(2**32)
+    wanted = _min_rule_coverage if min_rule_coverage is None \
+        else min_rule_coverage
+    probe = None
+    if wanted is not None:
+        from fuzzinit.reach.probe import Probe
+        probe = Probe(sc)
     report = search(sc, examples or profile.examples, seed,
-                    database=open_database(profile.database))
+                    database=open_database(profile.database), probe=probe)
     if report.interrupted:
         raise KeyboardInterrupt  # nothing was checked
     if report.finding is None:
+        if probe is not None and wanted is not None:
+            _check_reach(sc, probe.result(), wanted)
         return
     finding = report.finding
     path = _save(sc, finding.core, finding.result, seed, corpus)

@@ -186,10 +186,10 @@ def _bfs(sc: Scenario, max_triggers: int, budget: int, por: bool,
             for ev in moves:
                 outcome, st = run(st_tuple, ev)
                 transitions += 1
-                if outcome == INVALID:
-                    continue
                 if probe is not None and ev.trigger >= 0:
                     probe.fire(st_tuple, ev, outcome)
+                if outcome == INVALID:
+                    continue
                 stuck = False
                 if outcome != OK and NAMES[outcome] in fail_on:
                     return failed(key, ev)

@@ -24,7 +24,7 @@ def measure_corpus(sc: Scenario, inputs: Path, probe: Probe,
     many there were. An unreadable input or folder is an error: a
     coverage figure over part of the corpus would look complete."""
     try:
-        files = sorted(p for p in inputs.iterdir() if p.is_file()) \
+        files = sorted(p for p in inputs.iterdir() if not p.is_dir()) \
             if inputs.exists() else []
     except OSError as exc:
         raise FuzzinitError(f"{describe_os_error(exc, 'cannot read')} (the corpus"

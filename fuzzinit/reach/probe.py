@@ -183,8 +183,12 @@ class Probe:
                     t.open_states.setdefault(dim, set()).add(value)
 
     def fire(self, st: Sequence[int], ev: Event, outcome: int) -> None:
-        """Trigger `ev` fired in state `st` (before it) with `outcome`."""
+        """Trigger `ev` fired in state `st` (before it) with `outcome`; an
+        INVALID outcome is a firing that cannot happen there (rule 16)."""
         t = self._triggers[ev.trigger]
+        if outcome == INVALID:
+            t.ruled_out += 1
+            return
         t.fired += 1
         if t.last_unit != self.units:
             t.units += 1
@@ -210,7 +214,7 @@ class Probe:
                 before = list(st) if ev.trigger >= 0 else st
                 outcome = model_run.step(m, st, ev.cpu, ev.op, chain,
                                          warnings)
-                if ev.trigger >= 0 and outcome != INVALID:
+                if ev.trigger >= 0:
                     self.fire(before, ev, outcome)
                 if outcome != OK:
                     break

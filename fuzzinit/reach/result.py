@@ -27,6 +27,7 @@ class TriggerReach:
     index: int
     label: str
     fired: int = 0                  # times it fired
+    ruled_out: int = 0              # firings the model ruled out (invalid)
     units: int = 0                  # units it fired in
     states: dict[str, Counter[str]] = field(default_factory=dict)
     outcomes: Counter[str] = field(default_factory=Counter)

@@ -26,7 +26,13 @@ def _counts(counter: dict[str, int]) -> str:
 
 def trigger_line(t: TriggerReach, unit: str) -> str:
     if not t.fired:
-        return f"{t.label}: never fired"
+        opened = "; ".join(f"{dim} {', '.join(sorted(t.open_states[dim]))}"
+                           for dim in DIMENSIONS if dim in t.open_states)
+        if not opened:
+            return f"{t.label}: never fired: its window never opened"
+        why = (f"; the model ruled out all {t.ruled_out} firings there"
+               " (they cannot happen)" if t.ruled_out else "")
+        return f"{t.label}: never fired; its window was open with {opened}{why}"
     states = "; ".join(f"{dim}: {_counts(t.states.get(dim, {}))}"
                        for dim in DIMENSIONS)
     times = "once" if t.fired == 1 else f"{t.fired} times"
@@ -70,11 +76,16 @@ def to_json(reach: Reach) -> dict[str, Any]:
                   for r in reach.rules],
         "not_reached": [r.rule.id for r in reach.unreached()],
         "triggers": [{"trigger": t.label, "index": t.index, "fired": t.fired,
-                      "units": t.units,
+                      "units": t.units, "ruled_out": t.ruled_out,
+                      "window_open_with": {d: sorted(t.open_states[d])
+                                           for d in DIMENSIONS
+                                           if d in t.open_states},
                       "states": {d: dict(t.states.get(d, {}))
                                  for d in DIMENSIONS},
                       "outcomes": dict(t.outcomes),
                       "never_with": t.never_with()}
                      for t in reach.triggers],
         "triggers_never_fired": [t.label for t in reach.never_fired()],
+        "trigger_lines": [trigger_line(t, reach.unit)
+                          for t in reach.triggers],
     }

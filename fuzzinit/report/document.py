@@ -63,6 +63,9 @@ class Report:
     # Core events the model does not need, kept because they open the
     # window of a trigger in the core (minimise.core).
     window_only: tuple[Event, ...] = ()
+    # What the search that found it reached (--rule-coverage:
+    # reach/summary.to_json), or None when it was not measured.
+    rule_coverage: dict[str, Any] | None = None
 
     @property
     def failing_cpu(self) -> int | None:
@@ -124,8 +127,10 @@ class Report:
 
 
 def build(sc: Scenario, core: list[Event], shrunk: list[Event],
-          result: Result, seed: int | None, trace_path: str) -> Report:
-    """Everything a report says about one failure, checked by the model."""
+          result: Result, seed: int | None, trace_path: str,
+          rule_coverage: dict[str, Any] | None = None) -> Report:
+    """Everything a report says about one failure, checked by the model,
+    and what the search reached when that was measured."""
     states = states_after(sc, core, shrunk if shrunk else None)
     window = None
     if core and shrunk and result.at >= 0:
@@ -148,7 +153,7 @@ def build(sc: Scenario, core: list[Event], shrunk: list[Event],
         steps.append(Step(n, ev, sc.op_text(ev.op), routine, state, inside))
     return Report(sc, result, signature(result), seed, core, shrunk, steps,
                   window, background, fixes, trace_path,
-                  _window_only(sc, core, result))
+                  _window_only(sc, core, result), rule_coverage)
 
 
 def _window_only(sc: Scenario, core: list[Event],
@@ -214,4 +219,6 @@ def to_json(report: Report) -> dict[str, Any]:
         "reproduce": {"replay": report.replay_command(),
                       "run": report.run_command(),
                       "trace": report.trace_path},
+        **({"rule_coverage": report.rule_coverage}
+           if report.rule_coverage is not None else {}),
     }

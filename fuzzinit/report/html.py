@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from html import escape
+from typing import Any
 
 from fuzzinit.report.document import Report
 from fuzzinit.report.timeline import describe
@@ -175,6 +176,31 @@ def timeline_svg(report: Report) -> str:
     return "".join(parts)
 
 
+def _reached(cov: dict[str, Any]) -> list[str]:
+    """The rules the search reached, and where its triggers fired."""
+    h = ["<h2>What the search reached</h2>",
+         f"<p>{cov['rules_reached']} of {cov['rules_total']} model rules,"
+         f" over {cov['units']} {escape(cov['unit'])} (coverage.py, the"
+         " interpreted model).</p>",
+         f"<table><tr><th>rule</th><th>id</th><th>{escape(cov['unit'])}"
+         "</th><th>statements run</th></tr>"]
+    for r in cov["rules"]:
+        if r["units"]:
+            h.append(f"<tr><td>{r['number']}</td><td><code>"
+                     f"{escape(r['id'])}</code> {escape(r['title'])}</td>"
+                     f"<td>{r['units']}</td><td>{r['statements_run']}/"
+                     f"{r['statements']}</td></tr>")
+    h.append("</table>")
+    if cov["not_reached"]:
+        h.append("<p class=\"src\">Not reached: " + ", ".join(
+            f"<code>{escape(x)}</code>" for x in cov["not_reached"]) + "</p>")
+    if cov["triggers"]:
+        h.append("<ul>" + "".join(
+            f"<li>{escape(line)}</li>" for line in cov["trigger_lines"])
+            + "</ul>")
+    return h
+
+
 def render(report: Report) -> str:
     sc, r = report.sc, report.result
     h: list[str] = ["<!DOCTYPE html>", '<html lang="en"><head>',
@@ -215,6 +241,8 @@ def render(report: Report) -> str:
     else:
         h.append("<p>The model found no single reordering or kernel change"
                  " that removes this failure.</p>")
+    if report.rule_coverage is not None:
+        h += _reached(report.rule_coverage)
     h.append("<h2>Reproduce</h2><pre>" + escape(report.replay_command()))
     if report.run_command():
         h.append("\n" + escape(report.run_command() or ""))

@@ -79,6 +79,15 @@ def render(report: Report) -> str:
     else:
         out.append(_wrap("The model found no single reordering or kernel"
                          " change that removes this failure."))
+    cov = report.rule_coverage
+    if cov is not None:
+        out += ["", "## What the search reached", "",
+                _wrap(f"{cov['rules_reached']} of {cov['rules_total']} model"
+                      f" rules, over {cov['units']} {cov['unit']}:"
+                      + "".join(f" {r['id']} ({r['units']})"
+                                for r in cov["rules"] if r["units"])
+                      + "."), ""]
+        out += [_wrap(line, "  ", "- ") for line in cov["trigger_lines"]]
     out += ["", "## Reproduce", ""] + _command(report.replay_command())
     run = report.run_command()
     if run:

@@ -7,6 +7,7 @@ import fcntl
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from fuzzinit.model.outcome import Result
 from fuzzinit.orderings.schedule import Event
@@ -44,11 +45,13 @@ def write_finding(sc: Scenario, core: list[Event], shrunk: list[Event],
 
 def write_reports(sc: Scenario, core: list[Event], shrunk: list[Event],
                   result: Result, seed: int | None, trace_path: Path,
-                  reports: Path) -> Path:
+                  reports: Path,
+                  rule_coverage: dict[str, Any] | None = None) -> Path:
     """The report in every format and its index row. Every file is
     written atomically; the index is updated under a lock."""
     sig = signature(result)
-    report = build(sc, core, shrunk, result, seed, str(trace_path))
+    report = build(sc, core, shrunk, result, seed, str(trace_path),
+                   rule_coverage)
     base = reports / f"{sc.name}-{sig}"
     write_atomic(base.with_suffix(".md"), render_markdown(report))
     write_atomic(base.with_suffix(".json"), report_json(report))
