@@ -78,6 +78,7 @@ def _has(mask: int, msr: int) -> bool:
     return off < 64 and (mask >> off) & 1 == 1
 
 
+# rule: apic-mode
 def tdx_exit(msr: int, write: bool) -> str:
     """What the TDX module does with an x2APIC RDMSR/WRMSR: "ve" (an exit
     the guest's #VE handler sees), "gp" (#GP(0) injected) or "" (the CPU
@@ -87,6 +88,7 @@ def tdx_exit(msr: int, write: bool) -> str:
     return "" if _has(TDX_NO_EXIT, msr) else "gp"
 
 
+# rule: apic-mode
 def x2apic_fault(st: list[int], base: int, msr: int, write: bool,
                  value: int) -> str:
     """Why RDMSR/WRMSR of x2APIC MSR `msr` #GPs on this CPU, or ""."""
@@ -114,6 +116,7 @@ def x2apic_fault(st: list[int], base: int, msr: int, write: bool,
     return ""
 
 
+# rule: apic-mode
 def apic_base_write(m: Machine, st: list[int], base: int, value: int) -> str:
     """WRMSR IA32_APIC_BASE: the mode change it makes, or why it #GPs
     (SDM Vol. 3A "x2APIC State Transitions"; KVM kvm_apic_set_base)."""

@@ -140,15 +140,19 @@ def exception_class(vector: int, cet_enumerated: bool) -> int:
     #VC(29) benign [derived: Bochs, KVM and QEMU agree; the APM table is not
     quoted].
     """
+    # rule: exception-classes
     if vector == DE or TS <= vector <= GP:
         return CONTRIBUTORY
+    # rule: exception-classes, cet-ibt
     if vector == CP and cet_enumerated:
         return CONTRIBUTORY
+    # rule: exception-classes
     if vector == PF or vector == VE:
         return PAGE_FAULT_CLASS
     return BENIGN
 
 
+# rule: double-fault
 def double_fault_pair(first: int, second: int) -> bool:
     """Whether a fault of class `second` delivering class `first` makes #DF.
 
@@ -171,22 +175,29 @@ def cr4_write_faults(old: int, new: int, allowed: int, cr0: int, cr3: int,
 
     `allowed` is the mask of CR4 bits this CPU enumerates.
     """
+    # rule: cr-gp
     if new & ~allowed:
         # Reserved or not enumerated (BX crregs.cc check_CR4; KVM
         # __cr4_reserved_bits).
         return "sets a reserved or unenumerated CR4 bit"
     long_mode = (efer & EFER_LMA) != 0
+    # rule: cr-gp
     if long_mode and not (new & CR4_PAE):
         return "clears CR4.PAE in long mode"  # SDM Vol. 2 MOV CR; KVM
+    # rule: cr-gp
     if long_mode and (old ^ new) & CR4_LA57:
         return "changes CR4.LA57 in long mode"  # SDM Vol. 2 MOV CR; KVM
     if (new & CR4_PCIDE) and not (old & CR4_PCIDE):
+        # rule: cr-gp
         if not long_mode:
             return "sets CR4.PCIDE outside long mode"  # SDM Vol. 2; KVM
+        # rule: cr-gp
         if cr3 & 0xFFF:
             return "sets CR4.PCIDE with CR3[11:0] != 0"  # SDM Vol. 2; KVM
+    # rule: cr-gp
     if (new & CR4_CET) and not (cr0 & CR0_WP):
         return "sets CR4.CET with CR0.WP = 0"  # SDM Vol. 2; KVM kvm_set_cr4
+    # rule: cr-gp, fred-delivery
     if (new & CR4_FRED) and not long_mode:
         return "sets CR4.FRED with EFER.LMA = 0"  # BX crregs.cc check_CR4
     return ""
@@ -196,28 +207,36 @@ def cr0_write_faults(old: int, new: int, cr4: int, efer: int,
                      cs32: bool) -> str:
     """Reason a MOV to CR0 of `new` raises #GP(0), or "" if it does not;
     `cs32`: CS has L = 0 (compatibility mode while EFER.LMA = 1)."""
+    # rule: cr-gp
     if new >> 32:
         # Bits 63:32 are reserved, writing a 1 is #GP(0) (SDM Vol. 3A 2.5;
         # KVM kvm_set_cr0).
         return "sets a reserved CR0 bit (63:32)"
+    # rule: cr-gp
     if (new & CR0_NW) and not (new & CR0_CD):
         return "sets CR0.NW with CR0.CD = 0"  # SDM Vol. 2 MOV CR; BX check_CR0
+    # rule: cr-gp
     if (new & CR0_PG) and not (new & CR0_PE):
         return "sets CR0.PG with CR0.PE = 0"  # SDM Vol. 2 MOV CR; BX check_CR0
     if (efer & EFER_LMA) and (old & CR0_PG) and not (new & CR0_PG):
         # Leaving IA-32e mode: only from compatibility mode, only with
         # PCIDE = 0 (SDM Vol. 2 MOV CR, Vol. 3A 10.8.5.4; BX SetCR0).
+        # rule: cr-gp, cpu-mode
         if not cs32:
             return "clears CR0.PG in 64-bit mode"
+        # rule: cr-gp, cpu-mode
         if cr4 & CR4_PCIDE:
             return "clears CR0.PG with CR4.PCIDE = 1"
     if (efer & EFER_LME) and not (old & CR0_PG) and (new & CR0_PG):
         # Entering IA-32e mode needs PAE and a CS with L = 0 (SDM Vol. 3A
         # 10.8.5; BX SetCR0).
+        # rule: cr-gp, cpu-mode
         if not cr4 & CR4_PAE:
             return "enables paging with EFER.LME = 1 and CR4.PAE = 0"
+        # rule: cr-gp, cpu-mode
         if not cs32:
             return "enables paging with EFER.LME = 1 from a CS with L = 1"
+    # rule: cr-gp
     if (cr4 & CR4_CET) and not (new & CR0_WP):
         return "clears CR0.WP with CR4.CET = 1"  # SDM Vol. 2; KVM kvm_set_cr0
     return ""
@@ -241,6 +260,7 @@ def is_fred_msr(number: int) -> bool:
     return MSR_FRED_RSP0 <= number <= MSR_FRED_CONFIG
 
 
+# rule: fred-delivery
 def fred_msr_write_faults(number: int, value: int) -> str:
     """Reason a WRMSR to a FRED MSR raises #GP, or "" (BX msr.cc)."""
     if value < 0 or value >= 1 << 64:

@@ -102,6 +102,7 @@ def _deliver_paged(m: Machine, st: list[int], base: int, vector: int,
         return _deliver(m, st, base, vector, chain)
     name = vector_name(vector)
     fred = (st[base + F_CR4] & CR4_FRED) != 0
+    # rule: memory-regions
     if not fred and _reads_gate(st[base + F_IDT], vector) and \
             access_faults(m, st, base, DESC, READ, True, chain):
         chain[-1] = f"{name}: " + chain[-1]
@@ -111,12 +112,14 @@ def _deliver_paged(m: Machine, st: list[int], base: int, vector: int,
         return fault
     if fred:
         level = fred_stack_level(st[base + F_FRED_STKLVLS], vector)
+        # rule: ring3-scheduling
         if st[base + F_FLAGS] & USER and vector != DF:
             level = 0   # from ring 3: level 0 (as in _deliver)
     else:
         idt = st[base + F_IDT]
         level = table_ist(idt, vector) if is_table(idt) else \
             IST_OF_VECTOR.get(vector, 0) if idt == IDT_FULL else 0
+    # rule: memory-regions
     if access_faults(m, st, base, ESTACK if level else STACK, WRITE, True,
                      chain):
         chain[-1] = f"{name}: " + chain[-1]
@@ -124,6 +127,7 @@ def _deliver_paged(m: Machine, st: list[int], base: int, vector: int,
     return NO_FAULT
 
 
+# rule: percpu-cache
 def stale_rsp0_cache(st: list[int], base: int, chain: list[str]) -> None:
     """With FRED_RSP0 = 0 on an event from ring 3: say so if the per-CPU
     cache claims the MSR holds the task's stack (ops_percpu.py)."""
@@ -146,13 +150,16 @@ def _reads_gate(idt: int, vector: int) -> bool:
 
 def _deliver(m: Machine, st: list[int], base: int, vector: int,
              chain: list[str]) -> int:
+    # rule: cpu-mode
     if not st[base + F_EFER] & EFER_LMA:
         return _outside_long_mode(m, st, base, vector, chain)
+    # rule: fred-delivery
     if st[base + F_CR4] & CR4_FRED:
         # CR4.FRED = 1: the IDT is ignored (FRED spec; BX interrupt()).
         if fred_entry_page(st[base + F_FRED_CONFIG]) == 0:
             return FRED_NO_ENTRY
         level = fred_stack_level(st[base + F_FRED_STKLVLS], vector)
+        # rule: ring3-scheduling
         if st[base + F_FLAGS] & USER:
             # From ring 3 every event but #DF goes to stack level 0, and
             # the stack is always FRED_RSPn of the new level (FRED spec;
@@ -178,26 +185,31 @@ def _deliver(m: Machine, st: list[int], base: int, vector: int,
             return PF
         return NO_FAULT
     idt = st[base + F_IDT]
+    # rule: idt-tables
     if is_table(idt):
         return _through_table(st, base, idt, vector, chain)
+    # rule: idt-states
     if idt == IDT_NONE:
         # Reset IDTR: gates come from page 0 - no valid 64-bit gate [derived,
         # BX init.cc + long_mode_int].
         chain.append(f"{vector_name(vector)} through the reset IDT (no LIDT yet):"
                      " no valid gate -> #GP")
         return GP
+    # rule: idt-states
     if idt == IDT_NULL:
         # LIDT base 0 limit 0 (LX idt_invalidate): 16v+15 > limit (BX
         # long_mode_int).
         chain.append(f"{vector_name(vector)} through the invalidated IDT (limit 0)"
                      " -> #GP")
         return GP
+    # rule: idt-states
     if idt == IDT_REAL:
         # real_mode_idt (LX arch/x86/kernel/reboot.c): the IVT's 4-byte
         # entries are no 64-bit gates [derived, BX long_mode_int].
         chain.append(f"{vector_name(vector)} through the real-mode IDT (base"
                      " 0, limit 0x3ff): no valid 64-bit gate -> #GP")
         return GP
+    # rule: idt-states
     if idt == IDT_BRINGUP:
         # Only vector 29 is populated, and only in SEV-ES guests (LX head64.c
         # startup_64_load_idt); a zero gate is not a 64-bit gate -> #GP
@@ -207,6 +219,7 @@ def _deliver(m: Machine, st: list[int], base: int, vector: int,
         chain.append(f"{vector_name(vector)} through the bringup IDT: no gate for"
                      f" vector {vector} -> #GP")
         return GP
+    # rule: idt-states
     if idt == IDT_EARLY:
         # early_idt_handler_array covers vectors 0-31 (LX idt.c
         # idt_setup_early_handler).
@@ -218,6 +231,7 @@ def _deliver(m: Machine, st: list[int], base: int, vector: int,
     # idt_setup_apic_and_irq_gates fill all 256).
     if _gate_cs(st, base, vector, chain) != NO_FAULT:
         return GP
+    # rule: idt-states, ist-gates
     return _ist_stack(st, base, vector, IST_OF_VECTOR.get(vector, 0), chain)
 
 
@@ -226,6 +240,7 @@ def _gate_cs(st: list[int], base: int, vector: int,
     """The gate's code segment (__KERNEL_CS) is read from the GDT: beyond a
     limit of 0 it is #GP(selector) (SDM Vol. 3A 6.14.1, "Interrupt 13";
     BX long_mode_int fetch_raw_descriptor2)."""
+    # rule: gdt
     if st[base + F_FLAGS] & GDT_NULL:
         chain.append(f"{vector_name(vector)}: the gate's code segment"
                      " (__KERNEL_CS) lies beyond the GDT limit 0 -> #GP")
@@ -236,6 +251,7 @@ def _gate_cs(st: list[int], base: int, vector: int,
 def _ist_stack(st: list[int], base: int, vector: int, ist: int,
                chain: list[str]) -> int:
     """NO_FAULT, or #PF if the gate's IST stack cannot take the frame."""
+    # rule: ist-gates
     if ist:
         # IST != 0 always switches to that TSS slot (SDM Vol. 3A 6.14.5; BX
         # long_mode_int). Without LTR, TR is the reset one (base 0): the
@@ -249,6 +265,7 @@ def _ist_stack(st: list[int], base: int, vector: int, ist: int,
                             f"IST{ist} is not set up (tss_setup_ist)")
                          + ": the frame push faults -> #PF")
             return PF
+    # rule: ring3-scheduling
     elif st[base + F_FLAGS] & USER and not st[base + F_TSS] & 1:
         # From ring 3 a gate without IST switches to TSS.RSP0; with TR never
         # loaded the TSS is read at base 0, unmapped -> #PF [derived, as for
@@ -259,6 +276,7 @@ def _ist_stack(st: list[int], base: int, vector: int, ist: int,
     return NO_FAULT
 
 
+# rule: idt-tables
 def _through_table(st: list[int], base: int, idt: int, vector: int,
                    chain: list[str]) -> int:
     """Delivery through an explicit table (`lidt gates ...`), in the order
@@ -286,6 +304,7 @@ def _through_table(st: list[int], base: int, idt: int, vector: int,
     return _ist_stack(st, base, vector, table_ist(idt, vector), chain)
 
 
+# rule: cpu-mode
 def _outside_long_mode(m: Machine, st: list[int], base: int, vector: int,
                        chain: list[str]) -> int:
     """Delivery with EFER.LMA = 0, where CR4.FRED is ignored (BX
@@ -360,6 +379,7 @@ def _via(st: list[int], base: int) -> int:
     if st[base + F_CR4] & CR4_FRED and st[base + F_EFER] & EFER_LMA:
         return VIA_FRED
     idt = st[base + F_IDT]
+    # rule: idt-tables
     if is_table(idt):
         kind = table_handler(idt)
         return VIA_STUB if kind == STUB else kind
@@ -375,6 +395,7 @@ def raise_event(m: Machine, st: list[int], base: int, vector: int,
     """
     if vector == VE and m.platform == TDX:
         flags = st[base + F_FLAGS]
+        # rule: vc-ve-sources
         if flags & VE_PENDING:
             # A #VE before the previous one's info is read is injected as
             # #DF (TDX module tdx_inject_ve; LX Documentation/arch/x86/tdx.rst).
@@ -382,6 +403,7 @@ def raise_event(m: Machine, st: list[int], base: int, vector: int,
                          " the TDX module injects #DF")
             return _double_fault(m, st, base, chain)
         st[base + F_FLAGS] = flags | VE_PENDING
+    # rule: kernel-images
     if m.images and stale_handler(m, st, base, _via(st, base) == VIA_FRED,
                                   vector_name(vector), chain):
         return TRIPLE_FAULT
@@ -400,20 +422,26 @@ def raise_event(m: Machine, st: list[int], base: int, vector: int,
                 return outcome
             # The handler itself faulted (e.g. #UD in paranoid_entry): a new
             # event, not one during delivery (BX exception.cc) [derived].
+            # rule: handler-fault
             v = follow
             first = exception_class(v, m.cet_enumerated)
             from_delivery = False
             continue
+        # rule: fred-delivery
         if fault == FRED_NO_ENTRY:
             _fred_no_entry(v, chain)
             return TRIPLE_FAULT
+        # rule: cpu-mode
         if fault == LANDS_UNKNOWN:
             return UNHANDLED
+        # rule: exception-classes
         second = exception_class(fault, m.cet_enumerated)
+        # rule: double-fault
         if double_fault_pair(first, second):
             chain.append(f"{vector_name(fault)} while delivering {vector_name(v)}"
                          " -> #DF (SDM table 6-5)")
             return _double_fault(m, st, base, chain)
+        # rule: double-fault
         chain.append(f"{vector_name(fault)} while delivering"
                      f" {vector_name(v)} is handled serially (SDM table 6-5)")
         v = fault
@@ -423,12 +451,15 @@ def raise_event(m: Machine, st: list[int], base: int, vector: int,
     return TRIPLE_FAULT
 
 
+# rule: double-fault
 def _double_fault(m: Machine, st: list[int], base: int,
                   chain: list[str]) -> int:
     fault = try_deliver(m, st, base, DF, chain)
+    # rule: fred-delivery
     if fault == FRED_NO_ENTRY:
         _fred_no_entry(DF, chain)
         return TRIPLE_FAULT
+    # rule: cpu-mode
     if fault == LANDS_UNKNOWN:
         return UNHANDLED
     if fault != NO_FAULT:
@@ -441,6 +472,7 @@ def _double_fault(m: Machine, st: list[int], base: int,
     if via == VIA_STUB:
         return stub_handler(m, st, base, DF, chain)
     outcome, follow = handle(m, st, base, DF, via, R_NONE, True, chain)
+    # rule: handler-fault
     if follow >= 0:
         # A fault in the #DF handler's entry (#UD in paranoid_entry) is a new
         # event once delivery is done (BX exception.cc) [derived].
@@ -448,6 +480,7 @@ def _double_fault(m: Machine, st: list[int], base: int,
     return outcome
 
 
+# rule: fred-delivery
 def _fred_no_entry(vector: int, chain: list[str]) -> None:
     # FRED_CONFIG = 0: ring-0 entry RIP 0x100 (FRED spec; BX HEAD fred.cc);
     # the fetch #PF-loops until the stack runs out, then #DF through the same

@@ -71,12 +71,14 @@ def handle(m: Machine, st: list[int], base: int, vector: int, via: int,
     """The kernel's reaction to `vector` delivered via `via` (an IDT_* state
     or VIA_FRED); `reason` says what raised a #VC/#VE."""
     if via == VIA_FRED:
+        # rule: linux-handlers
         if vector == VC and not m.fred_vc_dispatch:
             # fred_hwexc() had no X86_TRAP_VC case before 3645eb7e3915: it
             # falls to fred_bad_type() -> __die/oops (LX entry_fred.c).
             chain.append("FRED dispatcher fred_hwexc() has no #VC case"
                          " (before 3645eb7e3915): fred_bad_type() oopses")
             return UNHANDLED, -1
+    # rule: linux-handlers
     elif via == IDT_FULL and vector in PARANOID and \
             not st[base + F_FLAGS] & USER:
         g = st[m.glob + G_FLAGS]
@@ -90,6 +92,7 @@ def handle(m: Machine, st: list[int], base: int, vector: int, via: int,
                          " RDGSBASE (alternatives patched) is #UD with"
                          " CR4.FSGSBASE = 0")
             return OK, UD
+        # rule: lazy-msr
         if g & ALT_FSGSBASE and m.paranoid_rdpid and \
                 m.features & FEATURE_RDPID and \
                 st[base + F_FLAGS] & TSC_AUX_GUEST:
@@ -112,6 +115,7 @@ def handle(m: Machine, st: list[int], base: int, vector: int, via: int,
         # runtime IDT or FRED's fred_extint() (LX idtentry.h, entry_fred.c).
         chain.append(f"interrupt {vector} reaches its handler")
         return OK, -1
+    # rule: exceptions-on-purpose
     if vector >= 32 and not from_delivery and via == IDT_FULL:
         # INT n to an interrupt vector: common_interrupt finds no irq
         # descriptor, acks the APIC and returns (LX arch/x86/kernel/irq.c
@@ -121,6 +125,7 @@ def handle(m: Machine, st: list[int], base: int, vector: int, via: int,
         chain.append(f"INT {vector} reaches an interrupt entry, which"
                      " returns")
         return OK, -1
+    # rule: linux-handlers
     if from_delivery or vector == DF:
         # A fault raised by the CPU while delivering another event, or #DF:
         # the kernel cannot fix either (LX traps.c exc_double_fault panics;
@@ -128,6 +133,7 @@ def handle(m: Machine, st: list[int], base: int, vector: int, via: int,
         chain.append(f"{vector_name(vector)} reaches the kernel's handler, which"
                      " cannot recover from it: oops/panic")
         return UNHANDLED, -1
+    # rule: ring3-scheduling
     if st[base + F_FLAGS] & USER and vector != VC and vector != VE:
         # From user mode the kernel's handlers act for the task: a signal,
         # a fixed-up page fault (even at a wrong address: do_user_addr_fault
@@ -138,11 +144,13 @@ def handle(m: Machine, st: list[int], base: int, vector: int, via: int,
         chain.append(f"{vector_name(vector)} from user mode: the kernel"
                      " handles it for the task")
         return OK, -1
+    # rule: linux-handlers
     if vector == NMI:
         # Early NMIs are ignored (LX arch/x86/mm/extable.c
         # early_fixup_exception); exc_nmi and the FRED NMI path handle them.
         return OK, -1
     if vector == PF:
+        # rule: feature-flags
         if via == IDT_FULL and kernel_has(m, st, FEATURE_FRED):
             # exc_page_fault() takes the address from the FRED event data
             # whenever the kernel has X86_FEATURE_FRED, active or not (LX
@@ -157,6 +165,7 @@ def handle(m: Machine, st: list[int], base: int, vector: int, via: int,
         # tables (LX head64.c early_make_pgtable, which reads CR2) or the
         # runtime handler.
         return OK, -1
+    # rule: machine-checks
     if vector == MC:
         if via == IDT_EARLY:
             # early_fixup_exception() has no #MC case: PANIC, halt (LX
@@ -168,10 +177,13 @@ def handle(m: Machine, st: list[int], base: int, vector: int, via: int,
         # (corrected or recoverable); an offline CPU just returns (LX
         # arch/x86/kernel/cpu/mce/core.c, mce_check_crashing_cpu).
         return OK, -1
+    # rule: vc-handlers
     if vector == VC:
         return _vmm_communication(m, st, base, via, reason, chain)
+    # rule: vc-ve-sources
     if vector == VE:
         st[base + F_FLAGS] &= ~VE_PENDING  # handlers start with VEINFO.GET
+        # rule: machine-checks
         if reason == R_CR4:
             # No #VE handler emulates a CR4 write: the early one handles
             # port I/O only, virt_exception_kernel() raises #GP -> die (LX
@@ -185,8 +197,10 @@ def handle(m: Machine, st: list[int], base: int, vector: int, via: int,
                          " tdx_early_handle_ve() handles port I/O only")
             return UNHANDLED, -1
         return OK, -1
+    # rule: bug-sites
     if vector == UD and reason >= R_WARN:
         return _bug_trap(via, reason, chain)
+    # rule: cet-ibt
     if vector == CP and reason == R_IBT_SELFTEST and via != IDT_EARLY:
         # do_kernel_cp_fault() knows ibt_selftest_noendbr and returns. An
         # IDT frame keeps no WFE and IRET sets none; FRED saves WFE in the
@@ -199,6 +213,7 @@ def handle(m: Machine, st: list[int], base: int, vector: int, via: int,
                          " #CP again at ibt_selftest_noendbr, forever")
             return HANG, -1
         return OK, -1
+    # rule: cet-ibt
     if vector == CP:
         # Kernel-mode #CP(ENDBRANCH): "Missing ENDBR", BUG() unless booted
         # with ibt=warn (LX arch/x86/kernel/cet.c do_kernel_cp_fault); the
@@ -209,20 +224,24 @@ def handle(m: Machine, st: list[int], base: int, vector: int, via: int,
                      "#CP in the early handler: early_fixup_exception()"
                      " halts")
         return UNHANDLED, -1
+    # rule: gdt
     if vector == GP and reason == R_SEG:
         # loadsegment()'s exception-table entry (EX_TYPE_ZERO_REG) loads
         # the null selector instead (LX asm/segment.h, mm/extable.c).
         return OK, -1
+    # rule: msrs
     if vector == GP and reason == R_MSR:
         # rdmsr()/wrmsr() carry an exception-table entry: fixup_exception()
         # -> ex_handler_msr() skips the instruction (LX arch/x86/mm/extable.c;
         # the early handler calls it too: early_fixup_exception).
         return OK, -1
     # #UD, #GP and the rest from kernel code with no fixup: die() (LX traps.c).
+    # rule: linux-handlers
     chain.append(f"{vector_name(vector)} in kernel code with no fixup: die()")
     return UNHANDLED, -1
 
 
+# rule: idt-tables
 def stub_handler(m: Machine, st: list[int], base: int, vector: int,
                  chain: list[str]) -> int:
     """The handler of an explicit table's gate (`lidt gates ...`): it
@@ -235,6 +254,7 @@ def stub_handler(m: Machine, st: list[int], base: int, vector: int,
     return OK
 
 
+# rule: bug-sites
 def _bug_trap(via: int, reason: int, chain: list[str]) -> tuple[int, int]:
     """A UD2 from a WARN, BUG or kCFI site, delivered. Runtime IDT and FRED:
     handle_bug() -> report_bug() continues after a WARN, a BUG or a kCFI
@@ -254,6 +274,7 @@ def _bug_trap(via: int, reason: int, chain: list[str]) -> tuple[int, int]:
     return UNHANDLED, -1
 
 
+# rule: vc-handlers
 def terminate(m: Machine, chain: list[str]) -> tuple[int, int]:
     """sev_es_terminate(): a GHCB TERM request; if the hypervisor returns,
     the guest HLTs forever (LX arch/x86/boot/startup/sev-shared.c)."""
@@ -263,6 +284,7 @@ def terminate(m: Machine, chain: list[str]) -> tuple[int, int]:
     return m.terminated, -1
 
 
+# rule: vc-handlers
 def _vmm_communication(m: Machine, st: list[int], base: int, via: int,
                        reason: int, chain: list[str]) -> tuple[int, int]:
     g = st[m.glob + G_FLAGS]

@@ -37,6 +37,7 @@ def is_table(idt: int) -> bool:
     return idt >= TABLE_MARK
 
 
+# rule: idt-tables
 def handler(idt: int) -> int:
     return idt & 7
 

@@ -75,6 +75,7 @@ GONE_AT_START: Final = 1 << NEXT
 KEPT_BY_INIT: Final = APIC_EXTD | APIC_OFF | UCODE | IBT_ON | TSC_AUX_GUEST
 
 
+# rule: offline-init
 def park_cpu(st: list[int], base: int, loop: int) -> None:
     """The end of a life (`offline`, `stop_this_cpu`): the online bit
     cleared, the CPU in park `loop` (PARK_HLT, PARK_MWAIT), registers
@@ -128,8 +129,10 @@ def tag_loads(st: list[int], base: int, kind: int, a: int, idt: int,
     runs in."""
     life = st[base + F_LIFE]
     code = image(life, CODE_SHIFT)
+    # rule: kernel-images
     if kind == LIDT_KIND or st[base + F_IDT] != idt:
         life = life & ~(0xF << IDT_SHIFT) | code << IDT_SHIFT
+    # rule: kernel-images
     if kind in WRMSR_KINDS and a == MSR_FRED_CONFIG or \
             st[base + F_FRED_CONFIG] != config:
         life = life & ~(0xF << FRED_SHIFT) | code << FRED_SHIFT
@@ -156,6 +159,7 @@ def stale_handler(m: Machine, st: list[int], base: int, fred: bool,
         where = "the IDT IDTR points at"
     if not gone(m, st, img):
         return False
+    # rule: kernel-images
     chain.append(f"{what}: {where} is in {IMAGES[img]}'s memory, which"
                  " holds another image now: the CPU runs whatever is there"
                  " -> taken as SHUTDOWN (triple fault) [derived]")
@@ -169,6 +173,7 @@ def wild_code(m: Machine, st: list[int], cpu: int, base: int,
     img = image(st[base + F_LIFE], CODE_SHIFT)
     if not gone(m, st, img):
         return False
+    # rule: kernel-images
     chain.append(f"cpu{cpu} {how} {IMAGES[img]}'s code, whose memory holds"
                  " another image now: it runs whatever is there -> taken"
                  " as SHUTDOWN (triple fault) [derived; d7893093a741 and"

@@ -209,6 +209,7 @@ FEATURE_RDPID: Final = 1 << 15
 
 
 
+# rule: feature-flags
 def kernel_has(m: Machine, st: list[int], feature: int) -> bool:
     """cpu_feature_enabled(X86_FEATURE_x) for a FEATURE_* bit: set from
     CPUID (the model starts after early_cpu_init(), so from the first op

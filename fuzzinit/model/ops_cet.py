@@ -77,6 +77,7 @@ class CallIndirect(Op):
             return OK
         # The tracker waits for ENDBR64 at the target; anything else is
         # #CP with error code 3, ENDBRANCH (SDM Vol. 1 18.3.1).
+        # rule: cet-ibt
         chain.append("indirect branch to a target without ENDBR64 with IBT"
                      " on -> #CP(ENDBRANCH)")
         return raise_event(m, st, base, CP, False,

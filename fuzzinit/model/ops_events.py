@@ -54,6 +54,7 @@ class Nmi(Op):
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
               b: int, chain: list[str], warnings: list[str]) -> int:
         flags = st[base + F_FLAGS]
+        # rule: nmi-blocking, vc-ve-sources
         if flags & NMI_BLOCKED or (m.platform == TDX and flags & VE_PENDING):
             # Blocked NMIs stay pending (SDM 6.7.1); the TDX module withholds
             # NMIs while #VE info is unread (TDX module td_nmi_exit).
@@ -109,6 +110,7 @@ class Rdgsbase(Op):
 
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
               b: int, chain: list[str], warnings: list[str]) -> int:
+        # rule: cpu-mode
         if st[base + F_FLAGS] & CS32 or not st[base + F_EFER] & EFER_LMA:
             # #UD outside 64-bit mode (SDM Vol. 2 RDFSBASE/RDGSBASE).
             chain.append("RDGSBASE outside 64-bit mode -> #UD")
@@ -116,6 +118,7 @@ class Rdgsbase(Op):
         if st[base + F_CR4] & CR4_FSGSBASE:
             return OK
         # RDGSBASE with CR4.FSGSBASE = 0 is #UD (SDM Vol. 2 RDFSBASE/RDGSBASE).
+        # rule: cr-gp
         chain.append("RDGSBASE with CR4.FSGSBASE = 0 -> #UD")
         return raise_event(m, st, base, UD, False, R_NONE, chain)
 
@@ -168,6 +171,7 @@ class Ud2(Op):
                                 "e.g. 'ud2 warn' for a WARN_ON() that fires")
         return UD2_SITES[args[0].lower()], 0
 
+    # rule: bug-sites
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
               b: int, chain: list[str], warnings: list[str]) -> int:
         chain.append(f"UD2 at a {REASON_NAMES[a]} site -> #UD" if a else
@@ -213,6 +217,7 @@ class Mce(Op):
                     " prints PANIC and halts")),
             ))
 
+    # rule: machine-checks
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
               b: int, chain: list[str], warnings: list[str]) -> int:
         for d in range(m.ncpu):

@@ -35,10 +35,12 @@ class _Raise(Op):
     interrupt (SDM Vol. 3A table 6-5 lists exceptions only; BX
     interrupt() delivers INT n with no previous exception)."""
 
+    # rule: exceptions-on-purpose
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
               b: int, chain: list[str], warnings: list[str]) -> int:
         chain.append(f"{self.name} raises {vector_name(a)}" if not b else
                      f"INT {a}: software interrupt through gate {a}")
+        # rule: ring3-scheduling
         if b and st[base + F_FLAGS] & USER and a not in USER_GATES:
             # From CPL 3 a gate with DPL 0 is #GP(vector*8+2) (SDM Vol. 2
             # INT n); Linux's user-callable gates are #BP, #OF and INT 0x80

@@ -62,6 +62,7 @@ class ClearCpuCap(Op):
 
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
               b: int, chain: list[str], warnings: list[str]) -> int:
+        # rule: feature-flags
         st[m.glob + G_FLAGS] |= a << CAP_CLEARED_SHIFT
         return OK
 
@@ -89,6 +90,7 @@ class PatchAlternatives(Op):
               b: int, chain: list[str], warnings: list[str]) -> int:
         # Patched once, by the flags of the moment: clearing the flag later
         # does not unpatch (LX arch/x86/kernel/alternative.c apply_alternatives).
+        # rule: feature-flags, linux-handlers
         fsgsbase = ALT_FSGSBASE if kernel_has(m, st, FEATURE_FSGSBASE) else 0
         st[m.glob + G_FLAGS] |= ALT_PATCHED | fsgsbase
         return OK

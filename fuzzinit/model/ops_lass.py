@@ -48,10 +48,12 @@ class AcFlag(Op):
 
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
               b: int, chain: list[str], warnings: list[str]) -> int:
+        # rule: lass
         if not m.features & FEATURE_SMAP:
             chain.append(f"{self.name.upper()} without SMAP -> #UD")
             return raise_event(m, st, base, UD, False, R_NONE, chain)
         flags = st[base + F_FLAGS]
+        # rule: lass
         st[base + F_FLAGS] = flags | AC_SET if self.kind == STAC else \
             flags & ~AC_SET
         return OK
@@ -116,6 +118,7 @@ class AccessUser(Op):
             # LASS is checked in 64-bit mode only (BX IsCanonicalAccess,
             # long64_mode()).
             return OK
+        # rule: lass
         if a == 1:
             # Instruction fetches from the lower half: #GP whatever AC
             # says (Intel ISE, LASS; BX IsCanonicalAccess).
@@ -126,12 +129,14 @@ class AccessUser(Op):
             # Data accesses: a violation only with CR4.SMAP = 1 and
             # EFLAGS.AC = 0 (Intel ISE, LASS; BX IsCanonicalAccess).
             return OK
+        # rule: lass
         if a == 2:
             # A violation through SS is #SS(0) (Bochs access.cc int_number;
             # SDM Vol. 3A "Interrupt 12": stack references).
             chain.append("supervisor stack access to the lower half with"
                          " CR4.LASS = 1 and EFLAGS.AC = 0 -> #SS")
             return raise_event(m, st, base, SS, False, R_NONE, chain)
+        # rule: lass
         chain.append("supervisor data access to the lower half with"
                      " CR4.LASS = 1 and EFLAGS.AC = 0 -> #GP")
         return raise_event(m, st, base, GP, False, R_NONE, chain)

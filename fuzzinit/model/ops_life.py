@@ -106,6 +106,7 @@ class Offline(Op):
                                 " 'offline hlt' for hlt_play_dead")
         return PARKS.index(args[0].lower()), 0
 
+    # rule: offline-init
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
               b: int, chain: list[str], warnings: list[str]) -> int:
         park_cpu(st, base, a)
@@ -150,6 +151,7 @@ class StopThisCpu(Op):
                                 " the NMI fallback")
         return STOP_HOW.index(args[0].lower()), 0
 
+    # rule: stop-cpus
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
               b: int, chain: list[str], warnings: list[str]) -> int:
         if a == 0:
@@ -182,6 +184,7 @@ class _OnParked(Op):
     @staticmethod
     def parked(st: list[int], a: int, chain: list[str]) -> bool:
         target = a * NF
+        # rule: outcomes
         if st[target + F_FLAGS] & STARTED or not park(st[target + F_LIFE]):
             chain.append(f"cpu{a} is not parked")
             return False
@@ -213,12 +216,14 @@ class SendInit(_OnParked):
               b: int, chain: list[str], warnings: list[str]) -> int:
         if not self.parked(st, a, chain):
             return INVALID
+        # rule: stop-cpus
         if a == 0:
             chain.append("INIT to the boot CPU: its BSP flag makes it run the"
                          " firmware's boot-strap code rather than wait for"
                          " a SIPI -> the machine starts over (SDM Vol. 3A"
                          " 9.4.2)")
             return RESET
+        # rule: offline-init
         init_cpu(st, a * NF)
         return OK
 
@@ -270,6 +275,7 @@ class ReplaceImage(Op):
                                 "name the image the copy overwrites first")
         return old, new
 
+    # rule: kernel-images
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
               b: int, chain: list[str], warnings: list[str]) -> int:
         g = m.glob + G_GONE
@@ -312,6 +318,7 @@ class JumpImage(Op):
     def parse(self, args: list[str], ncpu: int) -> tuple[int, int]:
         return _image(self.name, args, 1)[0], 0
 
+    # rule: kernel-images
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
               b: int, chain: list[str], warnings: list[str]) -> int:
         if gone(m, st, a):
@@ -340,6 +347,7 @@ class WaitOffline(_OnParked):
             examples=(Example((*_UP, "cpu1: offline hlt", "wait_offline 1"),
                               "ok"),))
 
+    # rule: offline-init
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
               b: int, chain: list[str], warnings: list[str]) -> int:
         return OK if self.parked(st, a, chain) else INVALID
@@ -368,6 +376,7 @@ class KickPlayDead(_OnParked):
         if not self.parked(st, a, chain):
             return INVALID
         life = st[a * NF + F_LIFE]
+        # rule: offline-init
         if park(life) == PARK_MWAIT:
             st[a * NF + F_LIFE] = life & ~PARK_MASK | PARK_HLT
         return OK

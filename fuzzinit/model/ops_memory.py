@@ -127,6 +127,7 @@ class Access(Op):
               b: int, chain: list[str], warnings: list[str]) -> int:
         if not m.paging or not access_faults(m, st, base, a, b, False, chain):
             return OK
+        # rule: memory-regions
         return raise_event(m, st, base, PF, False, R_NONE, chain)
 
 

@@ -53,6 +53,7 @@ class Ljmp(Op):
 
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
               b: int, chain: list[str], warnings: list[str]) -> int:
+        # rule: cpu-mode
         if st[base + F_CR0] & CR0_PE:
             # A far transfer loads CS's descriptor, and with it L (SDM Vol.
             # 3A 3.4.5); EFER.LMA and L select 64-bit or compatibility mode.

@@ -108,17 +108,20 @@ def enter(m: Machine, st: list[int], base: int, msr: int, write: bool,
     what = "WRMSR" if write else "RDMSR"
     x2apic = is_x2apic_msr(msr)
     exits = msr in m.intercepted_msrs
+    # rule: apic-mode
     if x2apic and m.sev:
         # [assumed] every x2APIC MSR is intercepted: "AMD-SEV-ES intercepts
         # the RDMSR to read the X2APIC ID" (LX arch/x86/mm/mem_encrypt_amd.c
         # sme_early_init; kernel/apic/x2apic_savic.c, Secure AVIC off).
         exits = True
+    # rule: apic-mode
     elif x2apic and m.platform == TDX:
         how = tdx_exit(msr, write)
         if how == "gp":
             return msr_gp(m, st, base, msr, write, safe,
                           "the TDX module injects #GP(0)", chain, warnings)
         exits = how == "ve"
+    # rule: intercepted-msrs, vc-ve-sources
     if exits:
         # A handled exit is the hypervisor's emulation, which applies the
         # rules below: an error it reports comes back as #GP (LX
@@ -127,9 +130,11 @@ def enter(m: Machine, st: list[int], base: int, msr: int, write: bool,
         outcome = intercepted(m, st, base, R_MSR, what, chain)
         if outcome != OK:
             return outcome
+    # rule: msrs
     if missing(m, st, base, msr):
         return msr_gp(m, st, base, msr, write, safe, "not implemented",
                       chain, warnings)
+    # rule: apic-mode
     if x2apic:
         why = x2apic_fault(st, base, msr, write, value)
         if why:
@@ -138,6 +143,7 @@ def enter(m: Machine, st: list[int], base: int, msr: int, write: bool,
     return GO_ON
 
 
+# rule: msrs
 def msr_gp(m: Machine, st: list[int], base: int, msr: int, write: bool,
            safe: bool, why: str, chain: list[str],
            warnings: list[str]) -> int:
@@ -257,13 +263,16 @@ class Wrmsr(Op):
         outcome = enter(m, st, base, a, True, b, self.safe, chain, warnings)
         if outcome != GO_ON:
             return outcome
+        # rule: msrs
         if m.readonly_msrs and a in m.readonly_msrs:
             return msr_gp(m, st, base, a, True, self.safe,
                           "the MSR is read-only here", chain, warnings)
+        # rule: apic-mode
         if a == MSR_APIC_BASE:
             why = apic_base_write(m, st, base, b)
             return msr_gp(m, st, base, a, True, self.safe, why, chain,
                           warnings) if why else OK
+        # rule: fred-delivery
         if is_fred_msr(a):
             why = ("FRED is not enumerated" if not m.features & FEATURE_FRED
                    else fred_msr_write_faults(a, b))
@@ -278,6 +287,7 @@ class Wrmsr(Op):
             elif a < MSR_FRED_STKLVLS:
                 st[base + F_FRED_RSP0 + a - MSR_FRED_RSP0] = b
             return OK
+        # rule: cet-ibt
         if a == MSR_S_CET:
             why = ("CET is not enumerated" if not m.cet_enumerated else
                    "sets a reserved S_CET bit" if b & S_CET_RESERVED else "")
@@ -290,6 +300,7 @@ class Wrmsr(Op):
             st[base + F_FLAGS] = flags | IBT_ON if b & S_CET_ENDBR_EN else \
                 flags & ~IBT_ON
             return OK
+        # rule: lazy-msr
         if a == MSR_TSC_AUX:
             # Only whether it holds this CPU's number is kept (README rule
             # 34): RDPID in paranoid_entry reads it (SDM Vol. 2 RDPID).
@@ -298,12 +309,14 @@ class Wrmsr(Op):
                 flags & ~TSC_AUX_GUEST
             return OK
         if a == MSR_EFER:
+            # rule: msrs
             if b & EFER_RESERVED:
                 # WRMSR setting a reserved EFER bit: #GP (SDM Vol. 2 WRMSR).
                 return msr_gp(m, st, base, a, True, self.safe,
                               "sets a reserved EFER bit", chain, warnings)
             old = st[base + F_EFER]
             new = (b & ~EFER_LMA) | (old & EFER_LMA)  # LMA is read-only
+            # rule: msrs, cpu-mode
             if (old ^ new) & EFER_LME and st[base + F_CR0] & CR0_PG:
                 # Changing LME with paging on: #GP (SDM Vol. 3A 10.8.5).
                 return msr_gp(m, st, base, a, True, self.safe,
@@ -369,9 +382,11 @@ class Rdmsr(Op):
                         warnings)
         if outcome != GO_ON:
             return outcome
+        # rule: fred-delivery, msrs
         if is_fred_msr(a) and not m.features & FEATURE_FRED:
             return msr_gp(m, st, base, a, False, self.safe,
                           "FRED is not enumerated", chain, warnings)
+        # rule: cet-ibt
         if a == MSR_S_CET and not m.cet_enumerated:
             return msr_gp(m, st, base, a, False, self.safe,
                           "CET is not enumerated", chain, warnings)
@@ -399,6 +414,7 @@ class LoadMicrocode(Op):
 
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
               b: int, chain: list[str], warnings: list[str]) -> int:
+        # rule: msrs
         st[base + F_FLAGS] |= UCODE
         return OK
 

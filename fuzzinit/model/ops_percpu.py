@@ -68,6 +68,7 @@ class FredRsp0(Op):
         if not kernel_has(m, st, FEATURE_FRED):
             return OK
         cached = st[base + F_PERCPU] & PERCPU_FRED_RSP0
+        # rule: percpu-cache
         if a == 0:
             # fred_update_rsp0(): WRMSRNS only if the cache is stale (the
             # model has one task per CPU: its stack top is FRED_STACK).
@@ -75,6 +76,7 @@ class FredRsp0(Op):
                 st[base + F_FRED_RSP0] = FRED_STACK
                 st[base + F_PERCPU] |= PERCPU_FRED_RSP0
         else:
+            # rule: percpu-cache
             st[base + F_FRED_RSP0] = FRED_STACK if cached else 0
         return OK
 

@@ -70,6 +70,7 @@ class SevEsInitVcHandling(Op):
 
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
               b: int, chain: list[str], warnings: list[str]) -> int:
+        # rule: vc-handlers
         if m.sev:
             st[m.glob + G_FLAGS] |= GHCBS_ALLOCATED
         return OK
@@ -177,6 +178,7 @@ class Cpuid(Intercepted):
 
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
               b: int, chain: list[str], warnings: list[str]) -> int:
+        # rule: vc-ve-sources
         if m.platform == TDX and b and tdx_cpuid_exits(a):
             chain.append(f"CPUID {a:#x}: the TDX module raises #VE")
             return raise_event(m, st, base, VE, False, R_CPUID, chain)
@@ -199,6 +201,7 @@ class VeInfo(Op):
               b: int, chain: list[str], warnings: list[str]) -> int:
         # TDG.VP.VEINFO.GET clears VE_INFO.valid (TDX module
         # tdg_vp_veinfo_get.c).
+        # rule: vc-ve-sources
         st[base + F_FLAGS] &= ~VE_PENDING
         return OK
 
@@ -216,6 +219,7 @@ class ConsoleInit(Op):
 
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
               b: int, chain: list[str], warnings: list[str]) -> int:
+        # rule: console
         st[m.glob + G_FLAGS] |= CONSOLE_ON
         return OK
 
@@ -240,9 +244,11 @@ class SevEsTerminate(Op):
 
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
               b: int, chain: list[str], warnings: list[str]) -> int:
+        # rule: outcomes
         if not m.sev:
             chain.append("sev_es_terminate() outside an SEV-ES/SNP guest")
             return INVALID
+        # rule: vc-handlers
         chain.append("sev_es_terminate(): the guest asks to be ended")
         return terminate(m, chain)[0]
 

@@ -49,6 +49,7 @@ class Lgdt(Op):
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
               b: int, chain: list[str], warnings: list[str]) -> int:
         flags = st[base + F_FLAGS]
+        # rule: gdt
         st[base + F_FLAGS] = flags | GDT_NULL if a else flags & ~GDT_NULL
         return OK
 
@@ -97,6 +98,7 @@ class LoadSegment(Op):
                                 " loadsegment(ss, __KERNEL_DS)")
         return SEGMENTS.index(args[0].lower()), 0
 
+    # rule: gdt
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
               b: int, chain: list[str], warnings: list[str]) -> int:
         flags = st[base + F_FLAGS]

@@ -78,12 +78,14 @@ class Start(Op):
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
               b: int, chain: list[str], warnings: list[str]) -> int:
         target = a * NF
+        # rule: outcomes, offline-init
         if st[target + F_FLAGS] & STARTED:
             chain.append(f"cpu{a} is started while it runs")
             return INVALID
         # INIT first: a parked CPU's registers go back to reset values; a
         # CPU never started has them already (life.init_cpu).
         init_cpu(st, target)
+        # rule: trampoline-cr4
         enter_long_mode(m, st, target)
         # The trampoline jumps into the starter's kernel; the IDTR is the
         # reset one (tagged with it too), FRED_CONFIG survived INIT with
@@ -128,6 +130,7 @@ class WaitOnline(Op):
 
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
               b: int, chain: list[str], warnings: list[str]) -> int:
+        # rule: outcomes
         if not st[a * NF + F_FLAGS] & ONLINE:
             chain.append(f"cpu{cpu} waits for cpu{a}, which is not online")
             return INVALID

@@ -70,6 +70,7 @@ class ExitToUser(Op):
 
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
               b: int, chain: list[str], warnings: list[str]) -> int:
+        # rule: ring3-scheduling
         st[base + F_FLAGS] = (st[base + F_FLAGS] | USER) & ~SS_KERNEL
         return OK
 
@@ -108,6 +109,7 @@ class Syscall(Op):
                         "ok"),
             ))
 
+    # rule: ring3-scheduling
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
               b: int, chain: list[str], warnings: list[str]) -> int:
         fred = (st[base + F_CR4] & CR4_FRED) != 0
@@ -164,8 +166,10 @@ class PreemptEvent(Op):
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
               b: int, chain: list[str], warnings: list[str]) -> int:
         flags = st[base + F_FLAGS]
+        # rule: outcomes
         if flags & (USER | FRAME_OPEN):
             return INVALID   # the loader keeps programs from this
+        # rule: ring3-scheduling
         outcome = raise_event(m, st, base, LOCAL_TIMER_VECTOR, True,
                               R_EXTINT, chain)
         if outcome != OK:
@@ -175,6 +179,7 @@ class PreemptEvent(Op):
             frame |= FRAME_FRED
         if flags & SS_KERNEL:
             frame |= FRAME_SS_KERNEL
+        # rule: ring3-scheduling
         st[base + F_FLAGS] = st[base + F_FLAGS] | frame
         return OK
 
@@ -197,11 +202,13 @@ class EventReturn(Op):
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
               b: int, chain: list[str], warnings: list[str]) -> int:
         flags = st[base + F_FLAGS]
+        # rule: outcomes
         if flags & USER or not flags & FRAME_OPEN:
             return INVALID   # the loader keeps programs from this
         saved = (flags & FRAME_SS_KERNEL) != 0
         st[base + F_FLAGS] = flags & ~(FRAME_OPEN | FRAME_FRED
                                        | FRAME_SS_KERNEL)
+        # rule: ring3-scheduling
         if flags & FRAME_FRED and saved != ((flags & SS_KERNEL) != 0):
             # ERETS checks the popped SS against SS (Bochs fred.cc ERETS;
             # 723edbd2ca5f's message).
@@ -211,6 +218,7 @@ class EventReturn(Op):
                          " -> #GP(0)")
             return raise_event(m, st, base, GP, False, R_NONE, chain)
         # IRET (and a matching ERETS) loads the saved SS.
+        # rule: ring3-scheduling
         st[base + F_FLAGS] = (st[base + F_FLAGS] & ~SS_KERNEL) | (
             SS_KERNEL if saved else 0)
         return OK

@@ -94,6 +94,7 @@ def access_faults(m: Machine, st: list[int], base: int, region: int,
     table = mmu & TABLE_MASK
     what = f"{KIND_NAMES[kind]} of {REGIONS[region]}"
     why = _denied(st, base, entry(m, table, region), kind, implicit)
+    # rule: memory-regions
     if why:
         chain.append(f"{what} through the {TABLES[table]} page table: {why}"
                      " -> #PF")
@@ -101,6 +102,7 @@ def access_faults(m: Machine, st: list[int], base: int, region: int,
     stale = (mmu >> (STALE_SHIFT + 4 * region)) & 0xF
     if stale:
         why = _denied(st, base, stale, kind, implicit)
+        # rule: memory-regions
         if why:
             # SDM Vol. 3A 4.10.2.4, 4.10.4.1, 4.10.4.3 ("spurious" #PF).
             chain.append(f"{what}: a global TLB entry from an earlier CR3"
@@ -109,6 +111,7 @@ def access_faults(m: Machine, st: list[int], base: int, region: int,
     return False
 
 
+# rule: memory-regions
 def write_cr3(m: Machine, st: list[int], base: int, table: int) -> None:
     """MOV to CR3 of `table`'s root, PCID 0: every TLB entry but the global
     ones goes; with CR4.PGE = 1 the loaded table's global translations may
@@ -133,6 +136,7 @@ def write_cr3(m: Machine, st: list[int], base: int, table: int) -> None:
     st[base + F_CR3] = 0
 
 
+# rule: memory-regions
 def flush_all(st: list[int], base: int) -> None:
     """Drop every TLB entry, global ones too: MOV to CR4 changing PGE or
     clearing PCIDE, MOV to CR0 changing PG (SDM Vol. 3A 4.10.4.1)."""

@@ -26,10 +26,12 @@ from .outcome import OK
 
 def exit_vector(m: Machine, reason: int) -> int:
     """The exception an intercepted instruction raises here, or -1."""
+    # rule: vc-ve-sources
     if m.sev:
         # SEV-ES/SNP: IOIO, CPUID, MSR and NPF (MMIO) exits become #VC
         # (LX arch/x86/coco/sev/vc-handle.c vc_handle_exitcode).
         return VC
+    # rule: vc-ve-sources
     if m.platform == TDX and reason != R_CPUID:
         # TDX: port I/O, MMIO and MSRs outside the bitmap raise #VE (LX
         # Documentation/arch/x86/tdx.rst). The CPUID leaves that exit are
@@ -62,8 +64,10 @@ def printk(m: Machine, st: list[int], base: int, what: str,
         # Before console_init() registers a console, printk only fills the
         # log buffer (LX kernel/printk/printk.c).
         return OK
+    # rule: console
     if not st[base + F_FLAGS] & ONLINE and not m.console_anytime:
         return OK
+    # rule: console
     return intercepted(m, st, base, R_PORT_IO, what, chain)
 
 
@@ -74,9 +78,11 @@ def setup_ghcb(m: Machine, st: list[int], base: int) -> None:
     if not m.sev:
         return
     g = st[m.glob + G_FLAGS]
+    # rule: vc-handlers
     if g & GHCBS_ALLOCATED:
         st[base + F_GHCB] = GHCB_PERCPU
         st[m.glob + G_FLAGS] = g | GHCBS_INITIALIZED
     else:
+        # rule: vc-handlers
         st[m.glob + G_FLAGS] = g | BOOT_GHCB
         st[base + F_GHCB] = GHCB_BOOT

@@ -58,6 +58,7 @@ def step(m: Machine, st: list[int], cpu: int, op: int, chain: list[str],
     outcome = _apply(m, st, cpu, op, chain, warnings)
     if outcome == OK:
         lost = pinned_cleared(m, st, cpu, before)
+        # rule: cr-pinning
         if lost:
             chain.append(f"pinned CR4 bits 0x{lost:x} cleared on cpu{cpu}"
                          " while CR pinning is on")
@@ -74,8 +75,10 @@ def _apply(m: Machine, st: list[int], cpu: int, op: int, chain: list[str],
         if (kind == NMI_EVENT or kind == MCE_EVENT) and \
                 park(st[base + F_LIFE]):
             return _parked_event(m, st, cpu, base, op, chain, warnings)
+        # rule: outcomes
         chain.append(f"cpu{cpu} runs before it is started")
         return INVALID
+    # rule: outcomes, ring3-scheduling
     if flags & USER and not USER_OK[kind]:
         # Kernel code does not run while the CPU is in user mode (the
         # loader keeps programs from it; a trigger there cannot happen).
@@ -98,6 +101,7 @@ def _apply(m: Machine, st: list[int], cpu: int, op: int, chain: list[str],
     return _after_mce(m, st, kind, outcome, chain)
 
 
+# rule: offline-init
 def _parked_event(m: Machine, st: list[int], cpu: int, base: int, op: int,
                   chain: list[str], warnings: list[str]) -> int:
     """An NMI or a machine check reaches an offline CPU in its play-dead
@@ -109,6 +113,7 @@ def _parked_event(m: Machine, st: list[int], cpu: int, base: int, op: int,
     kind = m.op_kind[op]
     # An NMI that stays pending (a CPU stopped inside its NMI handler)
     # does not end HLT (SDM Vol. 3A 6.7.1).
+    # rule: stop-cpus, nmi-blocking
     held = kind == NMI_EVENT and st[base + F_FLAGS] & NMI_BLOCKED
     outcome = OPS[kind].apply(m, st, cpu, base, m.op_a[op], m.op_b[op],
                               chain, warnings)
@@ -129,6 +134,7 @@ def _after_mce(m: Machine, st: list[int], kind: int, outcome: int,
     ERETS restores the NMI-blocking the frame saved)."""
     if outcome != OK or kind != MCE_EVENT:
         return outcome
+    # rule: machine-checks, nmi-blocking, stop-cpus
     for d in range(m.ncpu):
         if park(st[d * NF + F_LIFE]) and \
                 not st[d * NF + F_CR4] & CR4_FRED:
