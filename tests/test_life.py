@@ -12,7 +12,7 @@ from fuzzinit.cli import main
 from fuzzinit.explore.bfs import COMPLETE, FAILED, explore
 from fuzzinit.explore.windows import timeline, windows
 from fuzzinit.model import machine as mc
-from fuzzinit.model.outcome import NAMES
+from fuzzinit.model.outcome import NAMES, OK
 from fuzzinit.model.run import initial_state, run, step
 from fuzzinit.orderings.schedule import Event, program_order, well_formed
 from fuzzinit.report.timeline import describe, state_of
@@ -393,3 +393,31 @@ def test_a_machine_check_unblocks_nmis_on_a_cpu_stopped_by_the_nmi(
     assert ex.verdict == FAILED and ex.result is not None
     assert ex.result.name == "triple_fault"
     assert ex.result.chain[:2] == ["cpu1: nmi", "NMI arrives"]
+
+
+def test_a_machine_check_unblocks_nmis_without_kernel_images_too(
+        tmp_path: Path) -> None:
+    """The same IRET as above, in a scenario with no kernel images: the
+    #MC taken on the running boot CPU clears NMI blocking on cpu1, which
+    the NMI that stopped it left set (a review found this path skipped)."""
+    path = tmp_path / "mce-plain.toml"
+    path.write_text(
+        '[scenario]\nname = "mce-plain"\n'
+        '[platform]\nguest = "bare"\nconsole = "8250"\n'
+        '[[cpu]]\nprogram = ["cr4_set mce", "lidt full", "ltr",'
+        ' "tss_setup_ist", "start 1", "wait_online 1", "wait_offline 1",'
+        ' "mce"]\n'
+        '[[cpu]]\nprogram = ["cr4_set mce", "lidt full", "ltr",'
+        ' "tss_setup_ist", "online", "stop_this_cpu nmi"]\n')
+    sc = load(path)
+    m = sc.machine
+    st = initial_state(m)
+    order = [(0, s) for s in range(5)] + [(1, s) for s in range(5)] + \
+        [(0, 5), (1, 5), (0, 6)]
+    blocked = []
+    for cpu, slot in order:
+        assert step(m, st, cpu, sc.programs[cpu][slot], [], []) == OK
+        blocked.append(bool(st[1 * mc.NF + mc.F_FLAGS] & mc.NMI_BLOCKED))
+    assert blocked[-1] and not blocked[0]
+    assert step(m, st, 0, sc.programs[0][7], [], []) == OK
+    assert not st[1 * mc.NF + mc.F_FLAGS] & mc.NMI_BLOCKED
