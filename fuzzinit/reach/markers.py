@@ -122,17 +122,18 @@ def scan_source(source: str, path: str) -> dict[str, Span]:
     tree = ast.parse(source, path)
     module_level = {id(n) for n in tree.body}
     nodes = [n for n in ast.walk(tree) if isinstance(n, ast.stmt)]
+    depth = _depths(tree)
     spans: dict[str, Span] = {}
     for row, alone, text in _comments(source):
         where = f"{path}:{row}"
         ids = _ids(text, where)
         if alone:
             after = [n for n in nodes if n.lineno > row]
-            target = min(after, key=lambda n: (n.lineno, -_depth(tree, n)),
+            target = min(after, key=lambda n: (n.lineno, -depth[id(n)]),
                          default=None)
         else:
             here = [n for n in nodes if n.lineno == row]
-            target = min(here, key=lambda n: -_depth(tree, n), default=None)
+            target = min(here, key=lambda n: -depth[id(n)], default=None)
         if target is None:
             raise MarkerError(f"{where}: marker with no statement after it")
         if id(target) in module_level and not isinstance(
@@ -149,18 +150,16 @@ def scan_source(source: str, path: str) -> dict[str, Span]:
     return spans
 
 
-def _depth(tree: ast.AST, target: ast.AST) -> int:
-    """How deep `target` is nested (the innermost statement wins when
-    several start on one line)."""
-    def walk(node: ast.AST, depth: int) -> int:
-        if node is target:
-            return depth
-        for child in ast.iter_child_nodes(node):
-            found = walk(child, depth + 1)
-            if found >= 0:
-                return found
-        return -1
-    return walk(tree, 0)
+def _depths(tree: ast.AST) -> dict[int, int]:
+    """How deep each node is nested, by id() (the innermost statement wins
+    when several start on one line)."""
+    out: dict[int, int] = {}
+    todo: list[tuple[ast.AST, int]] = [(tree, 0)]
+    while todo:
+        node, depth = todo.pop()
+        out[id(node)] = depth
+        todo += [(child, depth + 1) for child in ast.iter_child_nodes(node)]
+    return out
 
 
 def scan(folder: Path = MODEL) -> dict[str, Span]:
