@@ -86,9 +86,11 @@ def _apply(m: Machine, st: list[int], cpu: int, op: int, chain: list[str],
         return INVALID
     impl: Op = OPS[kind]
     if not m.images:
-        return _after_mce(m, st, kind, impl.apply(
-            m, st, cpu, base, m.op_a[op], m.op_b[op], chain, warnings),
-            chain)
+        outcome = impl.apply(m, st, cpu, base, m.op_a[op], m.op_b[op],
+                             chain, warnings)
+        if kind == MCE_EVENT:  # the check is inline: this is the hot path
+            return _after_mce(m, st, kind, outcome, chain)
+        return outcome
     # With kernel images (life.py): the CPU's code must still be there, and
     # an IDT or FRED entry it loads belongs to the image it runs in.
     if wild_code(m, st, cpu, base, "runs", chain):
