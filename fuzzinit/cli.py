@@ -330,7 +330,17 @@ def cmd_run(args: argparse.Namespace) -> int:
                     progress=not args.json and sys.stderr.isatty(),
                     swarm=args.swarm, database=open_database(args.db),
                     probe=probe)
-    reach = probe.result() if probe is not None else None
+    reach = None
+    if probe is not None:
+        try:
+            reach = probe.result()
+        except KeyboardInterrupt:
+            # A finding must not be lost to the measuring: report it
+            # without the coverage, and a clean run as interrupted.
+            sys.stderr.write("fuzzinit: interrupted while counting rule"
+                             " coverage; reporting without it\n")
+            if report.finding is None:
+                report.interrupted = True
     out: dict[str, Any] = {
         "scenario": sc.path, "name": sc.name, "seed": args.seed,
         "examples": report.examples, "elapsed_s": round(report.elapsed_s, 4),
@@ -662,6 +672,9 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
                             f" CPU cores fuzzinit may use here); fix: --jobs"
                             f" {cores} or fewer")
     sc = load(args.model)
+    # Built before the campaign: a probe that cannot be made (the model's
+    # markers broken, say) fails here, not after a campaign it would hide.
+    probe = probe_for(args, sc, "corpus inputs")
     summary = run_campaign(
         sc, Path(args.corpus), Path(args.reports), args.time, args.runs,
         args.jobs, args.seed, args.coverage, args.stop_on_failure,
@@ -679,34 +692,38 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
            "interrupted": summary.interrupted,
            "crashes": summary.crashes_dir, "coverage": args.coverage,
            "jobs": args.jobs}
-    probe = probe_for(args, sc, "corpus inputs")
     reach = None
     measure_interrupted = False
     measure_error: str | None = None
-    if probe is not None:
+    if probe is not None and summary.interrupted:
+        # The user stopped the campaign: the summary now, no measuring.
+        measure_interrupted = True
+    elif probe is not None:
         # After the campaign, whose findings are saved by now; Ctrl-C or
         # an unreadable input here ends the measuring, not the summary.
         from fuzzinit.reach.corpus import measure_corpus
         try:
             measure_corpus(sc, Path(args.corpus) / sc.name / "inputs", probe,
                            show=not args.json and sys.stderr.isatty())
+            reach = probe.result()
         except KeyboardInterrupt:
             measure_interrupted = True
         except FuzzinitError as exc:
             measure_error = str(exc)
-        reach = probe.result()
-        out["rule_coverage"] = dict(reach_json(reach),
-                                    interrupted=measure_interrupted,
-                                    error=measure_error)
+        if reach is not None:
+            out["rule_coverage"] = dict(reach_json(reach),
+                                        interrupted=False, error=None)
+    if probe is not None and reach is None:
+        out["rule_coverage"] = {"interrupted": measure_interrupted,
+                                "error": measure_error}
     try:
         with _deferred_signals():
             _print_fuzz_summary(sc, summary, out, args.json,
                                 verdict_note(reach) if reach else "")
             if reach is not None and not args.json:
-                if measure_interrupted:
-                    print("rule coverage: interrupted; the corpus inputs"
-                          " replayed so far:")
                 print("\n".join(reach_lines(reach)))
+            elif measure_interrupted and not args.json:
+                print("rule coverage: not measured (interrupted)")
             sys.stdout.flush()
     except BrokenPipeError:
         # A closed stdout must not turn a finding into exit 0 (main()),

@@ -44,7 +44,7 @@ from fuzzinit.orderings.strategies import Ordering
 from fuzzinit.orderings.strategies import orderings as _orderings
 from fuzzinit.reach.result import Reach
 from fuzzinit.reach.rules import BY_ID
-from fuzzinit.reach.summary import lines
+from fuzzinit.reach.summary import lines as reach_lines
 from fuzzinit.report import trace as tracefile
 from fuzzinit.report.files import write_atomic
 from fuzzinit.scenario.load import Scenario, load
@@ -133,6 +133,24 @@ def set_min_rule_coverage(fraction: float | None) -> None:
     _min_rule_coverage = fraction
 
 
+def _check_wanted(wanted: float | Collection[str]) -> None:
+    """A bad min_rule_coverage is a mistake in the test: said before the
+    search, whatever it finds."""
+    if isinstance(wanted, str):
+        raise ValueError(f"min_rule_coverage {wanted!r}: expected a fraction"
+                         " or a list of rule ids, e.g. [\"fred-delivery\"]")
+    if isinstance(wanted, float | int):
+        if not 0 <= wanted <= 1:
+            raise ValueError(f"min_rule_coverage {wanted}: expected a"
+                             " fraction from 0 to 1")
+        return
+    unknown = sorted(set(wanted) - set(BY_ID))
+    if unknown:
+        raise ValueError(f"min_rule_coverage: unknown rule ids"
+                         f" {', '.join(unknown)}; the ids are in"
+                         " fuzzinit/reach/rules.py")
+
+
 def _check_reach(sc: Scenario, reach: Reach,
                  wanted: float | Collection[str]) -> None:
     """Raise TooLittleReached when `reach` falls short of `wanted`: a
@@ -146,11 +164,6 @@ def _check_reach(sc: Scenario, reach: Reach,
                             f" model rules ({reach.fraction():.0%}), below"
                             f" min_rule_coverage {wanted:.0%}")
     else:
-        unknown = sorted(set(wanted) - set(BY_ID))
-        if unknown:
-            raise ValueError(f"min_rule_coverage: unknown rule ids"
-                             f" {', '.join(unknown)}; the ids are in"
-                             " fuzzinit/reach/rules.py")
         missing = [rid for rid in wanted if rid not in reached]
         if missing:
             problems.append(f"it never reached {', '.join(missing)}")
@@ -161,7 +174,7 @@ def _check_reach(sc: Scenario, reach: Reach,
     if problems:
         raise TooLittleReached(
             f"{sc.name}: no failing ordering in {reach.units} orderings, but"
-            f" {'; '.join(problems)}\n" + "\n".join(lines(reach)))
+            f" {'; '.join(problems)}\n" + "\n".join(reach_lines(reach)))
 
 
 def _failure_message(sc: Scenario, core: list[Event], result: Result,
@@ -205,6 +218,7 @@ def assert_no_failing_ordering(
         else min_rule_coverage
     probe = None
     if wanted is not None:
+        _check_wanted(wanted)
         from fuzzinit.reach.probe import Probe
         probe = Probe(sc)
     report = search(sc, examples or profile.examples, seed,

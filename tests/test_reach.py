@@ -67,17 +67,32 @@ def test_markers_cover_a_branch_body_not_its_test_or_elses() -> None:
 
 def test_a_marked_def_covers_its_body_and_ids_may_be_listed() -> None:
     src = ("def f(a):  # rule: gdt, msrs\n"
+           '    """A docstring is not a statement that runs."""\n'
            "    x = a\n"
            "    return x\n")
     spans = scan_source(src, "t.py")
     assert sorted(spans) == ["gdt", "msrs"]
-    assert [s.line for s in spans["msrs"].statements] == [2, 3]
+    assert [s.line for s in spans["msrs"].statements] == [3, 4]
 
 
 @pytest.mark.parametrize(("src", "message"), [
     ("# rule: gdt\nX = 1\n",
-     "t.py:1: a module-level statement runs at import; mark the function"
-     " that applies it"),
+     "t.py:1: a statement outside a function runs at import; mark the"
+     " function that applies it"),
+    ("if True:\n    # rule: gdt\n    X = 1\n",
+     "t.py:2: a statement outside a function runs at import; mark the"
+     " function that applies it"),
+    ("def f(a):\n    if a:\n        return 1\n        # rule: gdt\n"
+     "    return 2\n",
+     "t.py:4: marker at column 9 but the next statement (line 5) is at"
+     " column 5; indent the marker like the statement it marks"),
+    ("def f(a):\n    g(1,\n      # rule: gdt\n      2)\n    return 2\n",
+     "t.py:3: marker inside a statement that starts on line 2; put it on"
+     " the line above that statement"),
+    ("def f(a):\n    if a:\n        return 1\n    else:  # rule: gdt\n"
+     "        return 2\n",
+     "t.py:4: no statement starts on this line; put the marker on its own"
+     " line above the statement it marks"),
     ("def f():\n    # rule: no-such-rule\n    return 1\n",
      "t.py:2: unknown rule id 'no-such-rule'; the ids are in"
      " fuzzinit/reach/rules.py"),
@@ -105,8 +120,6 @@ def test_run_json_lists_rules_reached_and_triggers_fired(
     assert {"fred-delivery", "cr-pinning", "console",
             "vc-handlers"} <= reached
     assert {"stop-cpus", "lazy-msr", "kernel-images"}.isdisjoint(reached)
-    assert cov["rules_reached"] == len(reached)
-    assert cov["not_reached"] == [r.id for r in RULES if r.id not in reached]
     fired = {t["trigger"]: t for t in cov["triggers"]}
     assert sorted(fired) == ["nmi on cpu1", "printk on cpu1"]
     assert all(t["fired"] > 0 for t in fired.values())
@@ -141,7 +154,7 @@ def test_explore_says_so_too_and_json_names_it(
                           " their windows were never tested")
     assert main(["explore", str(NEVER), "--rule-coverage", "--json"]) == 0
     cov = json.loads(capsys.readouterr().out)["rule_coverage"]
-    assert cov["unit"] == "states"
+    assert cov["unit"] == "expanded states"
     assert cov["triggers_never_fired"] == ["printk on cpu0"]
     printk = cov["triggers"][0]
     assert (printk["fired"], printk["window_open_with"]) == (
@@ -158,10 +171,10 @@ def test_without_the_flag_nothing_is_measured(
 def test_folding_contexts_in_chunks_changes_no_count(
         monkeypatch: pytest.MonkeyPatch) -> None:
     sc = load(MODELS / "upstream-fix-sev-es.toml")
-    whole = Probe(sc, "states")
+    whole = Probe(sc, "expanded states")
     explore(sc, 2, probe=whole)
     monkeypatch.setattr(probe_module, "CHUNK", 3)
-    chunked = Probe(sc, "states")
+    chunked = Probe(sc, "expanded states")
     explore(sc, 2, probe=chunked)
     a, b = whole.result(), chunked.result()
     assert a.units == b.units > 3
@@ -194,7 +207,7 @@ def test_verify_fix_measures_both_sides(
     out = json.loads(capsys.readouterr().out)
     for side in ("before", "after"):
         cov = out[side]["rule_coverage"]
-        assert cov["unit"] == "states" and cov["units"] > 0
+        assert cov["unit"] == "expanded states" and cov["units"] > 0
         assert cov["rules_reached"] > 0
     assert out["after"]["rule_coverage"]["triggers_never_fired"] == []
 
@@ -298,3 +311,33 @@ def test_an_unreadable_corpus_input_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(FuzzinitError) as err:
         measure_corpus(sc, inputs, Probe(sc, "corpus inputs"))
     assert str(err.value).startswith(f"cannot read {inputs / 'b'}: ENOENT")
+
+
+def test_a_failing_exploration_counts_only_the_states_it_expanded() -> None:
+    """The replay of the failing path after the search is not a unit: it
+    once added its rules to the last expanded state's count."""
+    sc = load(MODELS / "fred-pinned-sev-es-ap.toml")
+    probe = Probe(sc, "expanded states")
+    ex = explore(sc, 2, probe=probe)
+    reach = probe.result()
+    assert (ex.states, reach.units) == (34, 34)
+    assert {r.rule.id: r.units for r in reach.reached()} == {
+        "idt-states": 1, "fred-delivery": 12, "cr-pinning": 2,
+        "linux-handlers": 1, "vc-handlers": 6, "vc-ve-sources": 3,
+        "console": 2, "trampoline-cr4": 1, "intercepted-msrs": 1,
+        "gdt": 1, "feature-flags": 2}
+
+
+@pytest.mark.parametrize(("wanted", "message"), [
+    ("stop-cpus", "min_rule_coverage 'stop-cpus': expected a fraction or a"
+     ' list of rule ids, e.g. ["fred-delivery"]'),
+    (1.5, "min_rule_coverage 1.5: expected a fraction from 0 to 1"),
+])
+def test_a_bad_min_rule_coverage_is_named_before_the_search(
+        wanted: object, message: str, tmp_path: Path) -> None:
+    with pytest.raises(ValueError) as bad:
+        # The scenario fails at once: the check comes before the search.
+        assert_no_failing_ordering(MODELS / "fred-pinned-sev-es-ap.toml",
+                                   examples=10, seed=0, corpus=tmp_path,
+                                   min_rule_coverage=wanted)  # type: ignore
+    assert str(bad.value) == message

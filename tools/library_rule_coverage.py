@@ -32,7 +32,7 @@ def main() -> int:
     paths = sorted(LIBRARY.glob("*.toml"))
     for path in paths:
         sc = load(path)
-        probe = Probe(sc, "states")
+        probe = Probe(sc, "expanded states")
         ex = explore(sc, sum(t.count for t in sc.triggers), args.budget,
                      probe=probe)
         reach = probe.result()

@@ -137,6 +137,8 @@ def _bfs(sc: Scenario, max_triggers: int, budget: int, por: bool,
     warnings: list[str] = []
 
     def failed(key: Key, ev: Event | None) -> Exploration:
+        if probe is not None:
+            probe.pause()  # the replay of the failing path is not a unit
         ex = _failed(sc, parent, key, ev, transitions, start)
         ex.reduced = reduced
         return ex

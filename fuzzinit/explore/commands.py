@@ -54,7 +54,7 @@ def run_command(args: argparse.Namespace) -> int:
         if args.mode:
             sc = dataclasses.replace(sc, mode=args.mode)
         bar = Progress(not args.json and sys.stderr.isatty())
-        probe = probe_for(args, sc, "states")
+        probe = probe_for(args, sc, "expanded states")
         ex = explore(sc, _triggers(args, sc), args.budget,
                      por=not args.no_por, symmetry=not args.no_symmetry,
                      on_progress=bar.show, interruptible=True, probe=probe)
@@ -191,8 +191,8 @@ def _closed_json(points: list[Point]) -> list[dict[str, Any]]:
 
 def _verify_fix(args: argparse.Namespace) -> int:
     before, after = load(args.before), load(args.after)
-    probe_before = probe_for(args, before, "states")
-    probe_after = probe_for(args, after, "states")
+    probe_before = probe_for(args, before, "expanded states")
+    probe_after = probe_for(args, after, "expanded states")
     ex_before = explore(before, _triggers(args, before), args.budget,
                         interruptible=True, probe=probe_before)
     if ex_before.verdict == INTERRUPTED:

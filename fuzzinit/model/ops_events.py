@@ -54,10 +54,13 @@ class Nmi(Op):
     def apply(self, m: Machine, st: list[int], cpu: int, base: int, a: int,
               b: int, chain: list[str], warnings: list[str]) -> int:
         flags = st[base + F_FLAGS]
-        # rule: nmi-blocking, vc-ve-sources
-        if flags & NMI_BLOCKED or (m.platform == TDX and flags & VE_PENDING):
-            # Blocked NMIs stay pending (SDM 6.7.1); the TDX module withholds
-            # NMIs while #VE info is unread (TDX module td_nmi_exit).
+        # rule: nmi-blocking
+        if flags & NMI_BLOCKED:
+            return OK  # a blocked NMI stays pending (SDM 6.7.1)
+        # rule: vc-ve-sources
+        if m.platform == TDX and flags & VE_PENDING:
+            # The TDX module withholds NMIs while #VE info is unread (TDX
+            # module td_nmi_exit).
             return OK
         chain.append("NMI arrives")
         st[base + F_FLAGS] = flags | NMI_BLOCKED

@@ -116,7 +116,6 @@ def _parked_event(m: Machine, st: list[int], cpu: int, base: int, op: int,
     kind = m.op_kind[op]
     # An NMI that stays pending (a CPU stopped inside its NMI handler)
     # does not end HLT (SDM Vol. 3A 6.7.1).
-    # rule: stop-cpus, nmi-blocking
     held = kind == NMI_EVENT and st[base + F_FLAGS] & NMI_BLOCKED
     outcome = OPS[kind].apply(m, st, cpu, base, m.op_a[op], m.op_b[op],
                               chain, warnings)
@@ -137,10 +136,10 @@ def _after_mce(m: Machine, st: list[int], kind: int, outcome: int,
     ERETS restores the NMI-blocking the frame saved)."""
     if outcome != OK or kind != MCE_EVENT:
         return outcome
-    # rule: machine-checks, nmi-blocking, stop-cpus
     for d in range(m.ncpu):
-        if park(st[d * NF + F_LIFE]) and \
-                not st[d * NF + F_CR4] & CR4_FRED:
+        # rule: machine-checks, nmi-blocking, stop-cpus
+        if park(st[d * NF + F_LIFE]) and st[d * NF + F_FLAGS] & NMI_BLOCKED \
+                and not st[d * NF + F_CR4] & CR4_FRED:
             st[d * NF + F_FLAGS] &= ~NMI_BLOCKED
     if not m.images:
         return outcome

@@ -68,8 +68,8 @@ def _own_lines(node: ast.stmt) -> tuple[int, ...]:
              if isinstance(child, ast.stmt)]
     if inner:
         end = min(c.lineno for c in inner) - 1
-        # Decorators and a header that spans lines stay with the header;
-        # the header of `else:`/`finally:` has no executable line.
+        # A header that spans lines stays with the header (a def's
+        # decorators start before its lineno and are not in it).
     return tuple(range(node.lineno, max(end, node.lineno) + 1))
 
 
@@ -77,9 +77,17 @@ def _statements(nodes: Iterable[ast.stmt], path: str) -> list[Statement]:
     out: list[Statement] = []
     for node in nodes:
         for sub in ast.walk(node):
+            if _docstring(sub):
+                continue  # never reported as run: not a statement to count
             if isinstance(sub, ast.stmt):
                 out.append(Statement(path, sub.lineno, _own_lines(sub)))
     return out
+
+
+def _docstring(node: ast.AST) -> bool:
+    return isinstance(node, ast.Expr) and \
+        isinstance(node.value, ast.Constant) and \
+        isinstance(node.value.value, str)
 
 
 def _covered(node: ast.stmt, path: str) -> list[Statement]:
@@ -90,8 +98,9 @@ def _covered(node: ast.stmt, path: str) -> list[Statement]:
     return _statements([node], path)
 
 
-def _comments(source: str) -> list[tuple[int, bool, str]]:
-    """(line, alone on its line, text after `rule:`) per marker."""
+def _comments(source: str) -> list[tuple[int, int, bool, str]]:
+    """(line, column, alone on its line, text after `rule:`) per
+    marker."""
     out = []
     lines = source.splitlines()
     for tok in tokenize.generate_tokens(io.StringIO(source).readline):
@@ -102,7 +111,7 @@ def _comments(source: str) -> list[tuple[int, bool, str]]:
             continue
         row, col = tok.start
         alone = not lines[row - 1][:col].strip()
-        out.append((row, alone, found.group(1).strip()))
+        out.append((row, col, alone, found.group(1).strip()))
     return out
 
 
@@ -120,26 +129,44 @@ def _ids(text: str, where: str) -> list[str]:
 def scan_source(source: str, path: str) -> dict[str, Span]:
     """The spans marked in one file's source."""
     tree = ast.parse(source, path)
-    module_level = {id(n) for n in tree.body}
     nodes = [n for n in ast.walk(tree) if isinstance(n, ast.stmt)]
     depth = _depths(tree)
+    in_def = _inside_functions(tree)
     spans: dict[str, Span] = {}
-    for row, alone, text in _comments(source):
+    for row, col, alone, text in _comments(source):
         where = f"{path}:{row}"
         ids = _ids(text, where)
         if alone:
+            inside = [n for n in nodes if n.lineno < row <=
+                      (n.end_lineno or n.lineno) and not _compound(n)]
+            if inside:
+                raise MarkerError(f"{where}: marker inside a statement that"
+                                  f" starts on line {inside[0].lineno}; put"
+                                  " it on the line above that statement")
             after = [n for n in nodes if n.lineno > row]
             target = min(after, key=lambda n: (n.lineno, -depth[id(n)]),
                          default=None)
+            if target is None:
+                raise MarkerError(f"{where}: marker with no statement after"
+                                  " it")
+            if target.col_offset != col:
+                raise MarkerError(f"{where}: marker at column {col + 1} but"
+                                  f" the next statement (line"
+                                  f" {target.lineno}) is at column"
+                                  f" {target.col_offset + 1}; indent the"
+                                  " marker like the statement it marks")
         else:
             here = [n for n in nodes if n.lineno == row]
             target = min(here, key=lambda n: -depth[id(n)], default=None)
-        if target is None:
-            raise MarkerError(f"{where}: marker with no statement after it")
-        if id(target) in module_level and not isinstance(
+            if target is None:
+                raise MarkerError(f"{where}: no statement starts on this"
+                                  " line; put the marker on its own line"
+                                  " above the statement it marks")
+        if id(target) not in in_def and not isinstance(
                 target, ast.FunctionDef | ast.AsyncFunctionDef):
-            raise MarkerError(f"{where}: a module-level statement runs at"
-                              " import; mark the function that applies it")
+            raise MarkerError(f"{where}: a statement outside a function runs"
+                              " at import; mark the function that applies"
+                              " it")
         covered = _covered(target, path)
         if not covered:
             raise MarkerError(f"{where}: the marked statement has no body")
@@ -148,6 +175,25 @@ def scan_source(source: str, path: str) -> dict[str, Span]:
             span.statements += covered
             span.markers.append((path, row))
     return spans
+
+
+COMPOUND = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.If,
+            ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith,
+            ast.Try, ast.Match)
+
+
+def _compound(node: ast.stmt) -> bool:
+    return isinstance(node, COMPOUND) or type(node).__name__ == "TryStar"
+
+
+def _inside_functions(tree: ast.AST) -> set[int]:
+    """id() of every statement inside a function body."""
+    out: set[int] = set()
+    for fn in ast.walk(tree):
+        if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+            for stmt in fn.body:
+                out.update(id(n) for n in ast.walk(stmt))
+    return out
 
 
 def _depths(tree: ast.AST) -> dict[int, int]:

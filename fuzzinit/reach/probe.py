@@ -1,9 +1,11 @@
 """Measuring what a search reached, with coverage.py.
 
 A search is measured unit by unit - an ordering for `run`, an expanded
-state for `explore`, a corpus input for `fuzz` - each unit a coverage.py
-dynamic context, so that a rule's count is the number of units in which
-one of its marked statements (markers.py) ran. Only the interpreted model
+state for `explore` (in both of its searches when a failure found with
+partial-order reduction is searched again without it), a corpus input
+for `fuzz` - each unit a coverage.py dynamic context, so that a rule's
+count is the number of units in which one of its marked statements
+(markers.py) ran. Only the interpreted model
 in fuzzinit/model/ is measured; coverage.py cannot see into the mypyc
 build.
 
@@ -102,27 +104,31 @@ class Probe:
         self._hit: dict[str, set[Statement]] = {r.id: set() for r in RULES}
         self._triggers = [TriggerReach(i, label) for i, label
                           in enumerate(trigger_labels(sc))]
-        self._cov: coverage.Coverage | None = None
+        # One coverage.py object, its data erased after each fold.
+        self._cov = coverage.Coverage(
+            data_file=None, branch=False, config_file=False,
+            include=[str(Path(MODEL) / "*.py")])
+        # The C tracer: it records every line in every context (sys.monitoring,
+        # the default on Python 3.14, records a line once and cannot switch
+        # contexts); coverage.py falls back to its Python tracer without it.
+        self._cov.set_option("run:core", "ctrace")
+        # A chunk whose units ran no model code is not a problem to warn of.
+        self._cov.set_option("run:disable_warnings", ["no-data-collected"])
         self._in_chunk = 0
         self._running = False
 
-    # coverage.py objects, one per CHUNK units
-
-    def _new(self) -> coverage.Coverage:
-        return coverage.Coverage(
-            data_file=None, branch=False, config_file=False,
-            include=[str(Path(MODEL) / "*.py")])
-
     def _start(self) -> None:
-        if self._cov is None:
-            self._cov = self._new()
-        self._cov.start()
         self._running = True
+        self._cov.start()
 
     def _stop(self) -> None:
-        if self._cov is not None and self._running:
+        if self._running:
             self._cov.stop()
         self._running = False
+
+    def pause(self) -> None:
+        """Stop measuring (the explorer, before it replays a failure)."""
+        self._stop()
 
     def _begin_unit(self) -> None:
         if self._in_chunk >= CHUNK:
@@ -130,7 +136,6 @@ class Probe:
             self._fold()
             if running:
                 self._start()
-        assert self._cov is not None
         self.units += 1
         self._in_chunk += 1
         self._cov.switch_context(str(self.units))
@@ -138,10 +143,10 @@ class Probe:
     def _fold(self) -> None:
         """Add the current coverage.py object's contexts to the counts."""
         self._stop()
-        cov, self._cov, self._in_chunk = self._cov, None, 0
-        if cov is None:
+        if not self._in_chunk:
             return
-        data = cov.get_data()
+        self._in_chunk = 0
+        data = self._cov.get_data()
         units: dict[str, set[str]] = {}
         for path in data.measured_files():
             marked = self._by_path.get(os.path.realpath(path))
@@ -158,6 +163,7 @@ class Probe:
                     units.setdefault(rid, set()).update(ran)
         for rid, ctxs in units.items():
             self._rule_units[rid] += len(ctxs)
+        self._cov.erase()  # the contexts are counted: memory stays flat
 
     # the explorer's way in
 

@@ -20,7 +20,7 @@ def verdict_note(reach: Reach) -> str:
 
 
 def _counts(counter: dict[str, int]) -> str:
-    return ", ".join(f"{k} {v}" for k, v in sorted(
+    return ", ".join(f"{k} ({v})" for k, v in sorted(
         counter.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
@@ -51,10 +51,12 @@ def lines(reach: Reach) -> list[str]:
            f" {reach.units} {reach.unit}): {len(reached)} of"
            f" {len(reach.rules)} rules reached"]
     if reached:
-        out.append(f"  {'rule':28s} {reach.unit:>10s}  statements run")
+        width = max(10, len(reach.unit))
+        out.append(f"  {'rule':28s} {reach.unit:>{width}s}  statements run")
         for r in reached:
             name = f"{r.rule.number:2d} {r.rule.id}"
-            out.append(f"  {name:28s} {r.units:10d}  {r.hit}/{r.statements}")
+            out.append(f"  {name:28s} {r.units:{width}d}"
+                       f"  {r.hit}/{r.statements}")
     unreached = reach.unreached()
     if unreached:
         out.append("  not reached: " + ", ".join(
