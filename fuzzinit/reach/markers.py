@@ -53,9 +53,6 @@ class Span:
     statements: list[Statement] = field(default_factory=list)
     markers: list[tuple[str, int]] = field(default_factory=list)
 
-    def files(self) -> set[str]:
-        return {s.path for s in self.statements}
-
 
 class MarkerError(ValueError):
     pass
