@@ -227,9 +227,9 @@ def _verify_fix(args: argparse.Namespace) -> int:
                   " (what-if):")
             for p in what_if:
                 print(f"  cpu{p.cpu} {_where(before, p)}: {p.kind}")
-        note = verdict_note(reach_after) if reach_after else ""
+        note = verdict_note(reach_after, "in AFTER ") if reach_after else ""
         print("fix verified: BEFORE fails, AFTER explores complete and clean"
-              + note.replace("; ", "; in AFTER ", 1)
+              + note
               if ok else "fix NOT verified")
     if ok:
         return 0

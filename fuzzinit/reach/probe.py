@@ -34,6 +34,7 @@ import coverage
 from fuzzinit.errors import FuzzinitError
 from fuzzinit.model import run as model_run
 from fuzzinit.model.arch import CR4_FRED
+from fuzzinit.model.idt_table import is_table
 from fuzzinit.model.machine import (
     F_CR4,
     F_FLAGS,
@@ -66,7 +67,7 @@ def cpu_state(st: Sequence[int], cpu: int) -> tuple[str, str, str]:
     """The CPU's IDT, FRED and run state, as the trigger table names them."""
     base = cpu * NF
     idt = st[base + F_IDT]
-    idt_name = IDT_NAMES[idt] if idt < len(IDT_NAMES) else "table"
+    idt_name = "table" if is_table(idt) else IDT_NAMES[idt]
     if not st[base + F_CR4] & CR4_FRED:
         fred = "off"
     elif st[base + F_FRED_CONFIG]:

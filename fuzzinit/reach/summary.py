@@ -8,14 +8,16 @@ from typing import Any
 from fuzzinit.reach.result import DIMENSIONS, Reach, TriggerReach
 
 
-def verdict_note(reach: Reach) -> str:
+def verdict_note(reach: Reach, where: str = "") -> str:
     """What a clean verdict must say about triggers that never fired
-    ("" when every trigger fired)."""
+    ("" when every trigger fired); `where` names the search ("in AFTER
+    ")."""
     never = reach.never_fired()
     if not never:
         return ""
     names = ", ".join(t.label for t in never)
-    return (f"; {len(never)} of {len(reach.triggers)} triggers never fired"
+    return (f"; {where}{len(never)} of {len(reach.triggers)} triggers"
+            " never fired"
             f" ({names}): their windows were never tested")
 
 
