@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.metadata
 import json
 import os
 import signal
@@ -20,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from fuzzinit import model_build
 from fuzzinit.database import DEFAULT as DEFAULT_DB
 from fuzzinit.database import open_database
 from fuzzinit.errors import FuzzinitError, TraceError, describe_os_error
@@ -56,9 +58,20 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+def _version() -> str:
+    try:
+        version = importlib.metadata.version("fuzzinit")
+    except importlib.metadata.PackageNotFoundError:
+        version = "(not installed)"
+    return f"fuzzinit {version}, {model_build.describe()}"
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="fuzzinit", description="Find x86 CPU-initialisation"
                 " orderings that end in a triple fault.")
+    p.add_argument("--version", action="version", version=_version(),
+                   help="print the version and which build of the model"
+                   " runs (compiled or interpreted), then exit")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = sub.add_parser("run", help="search a scenario with Hypothesis")
     run.add_argument("model", help="scenario file (models/*.toml)")
@@ -169,8 +182,32 @@ def _on_sigterm(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _interpreted_again(argv: list[str] | None) -> NoReturn:
+    """--rule-coverage traces the model's Python code, which a compiled
+    model does not run: start this command again on the interpreted model
+    (nothing has been searched or printed yet)."""
+    if argv is not None:
+        raise FuzzinitError("--rule-coverage measures the interpreted model;"
+                            " this process runs the compiled one: set"
+                            f" {model_build.ENV}=interpreted before"
+                            " importing fuzzinit")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    env = dict(os.environ, **{model_build.ENV: "interpreted",
+                              model_build.REEXEC: "1"})
+    os.execve(sys.executable, [sys.executable, "-m", "fuzzinit",
+                               *sys.argv[1:]], env)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if getattr(args, "rule_coverage", False) \
+            and model_build.build() == "compiled":
+        try:
+            _interpreted_again(argv)
+        except FuzzinitError as exc:
+            sys.stderr.write(f"fuzzinit: error: {exc}\n")
+            return 2
     try:
         saved = signal.signal(signal.SIGTERM, _on_sigterm)
     except ValueError:  # not the main thread: leave signals alone

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from fuzzinit import testing
+from fuzzinit import model_build, testing
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -29,6 +29,11 @@ def pytest_configure(config: pytest.Config) -> None:
     if name:
         testing.set_profile(name)
     fraction = config.getoption("--fuzzinit-min-rule-coverage")
+    if fraction is not None and model_build.build() == "compiled":
+        raise pytest.UsageError(
+            "--fuzzinit-min-rule-coverage measures the interpreted model;"
+            " this run imported the compiled one: run pytest with"
+            " FUZZINIT_MODEL=interpreted")
     try:
         testing.set_min_rule_coverage(fraction)
     except ValueError as exc:

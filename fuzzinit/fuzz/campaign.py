@@ -32,6 +32,7 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
+from fuzzinit import model_build
 from fuzzinit.errors import FuzzinitError
 from fuzzinit.fuzz import channel
 from fuzzinit.fuzz.faults import (
@@ -294,12 +295,20 @@ def _args(exe: Path, inputs: Path, tmp: Path, time_s: int | None,
 def _env(sc: Scenario, out: Path, coverage: str, stop_on_failure: bool,
          tmp: Path) -> dict[str, str]:
     # TMPDIR: libFuzzer's fork mode makes its FuzzWithFork* folder there.
-    return dict(os.environ, FUZZINIT_SCENARIO=sc.path,
-                FUZZINIT_OUT=str(out), FUZZINIT_COVERAGE=coverage,
-                FUZZINIT_STOP="1" if stop_on_failure else "0",
-                TMPDIR=str(tmp),
-                PATH=os.path.dirname(sys.executable) + os.pathsep
-                + os.environ.get("PATH", ""))
+    env = dict(os.environ, FUZZINIT_SCENARIO=sc.path,
+               FUZZINIT_OUT=str(out), FUZZINIT_COVERAGE=coverage,
+               FUZZINIT_STOP="1" if stop_on_failure else "0",
+               TMPDIR=str(tmp),
+               PATH=os.path.dirname(sys.executable) + os.pathsep
+               + os.environ.get("PATH", ""))
+    if env.pop(model_build.REEXEC, None):
+        # This process restarted itself interpreted for --rule-coverage
+        # (which replays the corpus here); the workers need not.
+        env.pop(model_build.ENV, None)
+    if coverage == "lines":
+        # atheris instruments Python lines, which a compiled model has not.
+        env[model_build.ENV] = "interpreted"
+    return env
 
 
 def _loop(owned: Owned, watch: _Watch, signals: _Signals, crashes: Path,

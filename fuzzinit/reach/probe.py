@@ -89,8 +89,10 @@ class Probe:
 
     def __init__(self, sc: Scenario, unit: str = "orderings") -> None:
         if not str(model_run.__file__).endswith(".py"):
-            raise FuzzinitError("--rule-coverage measures the interpreted"
-                                f" model; {model_run.__file__} is compiled")
+            raise FuzzinitError("rule coverage measures the interpreted"
+                                f" model; {model_run.__file__} is compiled"
+                                " (set FUZZINIT_MODEL=interpreted before"
+                                " importing fuzzinit)")
         self.sc = sc
         self.unit_name = unit
         self.units = 0
