@@ -25,6 +25,7 @@ from fuzzinit import model_build
 from fuzzinit.database import DEFAULT as DEFAULT_DB
 from fuzzinit.database import open_database
 from fuzzinit.errors import FuzzinitError, TraceError, describe_os_error
+from fuzzinit.explore.options import add_store_options
 from fuzzinit.export.command import add_parser as add_export_parser
 from fuzzinit.minimise.core import causal_core
 from fuzzinit.model.arch import vector_name
@@ -147,6 +148,7 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("--no-symmetry", action="store_true",
                      help="no symmetry reduction")
     exp.add_argument("--json", action="store_true")
+    add_store_options(exp)
     add_rule_coverage(exp, "each expanded state")
     win = sub.add_parser("windows", help="where each trigger kind is fatal")
     win.add_argument("model")
@@ -160,6 +162,7 @@ def _parser() -> argparse.ArgumentParser:
     vf.add_argument("--budget", type=int, default=1_000_000,
                     metavar="STATES")
     vf.add_argument("--json", action="store_true")
+    add_store_options(vf)
     add_rule_coverage(vf, "both explorations")
     add_export_parser(sub)
     models = sub.add_parser("models", help="list scenarios and expectations")

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from fuzzinit.explore.bfs import COMPLETE, FAILED, Exploration, explore
 from fuzzinit.explore.independence import Independence, local_write
 from fuzzinit.explore.scaling import scaled
+from fuzzinit.explore.store import Parts, State
 from fuzzinit.explore.symmetry import Symmetry
 from fuzzinit.model import ops_smp as smp
 from fuzzinit.model.outcome import OK
@@ -131,7 +132,7 @@ def test_the_op_por_keeps_alone_commutes_with_every_other_move(
         moves = sched.program_candidates() + sched.trigger_candidates()
         for t in indep.candidates(sched, moves, True):
             after_t, out = run(st0, t)
-            if out[t] != OK or not local_write(st0, after_t, t.cpu):
+            if out[t] != OK or not local_write(list(st0), after_t, t.cpu):
                 continue
             for u in moves:
                 if u.cpu == t.cpu:
@@ -158,20 +159,20 @@ def test_symmetric_states_share_a_key_only_when_the_boot_cpu_allows(
         assert step(m, st0, 0, ev.op, [], []) == OK
         sched.take(ev)
     snap = sched.snapshot()
+    parts = Parts(sc, sym.trigger_order)
 
-    def after(ev: Event) -> tuple[tuple[int, ...], tuple[object, ...],
-                                  int, bool]:
+    def after(ev: Event) -> State:
         st1 = list(st0)
         assert step(m, st1, ev.cpu, ev.op, [], []) == OK
         sched.restore(snap)
         sched.take(ev)
-        return (tuple(st1), sched.snapshot(), 0, False)
+        return parts.encode(st1, sched.snapshot(), 0, False)
 
     sched.restore(snap)
     ap1, ap2 = (e for e in sched.program_candidates() if e.cpu)
     a, b = after(ap1), after(ap2)
     assert a != b
-    assert sym.canonical(a) == sym.canonical(b)
+    assert sym.canonical(a, parts.table) == sym.canonical(b, parts.table)
 
 
 def test_a_started_ap_is_not_swapped_with_one_still_to_start(
@@ -188,8 +189,9 @@ def test_a_started_ap_is_not_swapped_with_one_still_to_start(
         sched.take(ev)
         if sc.op_text(ev.op) == "start 1":
             break
-    state = (tuple(st0), sched.snapshot(), 0, False)
-    assert sym.canonical(state) == state
+    parts = Parts(sc, sym.trigger_order)
+    state = parts.encode(st0, sched.snapshot(), 0, False)
+    assert sym.canonical(state, parts.table) == state
 
 
 # --- random scenarios -----------------------------------------------------

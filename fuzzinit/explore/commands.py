@@ -57,7 +57,8 @@ def run_command(args: argparse.Namespace) -> int:
         probe = probe_for(args, sc, "expanded states")
         ex = explore(sc, _triggers(args, sc), args.budget,
                      por=not args.no_por, symmetry=not args.no_symmetry,
-                     on_progress=bar.show, interruptible=True, probe=probe)
+                     on_progress=bar.show, interruptible=True, probe=probe,
+                     memory=args.memory, hash_compact=args.hash_compact)
         bar.done()
         reach = probe.result() if probe is not None else None
         out = _explore_json(sc, ex, args, reach)
@@ -94,6 +95,10 @@ def _explore_json(sc: Scenario, ex: Exploration, args: argparse.Namespace,
         "transitions": ex.transitions, "elapsed_s": round(ex.elapsed_s, 4),
         "states_per_s": round(ex.states_per_s, 1),
         "max_triggers": _triggers(args, sc), "budget": args.budget,
+        "memory": args.memory, "limit": ex.limit or None,
+        "hash_compact": ex.hash_compact,
+        "miss_probability": ex.miss_probability if ex.hash_compact
+        else None,
         "por": not getattr(args, "no_por", False),
         "symmetry": not getattr(args, "no_symmetry", False),
         "shortest": ex.shortest if ex.ordering is not None else None,
@@ -118,10 +123,15 @@ def _explore_lines(sc: Scenario, ex: Exploration,
 def _verdict_lines(sc: Scenario, ex: Exploration, note: str) -> list[str]:
     stats = (f"{ex.states} states, {ex.transitions} transitions,"
              f" {ex.states_per_s:,.0f} states/s")
+    if ex.hash_compact:
+        stats += (f"; hash compaction: probability that a state was missed"
+                  f" <= {ex.miss_probability:.1e}")
     if ex.verdict == COMPLETE:
         return [f"{sc.name}: complete: no failing ordering in {stats}{note}"]
     if ex.verdict == BUDGET:
-        return [f"{sc.name}: budget exhausted after {stats}: no failing"
+        which = "memory budget (--memory)" if ex.limit == "memory" \
+            else "budget"
+        return [f"{sc.name}: {which} exhausted after {stats}: no failing"
                 f" ordering found so far{note}"]
     if ex.verdict == INTERRUPTED:
         return [f"{sc.name}: interrupted after {stats}: no failing"
@@ -194,12 +204,15 @@ def _verify_fix(args: argparse.Namespace) -> int:
     probe_before = probe_for(args, before, "expanded states")
     probe_after = probe_for(args, after, "expanded states")
     ex_before = explore(before, _triggers(args, before), args.budget,
-                        interruptible=True, probe=probe_before)
+                        interruptible=True, probe=probe_before,
+                        memory=args.memory, hash_compact=args.hash_compact)
     if ex_before.verdict == INTERRUPTED:
         ex_after = Exploration(INTERRUPTED, 0, 0, 0.0, None, None)
     else:
         ex_after = explore(after, _triggers(args, after), args.budget,
-                           interruptible=True, probe=probe_after)
+                           interruptible=True, probe=probe_after,
+                           memory=args.memory,
+                           hash_compact=args.hash_compact)
     reach_before = probe_before.result() if probe_before else None
     reach_after = probe_after.result() if probe_after else None
     closed, what_if = _closed_windows(before, after)
@@ -228,6 +241,9 @@ def _verify_fix(args: argparse.Namespace) -> int:
             for p in what_if:
                 print(f"  cpu{p.cpu} {_where(before, p)}: {p.kind}")
         note = verdict_note(reach_after, "in AFTER ") if reach_after else ""
+        if ex_after.hash_compact:
+            note += ("; with hash compaction: AFTER may have missed a state"
+                     f" with probability <= {ex_after.miss_probability:.1e}")
         print("fix verified: BEFORE fails, AFTER explores complete and clean"
               + note
               if ok else "fix NOT verified")

@@ -138,14 +138,13 @@ class Independence:
                                           sched.segment_end[cpu][slot]))
 
 
-def local_write(st_before: tuple[int, ...], st_after: list[int], cpu: int,
+def local_write(st_before: list[int], st_after: list[int], cpu: int,
                 ) -> bool:
     """Condition 2: the step changed only `cpu`'s fields, not its online
     bit."""
     lo = cpu * mc.NF
     hi = lo + mc.NF
-    if st_before[:lo] != tuple(st_after[:lo]) or \
-            st_before[hi:] != tuple(st_after[hi:]):
+    if st_before[:lo] != st_after[:lo] or st_before[hi:] != st_after[hi:]:
         return False
     flags = lo + mc.F_FLAGS
     return not (st_before[flags] ^ st_after[flags]) & mc.ONLINE

@@ -21,23 +21,19 @@ complete runs: breadth-first counterexamples stay shortest.
 An AP that a `start` still to run names is fixed (its fields are the
 reset state anyway).
 
-The canonical key sorts the swappable APs' blocks - model fields,
-schedule progress, online/started, trigger budgets - and the explorer
-keeps the first concrete state that reached a key, so the orderings it
-returns are real.
+The canonical key sorts the swappable APs' parts - model fields,
+schedule progress, online/started, trigger budgets, interned by store.py
+- and the explorer keeps the first concrete state that reached a key, so
+the orderings it returns are real.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from operator import itemgetter
-
-from fuzzinit.model import machine as mc
+from fuzzinit.explore.store import Part, State
 from fuzzinit.model import ops_life as life
 from fuzzinit.model import ops_smp as smp
 from fuzzinit.scenario.load import Scenario
 
-State = tuple[tuple[int, ...], tuple[object, ...], int, bool]
 # A wait run: (cpu, first slot, 1); a wait that is not in one: (cpu, slot, 0).
 Run = tuple[int, int, int]
 
@@ -79,7 +75,6 @@ class Symmetry:
             if c not in excluded:
                 classes.setdefault(signatures[c], []).append(c)
         self.groups = [g for g in classes.values() if len(g) > 1]
-        self._lefts = [_getter(order) for order in self.trigger_order]
         # Ops naming each CPU: (cpu, slot, is_start, wait run or None).
         runs = self._wait_runs(sc)
         self.refs: list[list[tuple[int, int, bool, Run]]] = \
@@ -118,73 +113,40 @@ class Symmetry:
                 s = end
         return out
 
-    def _dynamic_key(self, cpu: int,
-                     done: tuple[tuple[bool, ...], ...]) -> tuple[Run, ...] | None:
+    def _dynamic_key(self, cpu: int, ids: tuple[int, ...],
+                     table: list[Part]) -> tuple[Run, ...] | None:
         """None if `cpu` is fixed in this state, else the runs that still
         name it (APs are swappable only with equal keys)."""
         runs: list[Run] = []
         for p, s, is_start, run in self.refs[cpu]:
-            if done[p][s]:
+            if table[ids[p]][1][s]:  # done
                 continue
             if is_start:
                 return None
             runs.append(run)
         return tuple(sorted(runs))
 
-    def canonical(self, state: State) -> State:
+    def canonical(self, state: State, table: list[Part]) -> State:
+        """The representative of `state`'s class: within each set of
+        swappable APs, their parts sorted by id (store.py; a part holds the
+        AP's model fields, progress, started/online and trigger budgets,
+        so sorting ids permutes whole APs)."""
         if not self.groups:
             return state
-        st, snap, used, warned = state
-        done, started, online, left = snap
-        assert isinstance(done, tuple) and isinstance(started, tuple)
-        assert isinstance(online, tuple) and isinstance(left, tuple)
-        new_st: list[int] | None = None
-        new_done: list[object] = []
-        new_started: list[object] = []
-        new_online: list[object] = []
-        new_left: list[object] = []
-        nf = mc.NF
+        glob, ids, used, warned = state
+        new: list[int] | None = None
         for group in self.groups:
             buckets: dict[tuple[Run, ...], list[int]] = {}
             for k in group:
-                key = self._dynamic_key(k, done)
+                key = self._dynamic_key(k, ids, table)
                 if key is not None:
                     buckets.setdefault(key, []).append(k)
             for members in buckets.values():
                 if len(members) < 2:
                     continue
-                blocks = sorted(
-                    (st[k * nf:(k + 1) * nf], done[k], started[k], online[k],
-                     self._lefts[k](left))
-                    for k in members)
-                if new_st is None:
-                    new_st = list(st)
-                    new_done = list(done)
-                    new_started = list(started)
-                    new_online = list(online)
-                    new_left = list(left)
-                for k, (fields, d, s, o, lefts) in zip(members, blocks, strict=True):
-                    new_st[k * nf:(k + 1) * nf] = fields
-                    new_done[k] = d
-                    new_started[k] = s
-                    new_online[k] = o
-                    for i, n in zip(self.trigger_order[k], lefts,
-                                    strict=True):
-                        new_left[i] = n
-        if new_st is None:
-            return state
-        return (tuple(new_st), (tuple(new_done), tuple(new_started),
-                                tuple(new_online), tuple(new_left)),
-                used, warned)
-
-
-def _getter(indices: list[int]) -> Callable[[tuple[object, ...]],
-                                             tuple[object, ...]]:
-    """A fast `lambda t: tuple(t[i] for i in indices)`."""
-    if len(indices) == 1:
-        only = indices[0]
-        return lambda t: (t[only],)
-    if not indices:
-        return lambda t: ()
-    get = itemgetter(*indices)
-    return lambda t: tuple(get(t))
+                ordered = sorted(ids[k] for k in members)
+                if new is None:
+                    new = list(ids)
+                for k, i in zip(members, ordered, strict=True):
+                    new[k] = i
+        return state if new is None else (glob, tuple(new), used, warned)
