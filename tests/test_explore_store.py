@@ -55,7 +55,7 @@ def test_a_successor_is_encoded_as_from_scratch(tmp_path: Path) -> None:
             used += ev.slot < 0
             snap_after = sched.snapshot_after(snap, ev)
             nxt = parts.successor(state, st, snap, after, snap_after, used,
-                                  False)
+                                  False, ev.cpu)
             assert nxt == parts.encode(after, snap_after, used, False)
             assert parts.decode(nxt) == (after, snap_after)
             sched.take(ev)

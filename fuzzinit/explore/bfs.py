@@ -16,6 +16,7 @@ budget ran out first, nothing failed so far).
 
 from __future__ import annotations
 
+import gc
 import time
 from collections import deque
 from collections.abc import Callable
@@ -126,6 +127,10 @@ def _search(sc: Scenario, max_triggers: int, limits: Limits,
             on_progress: Callable[[str], None] | None,
             interruptible: bool, probe: Probe | None) -> Exploration:
     counts = [0, 0]  # states, transitions: kept up to date for Ctrl-C
+    # The search makes millions of tuples and no cycles: the cyclic
+    # collector would only walk the growing visited set again and again.
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         with probe.live() if probe is not None else nullcontext():
             return _bfs(sc, max_triggers, limits, por, symmetry, start,
@@ -136,6 +141,9 @@ def _search(sc: Scenario, max_triggers: int, limits: Limits,
         return Exploration(INTERRUPTED, counts[0], counts[1],
                            time.monotonic() - start, None, None,
                            hash_compact=limits.hash_compact)
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def _bfs(sc: Scenario, max_triggers: int, limits: Limits, por: bool,
@@ -251,7 +259,7 @@ def _bfs(sc: Scenario, max_triggers: int, limits: Limits, por: bool,
             nxt = parts.successor(state, st0, snap, st,
                                   sched.snapshot_after(snap, ev),
                                   used + (1 if ev.slot < 0 else 0),
-                                  warned or warned_now)
+                                  warned or warned_now, ev.cpu)
             new = tree.add(sym.canonical(nxt, table) if sym else nxt, index,
                            ev)
             if new >= 0:

@@ -76,9 +76,10 @@ class Parts:
 
     def successor(self, parent: State, parent_st: list[int],
                   parent_snap: Snapshot, st: list[int], snap: Snapshot,
-                  used: int, warned: bool) -> State:
-        """encode(st, snap, ...) for a state one step from `parent`:
-        only the CPUs whose part changed are looked up again."""
+                  used: int, warned: bool, cpu: int) -> State:
+        """encode(st, snap, ...) for the state after an event on `cpu`
+        from `parent`: only the CPUs whose part changed are looked up
+        again."""
         pglob, pids, _, _ = parent
         ids: list[int] | None = None
         nf = self.nf
@@ -88,6 +89,21 @@ class Parts:
         assert isinstance(started, tuple) and isinstance(online, tuple)
         assert isinstance(pstarted, tuple) and isinstance(ponline, tuple)
         assert isinstance(left, tuple) and isinstance(pleft, tuple)
+        glob = tuple(st[self.glob:])
+        lo = cpu * nf
+        hi = lo + nf
+        if st[:lo] == parent_st[:lo] and \
+                st[hi:self.glob] == parent_st[hi:self.glob] and \
+                started == pstarted and online[:cpu] == ponline[:cpu] and \
+                online[cpu + 1:] == ponline[cpu + 1:] and \
+                done[:cpu] == pdone[:cpu] and \
+                done[cpu + 1:] == pdone[cpu + 1:]:
+            # The common step: only `cpu` changed (its trigger budgets
+            # are its own).
+            ids = list(pids)
+            ids[cpu] = self._part(st, snap, cpu)
+            return (pglob if glob == pglob else glob, tuple(ids), used,
+                    warned)
         for k in range(self.ncpu):
             lo = k * nf
             if st[lo:lo + nf] == parent_st[lo:lo + nf] and \
@@ -99,7 +115,6 @@ class Parts:
             if ids is None:
                 ids = list(pids)
             ids[k] = self._part(st, snap, k)
-        glob = tuple(st[self.glob:])
         return (pglob if glob == pglob else glob,
                 pids if ids is None else tuple(ids), used, warned)
 

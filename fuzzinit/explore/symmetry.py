@@ -87,6 +87,11 @@ class Symmetry:
                     self.refs[m.op_a[op]].append(
                         (p, s, kind == smp.START,
                          run if run is not None else (p, s, 0)))
+        # The CPUs whose progress decides which APs are swappable.
+        self.naming = sorted({p for g in self.groups for k in g
+                              for p, _, _, _ in self.refs[k]})
+        self._table: list[Part] | None = None
+        self._layouts: dict[tuple[int, ...], list[list[int]]] = {}
 
     @staticmethod
     def _wait_runs(sc: Scenario) -> dict[tuple[int, int], Run]:
@@ -135,18 +140,33 @@ class Symmetry:
             return state
         glob, ids, used, warned = state
         new: list[int] | None = None
-        for group in self.groups:
-            buckets: dict[tuple[Run, ...], list[int]] = {}
-            for k in group:
-                key = self._dynamic_key(k, ids, table)
-                if key is not None:
-                    buckets.setdefault(key, []).append(k)
-            for members in buckets.values():
-                if len(members) < 2:
-                    continue
-                ordered = sorted(ids[k] for k in members)
-                if new is None:
-                    new = list(ids)
-                for k, i in zip(members, ordered, strict=True):
-                    new[k] = i
+        for members in self._swappable(ids, table):
+            ordered = sorted(ids[k] for k in members)
+            if new is None:
+                new = list(ids)
+            for k, i in zip(members, ordered, strict=True):
+                new[k] = i
         return state if new is None else (glob, tuple(new), used, warned)
+
+    def _swappable(self, ids: tuple[int, ...],
+                   table: list[Part]) -> list[list[int]]:
+        """The sets of APs that may be swapped in a state. They depend
+        only on the progress of the CPUs whose ops name an AP (the boot
+        CPU's starts and waits): cached by those CPUs' part ids, for one
+        part table."""
+        if table is not self._table:
+            self._table = table
+            self._layouts.clear()
+        key = tuple(ids[p] for p in self.naming)
+        layout = self._layouts.get(key)
+        if layout is None:
+            layout = []
+            for group in self.groups:
+                buckets: dict[tuple[Run, ...], list[int]] = {}
+                for k in group:
+                    runs = self._dynamic_key(k, ids, table)
+                    if runs is not None:
+                        buckets.setdefault(runs, []).append(k)
+                layout += [m for m in buckets.values() if len(m) > 1]
+            self._layouts[key] = layout
+        return layout
