@@ -12,7 +12,7 @@ DEMO := models/fred-pinned-sev-es-ap.toml
 
 # The install compiles the model with mypyc (setup.py) when a C compiler is
 # present; an edited model is rebuilt here (until then it runs interpreted).
-$(STAMP): pyproject.toml setup.py $(wildcard fuzzinit/model/*.py)
+$(STAMP): pyproject.toml setup.py $(wildcard fuzzinit/model/*.py) fuzzinit/orderings/schedule.py $(wildcard fuzzinit/explore/*.py)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
@@ -51,4 +51,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/model.py
 
 clean:
-	rm -rf $(VENV) build fuzzinit/*.so fuzzinit/model/*.so fuzzinit/model/_compiled.json .hypothesis .mypy_cache .ruff_cache .pytest_cache .coverage .coverage.*
+	rm -rf $(VENV) build fuzzinit/*.so fuzzinit/*/*.so fuzzinit/_compiled.json .hypothesis .mypy_cache .ruff_cache .pytest_cache .coverage .coverage.*

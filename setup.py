@@ -1,9 +1,11 @@
-"""Build hook: compile the reference model (fuzzinit/model) with mypyc.
+"""Build hook: compile the reference model (fuzzinit/model) and the
+explorer's hot path with mypyc (the list: fuzzinit/model_build.py).
 
 Everything else about the package is in pyproject.toml. With a C compiler
-the install compiles the model into extension modules beside its sources
-and writes fuzzinit/model/_compiled.json (a digest of the sources they were
-built from; fuzzinit/model_build.py loads them only while it matches).
+the install compiles those modules into extension modules beside their
+sources and writes fuzzinit/_compiled.json (a digest of the sources they
+were built from; fuzzinit/model_build.py loads them only while it
+matches).
 Without one, with FUZZINIT_NO_COMPILE=1, or when the build fails, the
 install goes on with the interpreted model and says so in one line.
 """
@@ -36,8 +38,6 @@ def _model_build() -> Any:
     return module
 
 
-MODEL = sorted(f"fuzzinit/model/{p.name}"
-               for p in (ROOT / "fuzzinit" / "model").glob("*.py"))
 
 
 def notice(why: str) -> None:
@@ -67,9 +67,9 @@ class BuildModel(build_ext):
             return
         mb = _model_build()
         stamp = Path(self.get_ext_fullpath("fuzzinit.model.run")).parent \
-            / mb.STAMP
+            .parent / mb.STAMP
         stamp.write_text(json.dumps(
-            {"sources": mb.source_digest(ROOT / "fuzzinit" / "model")}) + "\n")
+            {"sources": mb.source_digest(ROOT / "fuzzinit")}) + "\n")
 
     def _remove_partial(self) -> None:
         """A half-built model must not be imported: drop what was built."""
@@ -89,9 +89,15 @@ def extensions() -> list[Any]:
     except ImportError as exc:
         notice(f"mypyc is not available ({exc})")
         return []
+    files = [f"fuzzinit/{rel}" for rel in _model_build().compiled_files(
+        ROOT / "fuzzinit")]
     try:
-        exts: list[Any] = mypycify(MODEL, opt_level="3",
-                                   group_name="fuzzinit.model")
+        # The modules compiled import others that are not (the scenario
+        # loader, Hypothesis behind it): mypy follows them silently and
+        # need not find third-party packages in pip's build environment.
+        exts: list[Any] = mypycify(
+            ["--follow-imports=silent", "--ignore-missing-imports", *files],
+            opt_level="3", group_name="fuzzinit.native")
     except Exception as exc:  # noqa: BLE001 - any failure falls back
         notice(f"mypyc could not translate the model ({exc})")
         return []

@@ -36,29 +36,30 @@ def _fuzzinit(build: str | None, *args: str, cwd: Path | None = None
                           check=False, timeout=300, cwd=cwd)
 
 
-def _model_copy(tmp_path: Path) -> Path:
-    folder = tmp_path / "model"
-    folder.mkdir()
-    for src in model_build.MODEL.glob("*.py"):
-        shutil.copy2(src, folder / src.name)
-    return folder
-
-
-def test_a_model_edited_after_the_build_is_not_used(tmp_path: Path) -> None:
-    folder = _model_copy(tmp_path)
-    assert model_build.compiled_state(folder) == \
+def test_a_module_edited_after_the_build_is_not_used(tmp_path: Path) -> None:
+    root = tmp_path / "fuzzinit"
+    files = model_build.compiled_files()
+    assert "model/run.py" in files and "explore/bfs.py" in files
+    for rel in files:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(model_build.ROOT / rel, root / rel)
+    assert model_build.compiled_state(root) == \
         "not built at install (no C compiler, or the build failed)"
-    (folder / model_build.STAMP).write_text(json.dumps(
-        {"sources": model_build.source_digest(folder)}))
+    (root / model_build.STAMP).write_text(json.dumps(
+        {"sources": model_build.source_digest(root)}))
     suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
-    assert model_build.compiled_state(folder) == f"run{suffix} is missing"
-    (folder / f"run{suffix}").write_bytes(b"")
-    assert model_build.compiled_state(folder) is None
-    with (folder / "arch.py").open("a") as fh:
+    for rel in files:
+        if rel != "explore/store.py":
+            (root / rel.replace(".py", suffix)).write_bytes(b"")
+    assert model_build.compiled_state(root) == f"explore/store{suffix} is" \
+        " missing"
+    (root / f"explore/store{suffix}").write_bytes(b"")
+    assert model_build.compiled_state(root) is None
+    with (root / "explore" / "symmetry.py").open("a") as fh:
         fh.write("# edited\n")
-    assert model_build.compiled_state(folder) == (
-        "the model's sources changed after the build (reinstall to rebuild:"
-        " make demo, or pip install -e .)")
+    assert model_build.compiled_state(root) == (
+        "the sources changed after the build (reinstall to rebuild: make"
+        " demo, or pip install -e .)")
 
 
 def test_a_bad_FUZZINIT_MODEL_is_an_error() -> None:
