@@ -47,8 +47,10 @@ test: lint
 docs: $(STAMP)
 	$(BIN)/python tools/ops_table.py
 
+# Every figure of "Performance" in one run: a table on stderr, one JSON
+# object on stdout (benchmarks/run_all.py --quick: under a minute).
 bench: $(STAMP)
-	$(BIN)/python benchmarks/model.py
+	$(BIN)/python benchmarks/run_all.py
 
 clean:
 	rm -rf $(VENV) build fuzzinit/*.so fuzzinit/*/*.so fuzzinit/_compiled.json .hypothesis .mypy_cache .ruff_cache .pytest_cache .coverage .coverage.*
