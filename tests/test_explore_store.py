@@ -37,6 +37,7 @@ def test_a_successor_is_encoded_as_from_scratch(tmp_path: Path) -> None:
              for c in range(sc.ncpu)]
     rng = random.Random(7)
     steps = 0
+    view = Schedule(sc)
     for _ in range(40):
         parts = Parts(sc, order)
         sched = Schedule(sc)
@@ -59,6 +60,12 @@ def test_a_successor_is_encoded_as_from_scratch(tmp_path: Path) -> None:
             assert nxt == parts.encode(after, snap_after, used, False)
             assert parts.decode(nxt) == (after, snap_after)
             sched.take(ev)
+            # Schedule.load() from the parts gives the schedule take() did.
+            assert parts.load(nxt, view) == (after, snap_after)
+            assert (view.program_candidates(), view.trigger_candidates(),
+                    view.first, view.ndone, view.finished()) == \
+                (sched.program_candidates(), sched.trigger_candidates(),
+                 sched.first, sched.ndone, sched.finished())
             st, state = after, nxt
             steps += 1
     assert steps > 500

@@ -210,9 +210,8 @@ def _bfs(sc: Scenario, max_triggers: int, limits: Limits, por: bool,
                         f" queued, {counts[0] / max(elapsed, 1e-9):,.0f}"
                         " states/s")
         index, state = queue.popleft()
-        st0, snap = parts.decode(state)
+        st0, snap = parts.load(state, sched)
         used, warned = state[2], state[3]
-        sched.restore(snap)
         moves = sched.program_candidates()
         if used < max_triggers:
             moves += sched.trigger_candidates()

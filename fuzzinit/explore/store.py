@@ -27,7 +27,7 @@ from array import array
 from collections.abc import Sequence
 
 from fuzzinit.model import machine as mc
-from fuzzinit.orderings.schedule import Event
+from fuzzinit.orderings.schedule import Event, Schedule
 from fuzzinit.scenario.load import Scenario
 
 # A per-CPU part: (model fields, done row, started, online, budgets of the
@@ -51,6 +51,11 @@ class Parts:
         self.ntriggers = len(sc.triggers)
         self.table: list[Part] = []
         self._ids: dict[Part, int] = {}
+        # Per part, what Schedule.load() takes: the done row as a list,
+        # the first slot not done, the number done.
+        self._rows: list[list[bool]] = []
+        self._first: list[int] = []
+        self._ndone: list[int] = []
 
     def intern(self, part: Part) -> int:
         i = self._ids.get(part)
@@ -58,6 +63,11 @@ class Parts:
             i = len(self.table)
             self._ids[part] = i
             self.table.append(part)
+            row = part[1]
+            self._rows.append(list(row))
+            self._first.append(row.index(False) if False in row
+                               else len(row))
+            self._ndone.append(sum(row))
         return i
 
     def _part(self, st: Sequence[int], snap: Snapshot, k: int) -> int:
@@ -89,21 +99,18 @@ class Parts:
         assert isinstance(started, tuple) and isinstance(online, tuple)
         assert isinstance(pstarted, tuple) and isinstance(ponline, tuple)
         assert isinstance(left, tuple) and isinstance(pleft, tuple)
-        glob = tuple(st[self.glob:])
-        lo = cpu * nf
-        hi = lo + nf
-        if st[:lo] == parent_st[:lo] and \
-                st[hi:self.glob] == parent_st[hi:self.glob] and \
-                started == pstarted and online[:cpu] == ponline[:cpu] and \
-                online[cpu + 1:] == ponline[cpu + 1:] and \
-                done[:cpu] == pdone[:cpu] and \
-                done[cpu + 1:] == pdone[cpu + 1:]:
+        g = self.glob
+        glob = pglob
+        for i in range(g, len(st)):
+            if st[i] != parent_st[i]:
+                glob = tuple(st[g:])
+                break
+        if self._only(cpu, parent_st, parent_snap, st, snap):
             # The common step: only `cpu` changed (its trigger budgets
             # are its own).
             ids = list(pids)
             ids[cpu] = self._part(st, snap, cpu)
-            return (pglob if glob == pglob else glob, tuple(ids), used,
-                    warned)
+            return (glob, tuple(ids), used, warned)
         for k in range(self.ncpu):
             lo = k * nf
             if st[lo:lo + nf] == parent_st[lo:lo + nf] and \
@@ -115,8 +122,66 @@ class Parts:
             if ids is None:
                 ids = list(pids)
             ids[k] = self._part(st, snap, k)
-        return (pglob if glob == pglob else glob,
-                pids if ids is None else tuple(ids), used, warned)
+        return (glob, pids if ids is None else tuple(ids), used, warned)
+
+    def _only(self, cpu: int, parent_st: list[int], parent_snap: Snapshot,
+              st: list[int], snap: Snapshot) -> bool:
+        """Whether no CPU but `cpu` has other fields, progress or
+        started/online than in the parent (element by element: no
+        slices; Schedule.snapshot_after keeps unchanged rows and tuples,
+        so most tests are identity)."""
+        lo = cpu * self.nf
+        hi = lo + self.nf
+        for i in range(lo):
+            if st[i] != parent_st[i]:
+                return False
+        for i in range(hi, self.glob):
+            if st[i] != parent_st[i]:
+                return False
+        pdone, pstarted, ponline, _ = parent_snap
+        done, started, online, _ = snap
+        assert isinstance(done, tuple) and isinstance(pdone, tuple)
+        assert isinstance(started, tuple) and isinstance(online, tuple)
+        assert isinstance(pstarted, tuple) and isinstance(ponline, tuple)
+        if started is not pstarted and started != pstarted:
+            return False
+        for k in range(self.ncpu):
+            if k != cpu and ((online is not ponline
+                              and online[k] != ponline[k])
+                             or (done[k] is not pdone[k]
+                                 and done[k] != pdone[k])):
+                return False
+        return True
+
+    def load(self, state: State, sched: Schedule) -> tuple[list[int],
+                                                           Snapshot]:
+        """decode(state), with `sched` set to its progress
+        (Schedule.load: read-only until the next restore)."""
+        glob, ids, _, _ = state
+        st: list[int] = []
+        done: list[tuple[bool, ...]] = []
+        rows: list[list[bool]] = []
+        first: list[int] = []
+        ndone: list[int] = []
+        started: list[int] = []
+        online: list[bool] = []
+        left = [0] * self.ntriggers
+        table = self.table
+        for k, i in enumerate(ids):
+            fields, row, s, o, budgets = table[i]
+            st.extend(fields)
+            done.append(row)
+            rows.append(self._rows[i])
+            first.append(self._first[i])
+            ndone.append(self._ndone[i])
+            started.append(s)
+            online.append(o)
+            order = self.order[k]
+            for j in range(len(order)):
+                left[order[j]] = budgets[j]
+        st.extend(glob)
+        sched.load(rows, first, ndone, started, online, left)
+        return st, (tuple(done), tuple(started), tuple(online), tuple(left))
 
     def decode(self, state: State) -> tuple[list[int], Snapshot]:
         """The model's state list and the schedule snapshot of a State."""

@@ -233,6 +233,20 @@ class Schedule:
                 online = online[:c] + (False,) + online[c + 1:]
         return (done, started, online, left)
 
+    def load(self, done: list[list[bool]], first: list[int],
+             ndone: list[int], started: list[int], online: list[bool],
+             left: list[int]) -> None:
+        """restore() from the parts of a snapshot the caller has already
+        worked out (the explorer keeps them per CPU part). The lists are
+        used as they are, not copied: the caller must not change them,
+        and the schedule must not take() until the next restore()."""
+        self.done = done
+        self.first = first
+        self.ndone = ndone
+        self.started = started
+        self.online = online
+        self.left = left
+
     def restore(self, snap: tuple[object, ...]) -> None:
         done, started, online, left = snap
         assert isinstance(done, tuple) and isinstance(started, tuple)
