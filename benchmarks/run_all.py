@@ -26,6 +26,10 @@ its own:
   RSS;
 - ablation: explore of the 4-AP, 2-NMI case with each reduction (POR,
   symmetry) on and off, and with hash compaction.
+
+--quick: fewer orderings and examples, smaller budgets, the ablation on
+2 APs, and no SPIN (its compile of the exported model alone takes 15-45 s
+on the 2-core development machine).
 """
 
 from __future__ import annotations
@@ -281,31 +285,37 @@ def suite(quick: bool, say: Any) -> dict[str, Any]:
     say(f"fuzz: {fuzz['exec_per_s']:,.0f} exec/s;"
         f" {out['fuzz']['over_model_bound']:.2f} of the model's bound")
 
-    goal: dict[str, Any] = {"scenario": str(FIXED), "aps": 4, "kinds": ["nmi"],
-            "triggers": 2}
-    ours = measure("explore", budget=20_000_000, **goal)
-    spin = measure("spin", **goal)
+    goal: dict[str, Any] = {"scenario": str(FIXED), "aps": 4,
+                            "kinds": ["nmi"], "triggers": 2}
     first: dict[str, Any] = {"scenario": str(SEED), "aps": 4, "kinds": None,
                              "triggers": -1}
+    ours = measure("explore", budget=20_000_000, **goal)
     ours_first = measure("explore", budget=20_000_000, **first)
-    spin_first = measure("spin", **first)
-    out["explore_vs_spin"] = {
-        "fuzzinit": ours, "spin": spin,
-        "states_per_s_ratio": ours["states_per_s"] / spin["states_per_s"],
-        "wall_ratio_spin_over_fuzzinit": spin["wall_s"] / ours["wall_s"],
-        "first_counterexample": {
-            "fuzzinit": ours_first, "spin": spin_first,
-            "wall_ratio_spin_over_fuzzinit":
-                spin_first["wall_s"] / ours_first["wall_s"]}}
-    say(f"explore: {ours['states_per_s']:,.0f} states/s vs SPIN"
-        f" {spin['states_per_s']:,.0f}")
+    if quick:
+        # SPIN's compile of the exported model alone takes 15-45 s here.
+        out["explore_vs_spin"] = {"fuzzinit": ours, "spin": None,
+                                  "first_counterexample": {
+                                      "fuzzinit": ours_first, "spin": None}}
+    else:
+        spin = measure("spin", **goal)
+        spin_first = measure("spin", **first)
+        out["explore_vs_spin"] = {
+            "fuzzinit": ours, "spin": spin,
+            "states_per_s_ratio": ours["states_per_s"]
+            / spin["states_per_s"],
+            "wall_ratio_spin_over_fuzzinit": spin["wall_s"] / ours["wall_s"],
+            "first_counterexample": {
+                "fuzzinit": ours_first, "spin": spin_first,
+                "wall_ratio_spin_over_fuzzinit":
+                    spin_first["wall_s"] / ours_first["wall_s"]}}
+    say(f"explore: {ours['states_per_s']:,.0f} states/s")
 
     out["scale"] = []
     for aps in (1, 8, 32, 128):
         run = measure("search", scenario=str(FIXED),
-                      examples=20 if quick else 100, aps=aps)
+                      examples=5 if quick else 100, aps=aps)
         exp = measure("explore", scenario=str(FIXED), aps=aps, kinds=[],
-                      triggers=0, budget=2_000 if quick else 20_000)
+                      triggers=0, budget=1_000 if quick else 20_000)
         out["scale"].append({"aps": aps, "run": run, "explore": exp})
         say(f"{aps} APs: run {run['us_per_event']:.1f} us/event,"
             f" explore {exp['bytes_per_state']:,.0f} B/state")
@@ -315,11 +325,14 @@ def suite(quick: bool, say: Any) -> dict[str, Any]:
         per128["run"]["us_per_event"] / per8["run"]["us_per_event"]
 
     out["ablation"] = []
+    # --quick: 2 APs (the 4-AP search without reductions takes ~40 s).
+    case = dict(goal, aps=2) if quick else goal
+    out["ablation_aps"] = case["aps"]
     for por, sym, hc in ((True, True, False), (True, False, False),
                          (False, True, False), (False, False, False),
                          (True, True, True)):
         row = measure("explore", budget=20_000_000, por=por, symmetry=sym,
-                      hash_compact=hc, **goal)
+                      hash_compact=hc, **case)
         out["ablation"].append({"por": por, "symmetry": sym,
                                 "hash_compact": hc, **row})
     return out
@@ -351,24 +364,31 @@ def table(r: dict[str, Any]) -> str:
               f" ({f['over_model_bound']:.2f}; goal >= 0.33)"]
     e = r["explore_vs_spin"]
     ours, spin = e["fuzzinit"], e["spin"]
+    fc = e["first_counterexample"]
     lines += ["", "explore vs SPIN, 1 boot CPU + 4 APs + up to 2 NMIs:",
               f"  fuzzinit {ours['states']:>10,} states"
               f" {ours['states_per_s']:>10,.0f} states/s"
-              f" {ours['wall_s']:>7.2f} s wall ({ours['verdict']})",
-              f"  SPIN     {spin['states']:>10,} states"
-              f" {spin['states_per_s']:>10,.0f} states/s"
-              f" {spin['wall_s']:>7.2f} s wall (compile"
-              f" {spin['compile_s']:.2f} s, {spin['verdict']})",
-              f"  states/s ratio {e['states_per_s_ratio']:.2f} (goal >= 0.5);"
-              f" SPIN wall / fuzzinit wall"
-              f" {e['wall_ratio_spin_over_fuzzinit']:.1f}"]
-    fc = e["first_counterexample"]
-    lines.append(f"  first counterexample (seed, 4 APs): fuzzinit"
-                 f" {fc['fuzzinit']['wall_s']:.2f} s"
-                 f" ({fc['fuzzinit']['events']} events), SPIN"
-                 f" {fc['spin']['wall_s']:.2f} s (compile"
-                 f" {fc['spin']['compile_s']:.2f} s), ratio"
-                 f" {fc['wall_ratio_spin_over_fuzzinit']:.1f}")
+              f" {ours['wall_s']:>7.2f} s wall ({ours['verdict']})"]
+    if spin is None:
+        lines += ["  SPIN: not run with --quick (its compile alone takes"
+                  " 15-45 s)",
+                  f"  first counterexample (seed, 4 APs): fuzzinit"
+                  f" {fc['fuzzinit']['wall_s']:.2f} s"
+                  f" ({fc['fuzzinit']['events']} events)"]
+    else:
+        lines += [f"  SPIN     {spin['states']:>10,} states"
+                  f" {spin['states_per_s']:>10,.0f} states/s"
+                  f" {spin['wall_s']:>7.2f} s wall (compile"
+                  f" {spin['compile_s']:.2f} s, {spin['verdict']})",
+                  f"  states/s ratio {e['states_per_s_ratio']:.2f} (goal >="
+                  f" 0.5); SPIN wall / fuzzinit wall"
+                  f" {e['wall_ratio_spin_over_fuzzinit']:.1f}",
+                  f"  first counterexample (seed, 4 APs): fuzzinit"
+                  f" {fc['fuzzinit']['wall_s']:.2f} s"
+                  f" ({fc['fuzzinit']['events']} events), SPIN"
+                  f" {fc['spin']['wall_s']:.2f} s (compile"
+                  f" {fc['spin']['compile_s']:.2f} s), ratio"
+                  f" {fc['wall_ratio_spin_over_fuzzinit']:.1f}"]
     lines += ["", f"{'APs':>4} {'run us/event':>13} {'run RSS MB':>11}"
               f" {'explore st/s':>13} {'B/state':>9} {'states':>8}"
               f" {'explore RSS MB':>15}"]
@@ -381,7 +401,9 @@ def table(r: dict[str, Any]) -> str:
                      f" {row['explore']['peak_rss'] / 2**20:>15.0f}")
     lines.append(f"  run time per event, 128 APs over 8:"
                  f" {r['scale_run_128_over_8']:.2f} (goal <= 2)")
-    lines += ["", f"{'POR':>5} {'symmetry':>8} {'hash':>5} {'states':>9}"
+    lines += ["", f"ablation: 1 boot CPU + {r['ablation_aps']} APs + up to 2"
+              " NMIs (upstream fix)",
+              f"{'POR':>5} {'symmetry':>8} {'hash':>5} {'states':>9}"
               f" {'states/s':>9} {'wall s':>7} {'B/state':>8}"]
     for row in r["ablation"]:
         lines.append(f"{row['por']!s:>5} {row['symmetry']!s:>8}"
