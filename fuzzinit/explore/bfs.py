@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING
 from fuzzinit.explore.independence import Independence, local_write
 from fuzzinit.explore.store import (
     Parts,
-    State,
     Tree,
     miss_probability,
     resident_bytes,
@@ -161,9 +160,11 @@ def _bfs(sc: Scenario, max_triggers: int, limits: Limits, por: bool,
     table = parts.table
     tree = Tree(limits.hash_compact)
     root = parts.encode(initial_state(m), sched.snapshot(), 0, False)
-    tree.add(sym.canonical(root, table) if sym else root, -1, None)
-    # (index in the tree, the first concrete state that reached its key)
-    queue: deque[tuple[int, State]] = deque([(0, root)])
+    tree.add(parts.pack(sym.canonical(root, table) if sym else root), -1,
+             None)
+    # (index in the tree, the first concrete state that reached its key,
+    # packed)
+    queue: deque[tuple[int, bytes]] = deque([(0, parts.pack(root))])
     transitions = 0
     reduced = False
     fail_on = sc.fail_on
@@ -209,7 +210,8 @@ def _bfs(sc: Scenario, max_triggers: int, limits: Limits, por: bool,
             on_progress(f"{sc.name}: {counts[0]:,} states, {len(queue):,}"
                         f" queued, {counts[0] / max(elapsed, 1e-9):,.0f}"
                         " states/s")
-        index, state = queue.popleft()
+        index, packed = queue.popleft()
+        state = parts.unpack(packed)
         st0, snap = parts.load(state, sched)
         used, warned = state[2], state[3]
         moves = sched.program_candidates()
@@ -259,10 +261,10 @@ def _bfs(sc: Scenario, max_triggers: int, limits: Limits, por: bool,
                                   sched.snapshot_after(snap, ev),
                                   used + (1 if ev.slot < 0 else 0),
                                   warned or warned_now, ev.cpu)
-            new = tree.add(sym.canonical(nxt, table) if sym else nxt, index,
-                           ev)
+            new = tree.add(parts.pack(sym.canonical(nxt, table) if sym
+                                      else nxt), index, ev)
             if new >= 0:
-                queue.append((new, nxt))
+                queue.append((new, parts.pack(nxt)))
     return result(COMPLETE)
 
 

@@ -53,6 +53,8 @@ class Parts:
         self._ids: dict[Part, int] = {}
         # Per part, what Schedule.load() takes: the done row as a list,
         # the first slot not done, the number done.
+        self._globs: list[tuple[int, ...]] = []
+        self._glob_ids: dict[tuple[int, ...], int] = {}
         self._rows: list[list[bool]] = []
         self._first: list[int] = []
         self._ndone: list[int] = []
@@ -183,6 +185,26 @@ class Parts:
         sched.load(rows, first, ndone, started, online, left)
         return st, (tuple(done), tuple(started), tuple(online), tuple(left))
 
+    def pack(self, state: State) -> bytes:
+        """A state as bytes: its global fields' id (interned like the
+        parts), the triggers used, the WARN bit and the part ids, 4 bytes
+        each - what the visited set and the queue keep."""
+        glob, ids, used, warned = state
+        g = self._glob_ids.get(glob)
+        if g is None:
+            g = len(self._globs)
+            self._glob_ids[glob] = g
+            self._globs.append(glob)
+        packed = array("I", (g, used, warned))
+        packed.extend(ids)
+        return packed.tobytes()
+
+    def unpack(self, packed: bytes) -> State:
+        values = array("I")
+        values.frombytes(packed)
+        return (self._globs[values[0]], tuple(values[3:]), values[1],
+                values[2] != 0)
+
     def decode(self, state: State) -> tuple[list[int], Snapshot]:
         """The model's state list and the schedule snapshot of a State."""
         glob, ids, _, _ = state
@@ -204,12 +226,9 @@ class Parts:
         return st, (tuple(done), tuple(started), tuple(online), tuple(left))
 
 
-def state_hash(state: State) -> int:
-    """A 64-bit hash of a state (blake2b over its ints)."""
-    glob, ids, used, warned = state
-    data = array("q", glob).tobytes() + array("q", ids).tobytes() + \
-        array("q", (used, int(warned))).tobytes()
-    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(),
+def packed_hash(packed: bytes) -> int:
+    """A 64-bit hash of a packed state (blake2b)."""
+    return int.from_bytes(hashlib.blake2b(packed, digest_size=8).digest(),
                           "little")
 
 
@@ -234,9 +253,10 @@ class Tree:
     def __len__(self) -> int:
         return len(self.parent)
 
-    def add(self, key: State, parent: int, ev: Event | None) -> int:
-        """The index of a new state, -1 if it was seen before."""
-        mark: object = state_hash(key) if self.compact else key
+    def add(self, key: bytes, parent: int, ev: Event | None) -> int:
+        """The index of a new state (Parts.pack), -1 if it was seen
+        before."""
+        mark: object = packed_hash(key) if self.compact else key
         if mark in self._seen:
             return -1
         self._seen.add(mark)
