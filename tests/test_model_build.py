@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from fuzzinit import model_build
+from fuzzinit.explore.scaling import scaled
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = str(ROOT / "models" / "fred-pinned-sev-es-ap.toml")
@@ -82,6 +83,10 @@ def test_the_interpreted_build_can_be_forced() -> None:
 @pytest.mark.slow
 def test_the_install_compiled_the_model_and_both_builds_agree(
         tmp_path: Path) -> None:
+    fixed_4 = tmp_path / "fixed-4.toml"
+    fixed_4.write_text(scaled((ROOT / "models" / "upstream-fix-sev-es.toml")
+                              .read_text(), 4, frozenset({"nmi"})))
+    fixed = str(fixed_4)
     # `make test` installs the package (and rebuilds it when the model's
     # sources change), so with a C compiler the build must be current.
     assert model_build.compiled_state() is None
@@ -97,7 +102,15 @@ def test_the_install_compiled_the_model_and_both_builds_agree(
         for varies in ("elapsed_s", "first_failure_s", "trace", "report"):
             del out[varies]
         outputs[build] = out
+        # The explorer is compiled too: the same states, the same ordering.
+        proc = _fuzzinit(build, "explore", fixed, "--json", "--max-triggers", "2")
+        assert proc.returncode == 0, proc.stderr
+        out = json.loads(proc.stdout)
+        del out["elapsed_s"], out["states_per_s"]
+        outputs[build + " explore"] = out
     assert outputs["compiled"] == outputs["interpreted"]
+    assert outputs["compiled explore"] == outputs["interpreted explore"]
+    assert outputs["compiled explore"]["states"] == 24_241
 
 
 @pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler: the"
