@@ -3,7 +3,8 @@ the model) against straightforward reference implementations kept here:
 the decoder's general Schedule path (decode(fast=False)), the model's
 run() through verdict.evaluate, and the features as the original
 run_with_features built them - one tuple per event - hashed as feature()
-documents. Every library and planted scenario, random inputs."""
+documents. Every library and planted scenario, random inputs, the memo on
+and off."""
 
 from __future__ import annotations
 
@@ -128,22 +129,27 @@ def compare(sc: Scenario, rng: random.Random, n: int) -> None:
     keys: dict[object, str] = {}
     seen: set[tuple[Any, ...]] = set()
     plan = plan_of(sc)
+    off = plan_of(sc, memo_limit=0)
     for data in random_inputs(rng, n):
         ex = execute(sc, data)
         check(sc, data, ex, keys, seen)
-        if plan is None:
+        if plan is None or off is None:
             continue
-        # The events the loop ran, against the reference decoder's.
-        trace: list[int] = []
-        again = mf.decode_run(plan, data, trace)
-        assert (again.name, again.features, again.key()) == \
-            (ex.name, ex.features, ex.key())
-        ran = [Event(*trace[i:i + 4]) for i in range(0, len(trace), 4)]
-        events, complete = decode(sc, data, fast=False)
-        if again.ended:
-            assert (ran, again.complete) == (events, complete)
-        else:
-            assert ran == events[:len(ran)]
+        # The memo (a second run of the same plan hits it) and no memo.
+        for p in (plan, plan, off):
+            trace: list[int] = []
+            again = mf.decode_run(p, data, trace)
+            assert (again.name, again.features, again.key()) == \
+                (ex.name, ex.features, ex.key())
+            ran = [Event(*trace[i:i + 4]) for i in range(0, len(trace), 4)]
+            events, complete = decode(sc, data, fast=False)
+            if again.ended:
+                assert (ran, again.complete) == (events, complete)
+            else:
+                assert ran == events[:len(ran)]
+    if plan is not None:
+        assert off is not None
+        assert plan.memo and not off.memo
 
 
 LIFE = """\
@@ -243,6 +249,17 @@ def test_an_ordering_that_cannot_finish_is_never_online() -> None:
     ex = mf.decode_run(plan, b"")
     assert (ex.name, ex.ended, ex.complete) == ("never_online", True, False)
     assert ex.features == [mf.final_feature(OK, False)]
+
+
+def test_the_memo_stops_growing_at_its_limit() -> None:
+    sc = load(ROOT / "models/fred-pinned-sev-es-ap.toml")
+    plan = plan_of(sc, memo_limit=3)
+    assert plan is not None
+    rng = random.Random(3)
+    for data in random_inputs(rng, 60):
+        ex = mf.decode_run(plan, data)
+        assert ex.features == execute(sc, data).features
+    assert len(plan.memo) == 3
 
 
 def test_explicit_idt_tables_hash_the_whole_table(tmp_path: Path) -> None:

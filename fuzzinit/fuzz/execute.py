@@ -19,12 +19,13 @@ from fuzzinit.scenario.load import Scenario
 __all__ = ["COUNTERS", "Execution", "cover", "execute", "ordering",
            "reserve_counters"]
 
-# The last scenario's decoder tables: a process fuzzes one.
+# The last scenario's decoder tables (and memo): a process fuzzes one.
 _plan: tuple[Scenario, Plan | None] | None = None
 
 
 def execute(sc: Scenario, data: bytes) -> Execution:
-    """Decode and run one input."""
+    """Decode and run one input. The Execution may be shared with other
+    inputs: read it, do not change it."""
     global _plan
     if _plan is None or _plan[0] is not sc:
         _plan = (sc, plan_of(sc))

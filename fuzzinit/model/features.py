@@ -176,14 +176,22 @@ class Plan:
     .lives_of); per trigger its CPU, op, count, the program counters its
     window is open between (lo .. hi), the life of its window, and whether
     a parked CPU takes it; per CPU and slot, the (cpu, slot) pairs of
-    `before` that must have run first, as a flat list (empty for none)."""
+    `before` that must have run first, as a flat list (empty for none).
+
+    `memo` holds, per trigger plan (the sorted planned firings the input's
+    first bytes give), where decode_run gets to before the first choice
+    that reads a byte: up to there the ordering, and so the model's run,
+    is the same for every input with that plan (the model is a pure
+    function of the events). At most `memo_limit` plans are kept; 0 turns
+    the memo off."""
 
     def __init__(self, m: Machine, programs: list[list[int]],
                  lives: list[list[int]], trig_cpu: list[int],
                  trig_op: list[int], trig_count: list[int],
                  trig_lo: list[int], trig_hi: list[int],
                  trig_life: list[int], trig_parked: list[bool],
-                 needs: list[list[list[int]]]) -> None:
+                 needs: list[list[list[int]]], memo_limit: int = 4096
+                 ) -> None:
         self.m = m
         self.programs = programs
         self.lives = lives
@@ -196,10 +204,13 @@ class Plan:
         self.trig_parked = trig_parked
         self.needs = needs
         self.has_needs = any(r for row in needs for r in row)
+        self.memo: dict[tuple[int, ...], Prefix] = {}
+        self.memo_limit = memo_limit
 
 
 class Execution:
-    """What one input did.
+    """What one input did; shared between the inputs of one memoised trigger
+    plan, so read-only.
 
     `outcome` is the model's: WARN for a run that ended OK with a WARN on
     the way, INVALID for an impossible ordering. `name` is the outcome as
@@ -246,6 +257,27 @@ class Execution:
         return self._key
 
 
+class Prefix:
+    """Plan.memo's entry: the decoder's and the model's state at the first
+    choice that reads a byte, the features and WARNs so far and the events
+    (as decode_run's `trace` has them); or, for an ordering that has no
+    such choice, its Execution."""
+
+    def __init__(self, st: list[int], pc: list[int], started: list[int],
+                 online: list[bool], planned: list[int],
+                 features: list[int], warnings: list[str], trace: list[int],
+                 done: Execution | None) -> None:
+        self.st = st
+        self.pc = pc
+        self.started = started
+        self.online = online
+        self.planned = planned
+        self.features = features
+        self.warnings = warnings
+        self.trace = trace
+        self.done = done
+
+
 def decode_run(plan: Plan, data: bytes,
                trace: list[int] | None = None) -> Execution:
     """Decode `data` as fuzzinit/fuzz/decode.py does and run each event
@@ -275,14 +307,35 @@ def decode_run(plan: Plan, data: bytes,
     planned.sort()
     m = plan.m
     ncpu = len(programs)
-    st = initial_state(m)
-    pc = [0] * ncpu
-    started = [WAITING] * ncpu
-    started[0] = RUNNING
-    online = [False] * ncpu
-    online[0] = True
-    features: list[int] = []
-    warnings: list[str] = []
+    key = tuple(planned)
+    memo = plan.memo
+    # ptrace: the events of the prefix being recorded for the memo, or None.
+    ptrace: list[int] | None = None
+    known = memo.get(key)
+    if known is not None:
+        if trace is not None:
+            trace.extend(known.trace)
+        done = known.done
+        if done is not None:
+            return done
+        st = known.st.copy()
+        pc = known.pc.copy()
+        started = known.started.copy()
+        online = known.online.copy()
+        planned = known.planned.copy()
+        features = known.features.copy()
+        warnings = known.warnings.copy()
+    else:
+        st = initial_state(m)
+        pc = [0] * ncpu
+        started = [WAITING] * ncpu
+        started[0] = RUNNING
+        online = [False] * ncpu
+        online[0] = True
+        features = []
+        warnings = []
+        if len(memo) < plan.memo_limit:
+            ptrace = []
     kinds = m.op_kind
     arg = m.op_a
     lives = plan.lives
@@ -354,6 +407,13 @@ def decode_run(plan: Plan, data: bytes,
             ready[nready] = c
             nready += 1
         total = nfire + nready
+        if total > 1 and ptrace is not None:
+            # The first choice that depends on the input's bytes.
+            memo[key] = Prefix(st.copy(), pc.copy(), started.copy(),
+                               online.copy(), planned.copy(),
+                               features.copy(), warnings.copy(), ptrace,
+                               None)
+            ptrace = None
         if not total:
             break
         k = 0
@@ -383,6 +443,8 @@ def decode_run(plan: Plan, data: bytes,
                 started[arg[op]] = WAITING
         if trace is not None:
             trace.extend((c, op, slot, i))
+        if ptrace is not None:
+            ptrace.extend((c, op, slot, i))
         if failed >= 0:
             continue
         outcome = step(m, st, c, op, chain, warnings)
@@ -391,11 +453,15 @@ def decode_run(plan: Plan, data: bytes,
             if outcome != INVALID:
                 features.append(final_feature(outcome, len(warnings) > 0))
             if outcome != WARN:
-                return Execution(outcome, False, False, c, op, chain,
-                                 warnings, features)
+                ex = Execution(outcome, False, False, c, op, chain, warnings,
+                               features)
+                if ptrace is not None:
+                    memo[key] = Prefix([], [], [], [], [], [], [], ptrace, ex)
+                return ex
             failed = outcome
             fcpu = c
             fop = op
+            ptrace = None   # the rest of this run is not resumable
             continue
         if chain:
             chain.clear()
@@ -404,11 +470,15 @@ def decode_run(plan: Plan, data: bytes,
         if pc[c] != len(programs[c]):
             complete = False
     if failed >= 0:
-        return Execution(failed, True, complete, fcpu, fop, chain, warnings,
-                         features)
-    features.append(final_feature(OK, len(warnings) > 0))
-    return Execution(WARN if warnings else OK, True, complete, -1, -1,
-                     chain, warnings, features)
+        ex = Execution(failed, True, complete, fcpu, fop, chain, warnings,
+                       features)
+    else:
+        features.append(final_feature(OK, len(warnings) > 0))
+        ex = Execution(WARN if warnings else OK, True, complete, -1, -1,
+                       chain, warnings, features)
+    if ptrace is not None:
+        memo[key] = Prefix([], [], [], [], [], [], [], ptrace, ex)
+    return ex
 
 
 def run_features(m: Machine, cpus: list[int], ops: list[int],
