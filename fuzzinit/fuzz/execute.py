@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from fuzzinit.fuzz.decode import decode
 from fuzzinit.fuzz.features import plan_of, run_input
-from fuzzinit.model.features import COUNTERS, Execution, Plan
+from fuzzinit.model.features import COUNTERS, Execution, Plan, decode_run
 from fuzzinit.orderings.schedule import Event
 from fuzzinit.scenario.load import Scenario
 
@@ -29,7 +29,10 @@ def execute(sc: Scenario, data: bytes) -> Execution:
     global _plan
     if _plan is None or _plan[0] is not sc:
         _plan = (sc, plan_of(sc))
-    return run_input(sc, _plan[1], data)
+    plan = _plan[1]
+    if plan is not None:
+        return decode_run(plan, data)
+    return run_input(sc, plan, data)
 
 
 def ordering(sc: Scenario, data: bytes) -> tuple[list[Event], bool]:

@@ -5,12 +5,12 @@ counter - one call per input, no Python call or tuple per event.
 
 The decoder is fuzzinit/fuzz/decode.py's for interleave mode (program
 order kept, `before` constraints allowed), on the int tables of a Plan that
-fuzzinit/fuzz/execute.py builds from the scenario; decoding stops where the
-model fails, since the events after a failure run nothing. The features are
-fuzzinit/fuzz/execute.py's (its docstring says what counts as new):
-`feature()` for an event, `final_feature()` for the run's end. Both are
-compared with straightforward reference implementations in
-tests/test_fuzz_features.py.
+fuzzinit/fuzz/features.py builds from the scenario; decoding stops where
+the model fails, since the events after a failure run nothing (unless the
+name depends on the rest: see decode_run). The features are those
+fuzzinit/fuzz/features.py describes (what counts as new): feature() for an
+event, final_feature() for the run's end. tests/test_fuzz_features.py
+compares all of it with straightforward reference implementations.
 """
 
 from typing import Final
@@ -281,8 +281,11 @@ class Prefix:
 def decode_run(plan: Plan, data: bytes,
                trace: list[int] | None = None) -> Execution:
     """Decode `data` as fuzzinit/fuzz/decode.py does and run each event
-    as it is decided, until the ordering ends or an event fails. With
-    `trace`, each event's cpu, op, slot and trigger are appended to it."""
+    as it is decided, until the ordering ends or an event fails - or, for
+    an event that fails with WARN (none does today), on to the ordering's
+    end without running more, since whether it can finish decides the
+    name. With `trace`, each event's cpu, op, slot and trigger are
+    appended to it."""
     size = len(data)
     pos = 0
     programs = plan.programs
