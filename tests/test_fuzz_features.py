@@ -331,3 +331,35 @@ def test_a_step_that_returns_warn_or_invalid(
         check(sc, data, ex, keys, set())
         names.add(ex.name)
     assert NAMES[planted] in names
+
+
+@pytest.mark.slow
+def test_the_compiled_loop_gives_what_the_interpreted_one_gives(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The loop's integer hashing and decoding under mypyc (a copy of the
+    model package built as `make test` runs it elsewhere): the same name,
+    features and key as interpreted, for every scenario."""
+    if COMPILED:
+        pytest.skip("the model here is the compiled one already")
+    from fuzzinit import compiled
+
+    compiled.load(compiled.build(tmp_path_factory.mktemp("mypyc")))
+    cmf = __import__(f"{compiled.PACKAGE}.features", fromlist=["Plan"])
+    cmachine = __import__(f"{compiled.PACKAGE}.machine",
+                          fromlist=["Machine"])
+    assert str(cmf.__file__).endswith(".so")
+    for path in SCENARIOS:
+        sc = load(path)
+        plan = plan_of(sc)
+        if plan is None:
+            continue
+        cplan = cmf.Plan(
+            cmachine.Machine(**sc.machine_args), plan.programs, plan.lives,
+            plan.trig_cpu, plan.trig_op, plan.trig_count, plan.trig_lo,
+            plan.trig_hi, plan.trig_life, plan.trig_parked, plan.needs)
+        rng = random.Random(path.stem)
+        for data in random_inputs(rng, 30):
+            a = mf.decode_run(plan, data)
+            b = cmf.decode_run(cplan, data)
+            assert (b.name, b.features, b.key()) == \
+                (a.name, a.features, a.key()), (path.stem, data)
