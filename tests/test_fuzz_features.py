@@ -3,8 +3,8 @@ the model) against straightforward reference implementations kept here:
 the decoder's general Schedule path (decode(fast=False)), the model's
 run() through verdict.evaluate, and the features as the original
 run_with_features built them - one tuple per event - hashed as feature()
-documents. Every library and planted scenario, random inputs, the memo on
-and off."""
+documents. Every library and planted scenario, random inputs, through the
+memo and without it."""
 
 from __future__ import annotations
 
@@ -129,24 +129,27 @@ def compare(sc: Scenario, rng: random.Random, n: int) -> None:
     keys: dict[object, str] = {}
     seen: set[tuple[Any, ...]] = set()
     plan = plan_of(sc)
-    off = plan_of(sc, memo_limit=0)
+    off = plan_of(sc, memo_budget=0)
     for data in random_inputs(rng, n):
         ex = execute(sc, data)
         check(sc, data, ex, keys, seen)
         if plan is None or off is None:
             continue
-        # The memo (a second run of the same plan hits it) and no memo.
+        # The memo (filled by the first run of this plan, then hit) and
+        # no memo; then the events run, from the start.
         for p in (plan, plan, off):
-            trace: list[int] = []
-            again = mf.decode_run(p, data, trace)
+            again = mf.decode_run(p, data)
             assert (again.name, again.features, again.key()) == \
                 (ex.name, ex.features, ex.key())
-            ran = [Event(*trace[i:i + 4]) for i in range(0, len(trace), 4)]
-            events, complete = decode(sc, data, fast=False)
-            if again.ended:
-                assert (ran, again.complete) == (events, complete)
-            else:
-                assert ran == events[:len(ran)]
+        trace: list[int] = []
+        again = mf.decode_run(plan, data, trace)
+        assert again.features == ex.features
+        ran = [Event(*trace[i:i + 4]) for i in range(0, len(trace), 4)]
+        events, complete = decode(sc, data, fast=False)
+        if again.ended:
+            assert (ran, again.complete) == (events, complete)
+        else:
+            assert ran == events[:len(ran)]
     if plan is not None:
         assert off is not None
         assert plan.memo and not off.memo
@@ -251,15 +254,20 @@ def test_an_ordering_that_cannot_finish_is_never_online() -> None:
     assert ex.features == [mf.final_feature(OK, False)]
 
 
-def test_the_memo_stops_growing_at_its_limit() -> None:
-    sc = load(ROOT / "models/fred-pinned-sev-es-ap.toml")
-    plan = plan_of(sc, memo_limit=3)
+@pytest.mark.parametrize("model", ["fred-pinned-sev-es-ap",
+                                   "upstream-fix-sev-es"])
+def test_the_memo_stops_growing_at_its_budget(model: str) -> None:
+    sc = load(ROOT / "models" / f"{model}.toml")
+    plan = plan_of(sc, memo_budget=1000)
     assert plan is not None
     rng = random.Random(3)
-    for data in random_inputs(rng, 60):
-        ex = mf.decode_run(plan, data)
-        assert ex.features == execute(sc, data).features
-    assert len(plan.memo) == 3
+    for data in random_inputs(rng, 100):
+        for _ in range(2):
+            ex = mf.decode_run(plan, data)
+            assert (ex.name, ex.features) == \
+                (execute(sc, data).name, execute(sc, data).features)
+    assert 2 <= len(plan.memo) < 100
+    assert 500 < plan.memo_used <= 1000
 
 
 def test_explicit_idt_tables_hash_the_whole_table(tmp_path: Path) -> None:

@@ -25,9 +25,9 @@ from fuzzinit.orderings.schedule import PARKED_EVENTS, lives_of, trigger_lives
 from fuzzinit.scenario.load import Scenario
 
 
-def plan_of(sc: Scenario, memo_limit: int = 4096) -> Plan | None:
+def plan_of(sc: Scenario, memo_budget: int = 1 << 21) -> Plan | None:
     """The decoder tables of `sc`; None in permutation mode, which the
-    compiled decoder does not do. `memo_limit`: see Plan."""
+    compiled decoder does not do. `memo_budget`: see Plan."""
     if sc.mode != "interleave":
         return None
     programs = sc.programs
@@ -42,7 +42,7 @@ def plan_of(sc: Scenario, memo_limit: int = 4096) -> Plan | None:
         [max(t.after) + 1 if t.after else 0 for t in trig],
         [min(t.before) if t.before else len(programs[t.cpu]) for t in trig],
         trigger_lives(sc, lives), [t.kind in PARKED_EVENTS for t in trig],
-        needs, memo_limit)
+        needs, memo_budget)
 
 
 def run_input(sc: Scenario, plan: Plan | None, data: bytes) -> Execution:

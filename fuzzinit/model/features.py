@@ -182,15 +182,16 @@ class Plan:
     first bytes give), where decode_run gets to before the first choice
     that reads a byte: up to there the ordering, and so the model's run,
     is the same for every input with that plan (the model is a pure
-    function of the events). At most `memo_limit` plans are kept; 0 turns
-    the memo off."""
+    function of the events). Entries are kept while the lists they hold
+    come to at most `memo_budget` items in all (the default, 2**21, is
+    some tens of MB at most); 0 turns the memo off."""
 
     def __init__(self, m: Machine, programs: list[list[int]],
                  lives: list[list[int]], trig_cpu: list[int],
                  trig_op: list[int], trig_count: list[int],
                  trig_lo: list[int], trig_hi: list[int],
                  trig_life: list[int], trig_parked: list[bool],
-                 needs: list[list[list[int]]], memo_limit: int = 4096
+                 needs: list[list[list[int]]], memo_budget: int = 1 << 21
                  ) -> None:
         self.m = m
         self.programs = programs
@@ -205,7 +206,8 @@ class Plan:
         self.needs = needs
         self.has_needs = any(r for row in needs for r in row)
         self.memo: dict[tuple[int, ...], Prefix] = {}
-        self.memo_limit = memo_limit
+        self.memo_budget = memo_budget
+        self.memo_used = 0
 
 
 class Execution:
@@ -259,13 +261,12 @@ class Execution:
 
 class Prefix:
     """Plan.memo's entry: the decoder's and the model's state at the first
-    choice that reads a byte, the features and WARNs so far and the events
-    (as decode_run's `trace` has them); or, for an ordering that has no
-    such choice, its Execution."""
+    choice that reads a byte, with the features and WARNs so far; or, for
+    an ordering that has no such choice, its Execution."""
 
     def __init__(self, st: list[int], pc: list[int], started: list[int],
                  online: list[bool], planned: list[int],
-                 features: list[int], warnings: list[str], trace: list[int],
+                 features: list[int], warnings: list[str],
                  done: Execution | None) -> None:
         self.st = st
         self.pc = pc
@@ -274,8 +275,15 @@ class Prefix:
         self.planned = planned
         self.features = features
         self.warnings = warnings
-        self.trace = trace
         self.done = done
+
+
+def _remember(plan: Plan, key: tuple[int, ...], entry: Prefix,
+              size: int) -> None:
+    """Keep `entry` (holding `size` list items) if the budget allows."""
+    if plan.memo_used + size <= plan.memo_budget:
+        plan.memo[key] = entry
+        plan.memo_used += size
 
 
 def decode_run(plan: Plan, data: bytes,
@@ -285,7 +293,7 @@ def decode_run(plan: Plan, data: bytes,
     an event that fails with WARN (none does today), on to the ordering's
     end without running more, since whether it can finish decides the
     name. With `trace`, each event's cpu, op, slot and trigger are
-    appended to it."""
+    appended to it (and the memo is not used, only filled)."""
     size = len(data)
     pos = 0
     programs = plan.programs
@@ -311,13 +319,10 @@ def decode_run(plan: Plan, data: bytes,
     m = plan.m
     ncpu = len(programs)
     key = tuple(planned)
-    memo = plan.memo
-    # ptrace: the events of the prefix being recorded for the memo, or None.
-    ptrace: list[int] | None = None
-    known = memo.get(key)
+    # recording: this run's prefix goes into the memo.
+    recording = False
+    known = plan.memo.get(key) if trace is None else None
     if known is not None:
-        if trace is not None:
-            trace.extend(known.trace)
         done = known.done
         if done is not None:
             return done
@@ -337,8 +342,8 @@ def decode_run(plan: Plan, data: bytes,
         online[0] = True
         features = []
         warnings = []
-        if len(memo) < plan.memo_limit:
-            ptrace = []
+        recording = key not in plan.memo and \
+            plan.memo_used < plan.memo_budget
     kinds = m.op_kind
     arg = m.op_a
     lives = plan.lives
@@ -410,13 +415,14 @@ def decode_run(plan: Plan, data: bytes,
             ready[nready] = c
             nready += 1
         total = nfire + nready
-        if total > 1 and ptrace is not None:
+        if total > 1 and recording:
             # The first choice that depends on the input's bytes.
-            memo[key] = Prefix(st.copy(), pc.copy(), started.copy(),
-                               online.copy(), planned.copy(),
-                               features.copy(), warnings.copy(), ptrace,
-                               None)
-            ptrace = None
+            _remember(plan, key, Prefix(
+                st.copy(), pc.copy(), started.copy(), online.copy(),
+                planned.copy(), features.copy(), warnings.copy(), None),
+                len(st) + 3 * ncpu + len(planned) + len(features)
+                + len(warnings))
+            recording = False
         if not total:
             break
         k = 0
@@ -446,8 +452,6 @@ def decode_run(plan: Plan, data: bytes,
                 started[arg[op]] = WAITING
         if trace is not None:
             trace.extend((c, op, slot, i))
-        if ptrace is not None:
-            ptrace.extend((c, op, slot, i))
         if failed >= 0:
             continue
         outcome = step(m, st, c, op, chain, warnings)
@@ -458,13 +462,13 @@ def decode_run(plan: Plan, data: bytes,
             if outcome != WARN:
                 ex = Execution(outcome, False, False, c, op, chain, warnings,
                                features)
-                if ptrace is not None:
-                    memo[key] = Prefix([], [], [], [], [], [], [], ptrace, ex)
+                if recording:
+                    _remember(plan, key, _done(ex), _size(ex))
                 return ex
             failed = outcome
             fcpu = c
             fop = op
-            ptrace = None   # the rest of this run is not resumable
+            recording = False   # the rest of this run is not resumable
             continue
         if chain:
             chain.clear()
@@ -479,9 +483,17 @@ def decode_run(plan: Plan, data: bytes,
         features.append(final_feature(OK, len(warnings) > 0))
         ex = Execution(WARN if warnings else OK, True, complete, -1, -1,
                        chain, warnings, features)
-    if ptrace is not None:
-        memo[key] = Prefix([], [], [], [], [], [], [], ptrace, ex)
+    if recording:
+        _remember(plan, key, _done(ex), _size(ex))
     return ex
+
+
+def _done(ex: Execution) -> Prefix:
+    return Prefix([], [], [], [], [], [], [], ex)
+
+
+def _size(ex: Execution) -> int:
+    return 1 + len(ex.features) + len(ex.chain) + len(ex.warnings)
 
 
 def run_features(m: Machine, cpus: list[int], ops: list[int],
