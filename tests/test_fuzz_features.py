@@ -371,3 +371,22 @@ def test_the_compiled_loop_gives_what_the_interpreted_one_gives(
             b = cmf.decode_run(cplan, data)
             assert (b.name, b.features, b.key()) == \
                 (a.name, a.features, a.key()), (path.stem, data)
+
+
+def test_line_coverage_runs_every_event(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--coverage lines` counts the model lines an input runs: no memo."""
+    from fuzzinit.fuzz import execute as execute_module
+
+    monkeypatch.setattr(execute_module, "_memo", True)
+    monkeypatch.setattr(execute_module, "_plan", None)
+    sc = load(ROOT / "models/fred-pinned-sev-es-ap.toml")
+    execute(sc, b"")
+    assert execute_module._plan is not None
+    assert execute_module._plan[1] is not None and execute_module._plan[1].memo
+    execute_module.run_every_event()
+    for _ in range(2):
+        execute(sc, b"")
+    assert execute_module._plan is not None
+    assert execute_module._plan[1] is not None
+    assert not execute_module._plan[1].memo

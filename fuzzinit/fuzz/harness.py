@@ -72,9 +72,20 @@ def main() -> None:
         # rest costs seconds of start-up per process.
         with atheris.instrument_imports(include=["fuzzinit.model"]):
             import fuzzinit.model.run  # noqa: F401
-    from fuzzinit.fuzz.execute import cover, execute, ordering, reserve_counters
+    from fuzzinit.fuzz.execute import (
+        cover,
+        execute,
+        ordering,
+        reserve_counters,
+        run_every_event,
+    )
     from fuzzinit.fuzz.triage import SaveError, Triage
     from fuzzinit.scenario.load import load
+
+    if coverage == "lines":
+        # The memo skips the model's events it has run before: their lines
+        # would not count for the input.
+        run_every_event()
 
     sc = load(os.environ["FUZZINIT_SCENARIO"])
     out = Path(os.environ["FUZZINIT_OUT"])
