@@ -26,7 +26,7 @@ def models_folder() -> Path:
 
 
 def make_target(scenario_file: str) -> Callable[[bytes], None]:
-    from fuzzinit.fuzz.execute import cover, execute, reserve_counters
+    from fuzzinit.fuzz.execute import cover, execute, ordering, reserve_counters
     from fuzzinit.scenario.load import load
     from fuzzinit.testing import FailingOrdering
     from fuzzinit.verdict import evaluate
@@ -35,10 +35,10 @@ def make_target(scenario_file: str) -> Callable[[bytes], None]:
     counters = reserve_counters()
 
     def test_one_input(data: bytes) -> None:
-        name, events, complete, features = execute(sc, data)
-        cover(counters, features)
-        if name in sc.fail_on:
-            result = evaluate(sc, events, complete)
+        run = execute(sc, data)
+        cover(counters, run.features)
+        if run.name in sc.fail_on:
+            result = evaluate(sc, *ordering(sc, data))
             raise FailingOrdering(f"{sc.name}: {result.name}: "
                                   + " | ".join(result.chain))
 

@@ -56,6 +56,14 @@ def test_campaign_finds_the_pinned_fred_triple_fault(tmp_path: Path) -> None:
             f"{finding['signature']}.md").is_file()
 
 
+def test_line_coverage_campaign_finds_the_lint1_triple_fault(
+        tmp_path: Path) -> None:
+    status, out = fuzz(tmp_path, str(LINT1), "--coverage", "lines", "--runs",
+                       "5000", "--seed", "1")
+    assert status == 1 and out["coverage"] == "lines"
+    assert [f["verdict"] for f in out["new_failures"]] == ["triple_fault"]
+
+
 def test_campaign_on_the_upstream_fix_finds_nothing(tmp_path: Path) -> None:
     status, out = fuzz(tmp_path, str(FIXED), "--runs", "20000", "--seed", "1")
     assert status == 0

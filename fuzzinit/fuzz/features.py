@@ -4,56 +4,51 @@ Each executed event yields a feature: the event's op kind and whether it
 ran on the boot CPU, with the acting CPU's abstract state after it (IDT
 state, CR4.FRED/FSGSBASE/PCIDE, FRED_CONFIG set, GHCB state, online, user
 mode, SS, an open frame, the loaded page table and its left-over global
-TLB entries) and the global flags (pinning key, per-CPU GHCBs, alternatives
-patched, the feature flags the kernel cleared); the
-run's outcome is one more. Features are hashed into libFuzzer counters, so
-an input that reaches a new (state, event) combination is new coverage -
-not an input that merely runs new Python lines in the model.
+TLB entries, its life and per-CPU variables), the global state (gone
+kernel images, pinning key, per-CPU GHCBs, alternatives patched, the
+feature flags the kernel cleared) and the event's outcome; the run's end
+(its outcome, whether it WARNed) is one more. Features are hashed into
+libFuzzer counters, so an input that reaches a new (state, event)
+combination is new coverage - not an input that merely runs new Python
+lines in the model.
+
+The per-input loop - decode, run, hash - is fuzzinit/model/features.py,
+compiled with the model; this module builds its tables for a scenario.
 """
 
 from __future__ import annotations
 
-from fuzzinit.model import machine as mc
-from fuzzinit.model.arch import CR4_FRED, CR4_FSGSBASE, CR4_PCIDE
-from fuzzinit.model.outcome import INVALID, OK, WARN
-from fuzzinit.model.run import initial_state, step
-from fuzzinit.orderings.schedule import Event
+from fuzzinit.fuzz.decode import decode
+from fuzzinit.model import features as mf
+from fuzzinit.model.features import Execution, Plan
+from fuzzinit.orderings.schedule import PARKED_EVENTS, lives_of, trigger_lives
 from fuzzinit.scenario.load import Scenario
 
-CR4_SEEN = CR4_FRED | CR4_FSGSBASE | CR4_PCIDE
-FLAGS_SEEN = mc.ONLINE | mc.USER | mc.SS_KERNEL | mc.FRAME_OPEN \
-    | mc.FRAME_FRED | mc.FRAME_SS_KERNEL | mc.APIC_EXTD | mc.APIC_OFF \
-    | mc.STARTED | mc.TSC_AUX_GUEST
+
+def plan_of(sc: Scenario, memo_budget: int = 1 << 21) -> Plan | None:
+    """The decoder tables of `sc`; None in permutation mode, which the
+    compiled decoder does not do. `memo_budget`: see Plan."""
+    if sc.mode != "interleave":
+        return None
+    programs = sc.programs
+    lives = lives_of(sc)
+    trig = sc.triggers
+    needs: list[list[list[int]]] = [[[] for _ in p] for p in programs]
+    for (ca, sa), (cb, sb) in sc.before:
+        needs[cb][sb] += [ca, sa]
+    return Plan(
+        sc.machine, [list(p) for p in programs], lives,
+        [t.cpu for t in trig], [t.op for t in trig], [t.count for t in trig],
+        [max(t.after) + 1 if t.after else 0 for t in trig],
+        [min(t.before) if t.before else len(programs[t.cpu]) for t in trig],
+        trigger_lives(sc, lives), [t.kind in PARKED_EVENTS for t in trig],
+        needs, memo_budget)
 
 
-def run_with_features(sc: Scenario, events: list[Event]
-                      ) -> tuple[int, list[int]]:
-    """Run the model and return (outcome, feature hashes)."""
-    m = sc.machine
-    st = initial_state(m)
-    features: list[int] = []
-    chain: list[str] = []
-    warnings: list[str] = []
-    outcome = OK
-    g = m.glob
-    for ev in events:
-        base = ev.cpu * mc.NF
-        outcome = step(m, st, ev.cpu, ev.op, chain, warnings)
-        features.append(hash((
-            m.op_kind[ev.op], ev.cpu == 0, st[base + mc.F_IDT],
-            st[base + mc.F_CR4] & CR4_SEEN, st[base + mc.F_FRED_CONFIG] != 0,
-            st[base + mc.F_GHCB], st[base + mc.F_FLAGS] & FLAGS_SEEN,
-            st[base + mc.F_MMU], st[base + mc.F_LIFE],
-            st[base + mc.F_PERCPU], st[g + mc.G_GONE], st[g + mc.G_KEY],
-            st[g + mc.G_FLAGS] & (
-                mc.GHCBS_ALLOCATED | mc.ALT_PATCHED | mc.ALT_FSGSBASE)
-            | st[g + mc.G_FLAGS] >> mc.CAP_CLEARED_SHIFT << 16, outcome)))
-        if outcome != OK:
-            break
-        if chain:
-            chain.clear()
-    if outcome == INVALID:
-        return INVALID, features
-    features.append(hash((-1, outcome, len(warnings) > 0)))
-    # A run that ends OK with a WARN on the way is a warn (as run() says).
-    return (WARN if outcome == OK and warnings else outcome), features
+def run_input(sc: Scenario, plan: Plan | None, data: bytes) -> Execution:
+    """Decode and run `data` (plan: plan_of(sc)), with its features."""
+    if plan is not None:
+        return mf.decode_run(plan, data)
+    events, complete = decode(sc, data)
+    return mf.run_features(sc.machine, [e.cpu for e in events],
+                           [e.op for e in events], complete)

@@ -72,9 +72,20 @@ def main() -> None:
         # rest costs seconds of start-up per process.
         with atheris.instrument_imports(include=["fuzzinit.model"]):
             import fuzzinit.model.run  # noqa: F401
-    from fuzzinit.fuzz.execute import cover, execute, reserve_counters
+    from fuzzinit.fuzz.execute import (
+        cover,
+        execute,
+        ordering,
+        reserve_counters,
+        run_every_event,
+    )
     from fuzzinit.fuzz.triage import SaveError, Triage
     from fuzzinit.scenario.load import load
+
+    if coverage == "lines":
+        # The memo skips the model's events it has run before: their lines
+        # would not count for the input.
+        run_every_event()
 
     sc = load(os.environ["FUZZINIT_SCENARIO"])
     out = Path(os.environ["FUZZINIT_OUT"])
@@ -84,16 +95,24 @@ def main() -> None:
         _io_error(exc, out / "crashes", None)
     stop = os.environ.get("FUZZINIT_STOP") == "1"
     counters = reserve_counters() if coverage == "state" else []
+    fail_on = sc.fail_on
+    # Signature keys (Execution.key()) this process has triaged: for these
+    # Triage.record would find the signature in its `seen` and return
+    # False, after decoding and running the input again.
+    triaged: set[object] = set()
 
     def test_one_input(data: bytes) -> None:
         try:
-            name, events, complete, features = execute(sc, data)
+            run = execute(sc, data)
             if counters:
-                cover(counters, features)
-            if name in sc.fail_on and triage.record(events, complete) \
-                    and stop:
-                sys.stderr.flush()
-                os._exit(channel.EXIT_STOP)
+                cover(counters, run.features)
+            if run.name in fail_on and run.key() not in triaged:
+                events, complete = ordering(sc, data)
+                new = triage.record(events, complete)
+                triaged.add(run.key())
+                if new and stop:
+                    sys.stderr.flush()
+                    os._exit(channel.EXIT_STOP)
         except SaveError as exc:
             _io_error(exc.exc, exc.path, exc.finding)
         except Exception as exc:
