@@ -59,7 +59,6 @@ def test_a_successor_is_encoded_as_from_scratch(tmp_path: Path) -> None:
                                   False, ev.cpu)
             assert nxt == parts.encode(after, snap_after, used, False)
             assert parts.unpack(parts.pack(nxt)) == nxt
-            assert parts.decode(nxt) == (after, snap_after)
             sched.take(ev)
             # Schedule.load() from the parts gives the schedule take() did.
             assert parts.load(nxt, view) == (after, snap_after)

@@ -7,8 +7,9 @@ fields, its program progress, started/online, the budgets of its
 triggers) plus the model's global fields. Each distinct per-CPU part is
 stored once and a state holds the ids of its parts (SPIN's collapse
 compression, -DCOLLAPSE: Holzmann, "State compression in SPIN", 1997), so
-a step that changes one CPU adds at most one new part and a state costs a
-tuple of small ints, not a copy of every CPU's fields.
+a step that changes one CPU adds at most one new part and a state costs 4
+bytes a CPU (pack(): part ids and an interned id of the global fields),
+not a copy of every CPU's fields.
 
 With hash compaction (SPIN's -DHC; Wolper and Leroy, "Reliable hashing
 without collision detection", CAV 1993) the visited set keeps a 64-bit
@@ -51,10 +52,11 @@ class Parts:
         self.ntriggers = len(sc.triggers)
         self.table: list[Part] = []
         self._ids: dict[Part, int] = {}
-        # Per part, what Schedule.load() takes: the done row as a list,
-        # the first slot not done, the number done.
+        # The global fields, interned as parts are (pack()).
         self._globs: list[tuple[int, ...]] = []
         self._glob_ids: dict[tuple[int, ...], int] = {}
+        # Per part, what Schedule.load() takes: the done row as a list,
+        # the first slot not done, the number done.
         self._rows: list[list[bool]] = []
         self._first: list[int] = []
         self._ndone: list[int] = []
@@ -157,8 +159,9 @@ class Parts:
 
     def load(self, state: State, sched: Schedule) -> tuple[list[int],
                                                            Snapshot]:
-        """decode(state), with `sched` set to its progress
-        (Schedule.load: read-only until the next restore)."""
+        """The model's state list and the schedule snapshot of a State,
+        with `sched` set to its progress (Schedule.load: read-only until
+        the next restore)."""
         glob, ids, _, _ = state
         st: list[int] = []
         done: list[tuple[bool, ...]] = []
@@ -204,26 +207,6 @@ class Parts:
         values.frombytes(packed)
         return (self._globs[values[0]], tuple(values[3:]), values[1],
                 values[2] != 0)
-
-    def decode(self, state: State) -> tuple[list[int], Snapshot]:
-        """The model's state list and the schedule snapshot of a State."""
-        glob, ids, _, _ = state
-        st: list[int] = []
-        done: list[tuple[bool, ...]] = []
-        started: list[int] = []
-        online: list[bool] = []
-        left = [0] * self.ntriggers
-        table = self.table
-        for k, i in enumerate(ids):
-            fields, row, s, o, budgets = table[i]
-            st.extend(fields)
-            done.append(row)
-            started.append(s)
-            online.append(o)
-            for t, n in zip(self.order[k], budgets, strict=True):
-                left[t] = n
-        st.extend(glob)
-        return st, (tuple(done), tuple(started), tuple(online), tuple(left))
 
 
 def packed_hash(packed: bytes) -> int:
