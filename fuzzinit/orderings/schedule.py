@@ -95,6 +95,13 @@ class Schedule:
     `permute` (default: the scenario's mode) lets a CPU run any not-yet-done
     op of its current segment - the ops between two sync points - instead of
     only the next one.
+
+    Built event by event (take()), the schedule keeps each CPU's candidates
+    and recomputes only those of the CPUs a step can change: the CPU that
+    moved, the CPUs waiting on it through `before`, and every CPU after a
+    sync op (it changes `started`/`online`, which others wait on). So a
+    step costs the same at 8 CPUs as at 128. After restore()/load() the
+    next program_candidates() scans every CPU.
     """
 
     def __init__(self, sc: Scenario, permute: bool | None = None) -> None:
@@ -124,6 +131,18 @@ class Schedule:
                     end = s
                 ends[s] = end
             self.segment_end.append(ends)
+        # (cpu, slot) -> the CPUs with a slot that waits for it (`before`).
+        self.waiters: dict[tuple[int, int], list[int]] = {}
+        for a, b in sc.before:
+            self.waiters.setdefault(a, []).append(b[0])
+        # The candidates cache: per CPU its head event (or None) and its
+        # displaced events as (distance, cpu, event); `_dirty` lists the
+        # CPUs to recompute, `_all_dirty` says every CPU.
+        self._heads: list[Event | None] = [None] * n
+        self._displaced: list[list[tuple[int, int, Event]]] = \
+            [[] for _ in range(n)]
+        self._dirty: list[int] = []
+        self._all_dirty = True
 
     def _ready(self, cpu: int, slot: int) -> bool:
         op = self.sc.programs[cpu][slot]
@@ -142,26 +161,42 @@ class Schedule:
                 return False
         return True
 
+    def _refresh(self, c: int) -> None:
+        """Recompute CPU c's entries of the candidates cache."""
+        programs = self.sc.programs
+        slot = self.first[c]
+        head: Event | None = None
+        displaced: list[tuple[int, int, Event]] = []
+        if self.started[c] == RUNNING and slot < len(programs[c]):
+            if self._ready(c, slot):
+                head = Event(c, programs[c][slot], slot)
+            if self.permute:
+                done = self.done[c]
+                for s in range(slot + 1, self.segment_end[c][slot]):
+                    if not done[s] and self._ready(c, s):
+                        displaced.append(
+                            (s - slot, c, Event(c, programs[c][s], s)))
+        self._heads[c] = head
+        self._displaced[c] = displaced
+
     def program_candidates(self) -> list[Event]:
         """Program ops that may run next: each CPU's next op first (in CPU
         order), then ops displaced forward, nearest first."""
-        head: list[Event] = []
-        displaced: list[tuple[int, int, Event]] = []
-        programs = self.sc.programs
-        for c in range(self.sc.ncpu):
-            slot = self.first[c]
-            if self.started[c] != RUNNING or slot >= len(programs[c]):
-                continue
-            if self._ready(c, slot):
-                head.append(Event(c, programs[c][slot], slot))
-            if not self.permute:
-                continue
-            done = self.done[c]
-            for s in range(slot + 1, self.segment_end[c][slot]):
-                if not done[s] and self._ready(c, s):
-                    displaced.append((s - slot, c, Event(c, programs[c][s], s)))
-        displaced.sort()
-        return head + [e for _, _, e in displaced]
+        if self._all_dirty:
+            for c in range(self.sc.ncpu):
+                self._refresh(c)
+            self._all_dirty = False
+        else:
+            for c in self._dirty:
+                self._refresh(c)
+        self._dirty = []
+        out = [e for e in self._heads if e is not None]
+        if self.permute:
+            displaced = [d for row in self._displaced for d in row]
+            if displaced:
+                displaced.sort()
+                out += [e for _, _, e in displaced]
+        return out
 
     def window_open(self, i: int) -> bool:
         """Whether trigger i may fire now (budget aside): on a running or
@@ -192,6 +227,11 @@ class Schedule:
             self.first[c] += 1
         m = self.sc.machine
         kind = m.op_kind[ev.op]
+        if kind in SYNC_KINDS:
+            self._all_dirty = True
+        else:
+            self._dirty.append(c)
+            self._dirty += self.waiters.get((c, ev.slot), ())
         if kind == smp.ONLINE_OP:
             self.online[c] = True
         elif kind in life.PARKING:
@@ -246,6 +286,7 @@ class Schedule:
         self.started = started
         self.online = online
         self.left = left
+        self._all_dirty = True
 
     def restore(self, snap: tuple[object, ...]) -> None:
         done, started, online, left = snap
@@ -258,6 +299,7 @@ class Schedule:
         self.ndone = [sum(d) for d in done]
         self.first = [d.index(False) if False in d else len(d)
                       for d in done]
+        self._all_dirty = True
 
     def finished(self) -> bool:
         return all(self.ndone[c] == len(p)
