@@ -4,6 +4,7 @@ constraints and trigger windows; the minimiser's cores are 1-minimal."""
 from __future__ import annotations
 
 import dataclasses
+import random
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +12,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fuzzinit.explore.scaling import scaled
 from fuzzinit.minimise.core import causal_core
 from fuzzinit.minimise.displacement import displaced
 from fuzzinit.model import ops_smp as smp
-from fuzzinit.orderings.schedule import Event, program_order, well_formed
+from fuzzinit.orderings import strategies
+from fuzzinit.orderings.schedule import (
+    Event,
+    Schedule,
+    program_order,
+    well_formed,
+)
 from fuzzinit.orderings.strategies import Ordering, orderings
 from fuzzinit.scenario.load import Scenario, load
 from fuzzinit.search import search
@@ -274,3 +282,55 @@ def test_displaced_counts_ops_out_of_program_order() -> None:
     assert displaced([ev(1), ev(0), ev(2)]) == 1
     assert displaced([ev(0), ev(2), ev(6), ev(1), ev(3)]) == 2
     assert displaced([ev(1), ev(0), ev(0, cpu=1), Event(0, 0, -1, 0)]) == 1
+
+
+def _walk_checking_candidates(sc: Scenario, permute: bool,
+                              rng: random.Random) -> int:
+    """Take random events; at every step the built schedule's candidates
+    are those of a schedule restored from its snapshot (a full scan)."""
+    sched = Schedule(sc, permute)
+    fresh = Schedule(sc, permute)
+    steps = 0
+    while True:
+        fresh.restore(sched.snapshot())
+        moves = sched.program_candidates()
+        assert moves == fresh.program_candidates(), (sc.name, steps)
+        moves += sched.trigger_candidates()
+        if not moves:
+            return steps
+        sched.take(rng.choice(moves))
+        steps += 1
+
+
+def test_built_schedule_candidates_match_a_full_scan(
+        two_aps: Scenario) -> None:
+    rng = random.Random(3)
+    scenarios = [two_aps] + [load(p) for p in sorted(
+        (ROOT / "models").glob("*.toml"))]
+    steps = 0
+    for sc in scenarios:
+        for permute in (False, True):
+            for _ in range(3):
+                steps += _walk_checking_candidates(sc, permute, rng)
+    assert steps > 10_000
+
+
+def test_interleaving_draws_leave_nothing_to_throw_away(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every ordering Hypothesis draws is run: no mutated copy of a drawn
+    # ordering runs out of choices (with draw(st.integers()) per index, 76
+    # orderings were drawn for 50 run at 8 APs).
+    path = tmp_path / "eight.toml"
+    path.write_text(scaled((ROOT / "models/upstream-fix-sev-es.toml")
+                           .read_text(), 8, frozenset()))
+    drawn = [0]
+
+    class Counting(Schedule):
+        def __init__(self, sc: Scenario) -> None:
+            drawn[0] += 1
+            super().__init__(sc)
+
+    monkeypatch.setattr(strategies, "Schedule", Counting)
+    report = search(load(path), examples=50, seed=1)
+    assert report.finding is None
+    assert (drawn[0], report.examples) == (50, 50)
