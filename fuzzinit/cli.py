@@ -39,6 +39,7 @@ from fuzzinit.report import trace as tracefile
 from fuzzinit.report.commit import render as render_commit
 from fuzzinit.report.document import build as build_report
 from fuzzinit.report.files import write_atomic
+from fuzzinit.report.fixes import FIX_CHECK_S
 from fuzzinit.report.html import render as render_html
 from fuzzinit.report.markdown import render as render_markdown
 from fuzzinit.report.regression import regression_test
@@ -90,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="example database: none, a folder, or"
                      f" redis://HOST:PORT (default {DEFAULT_DB})")
     add_rule_coverage(run)
+    _add_fix_check_time(run)
     replay = sub.add_parser("replay", help="replay a trace file")
     replay.add_argument("trace")
     replay.add_argument("--scenario", help="scenario to replay against"
@@ -108,6 +110,7 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--pytest", nargs="?", const="", default=None,
                      metavar="FILE", help="write a pytest file that replays"
                      " the trace and asserts it does not fail")
+    _add_fix_check_time(rep)
     cons = sub.add_parser("constraints", help="mine the happens-before rules"
                           " safe orderings obey (permutation mode)")
     cons.add_argument("model")
@@ -333,9 +336,28 @@ def _writable_folder(flag: str, value: str) -> Path:
     return folder
 
 
+def _fix_check_time(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected a positive number of seconds")
+    return value
+
+
+def _add_fix_check_time(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--fix-check-time", type=_fix_check_time,
+                        default=FIX_CHECK_S, metavar="SECONDS",
+                        help="seconds the report's fix checks share"
+                        f" (default {FIX_CHECK_S:g})")
+
+
 def _save_finding(sc: Scenario, core: list[Event], shrunk: list[Event],
                   result: Result, seed: int | None, trace_path: Path,
-                  reports: Path, reach: Reach | None = None) -> str | None:
+                  reports: Path, reach: Reach | None = None,
+                  fix_check_s: float = FIX_CHECK_S) -> str | None:
     """Write the trace, then the reports. Returns an error line when a
     write failed (the finding is already printed), else None."""
     try:
@@ -344,7 +366,8 @@ def _save_finding(sc: Scenario, core: list[Event], shrunk: list[Event],
         return f"{describe_os_error(exc)}; the finding above is not saved"
     try:
         write_reports(sc, core, shrunk, result, seed, trace_path, reports,
-                      reach_json(reach) if reach is not None else None)
+                      reach_json(reach) if reach is not None else None,
+                      fix_check_s)
     except OSError as exc:
         return (f"{describe_os_error(exc)}; the trace is saved:"
                 f" fuzzinit report {trace_path}")
@@ -425,7 +448,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             _print_finding(args, sc, report, out, reach)
         except OSError:
             problem = _save_finding(sc, finding.core, finding.shrunk, result,
-                                    args.seed, trace_path, reports, reach)
+                                    args.seed, trace_path, reports, reach,
+                                    args.fix_check_time)
             if problem is not None:
                 # Neither shown nor saved: say at least what it was.
                 core = ", ".join(f"cpu{e['cpu']} {e['op']}"
@@ -434,7 +458,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                                  f" {result.name}: {core}\n")
             raise
         problem = _save_finding(sc, finding.core, finding.shrunk, result,
-                                args.seed, trace_path, reports, reach)
+                                args.seed, trace_path, reports, reach,
+                                args.fix_check_time)
     if problem is not None:
         sys.stderr.write(f"fuzzinit: error: {problem}\n")
     return 1
@@ -673,7 +698,8 @@ def _cmd_report(args: argparse.Namespace, sc: Scenario, events: list[Event],
         print(f"wrote {path}: replays {len(shrunk)} events and asserts"
               " they do not fail")
         return 0
-    report = build_report(sc, events, shrunk, result, seed, args.trace)
+    report = build_report(sc, events, shrunk, result, seed, args.trace,
+                          fix_check_s=args.fix_check_time)
     if args.format == "json":
         sys.stdout.write(report_json(report))
     elif args.format == "html":

@@ -8,6 +8,7 @@ import random
 import signal
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from hypothesis import HealthCheck, Phase, find, settings
 from hypothesis.database import ExampleDatabase
-from hypothesis.errors import NoSuchExample
+from hypothesis.errors import HypothesisWarning, NoSuchExample
 
 from fuzzinit.errors import FuzzinitError
 from fuzzinit.minimise.core import causal_core
@@ -51,6 +52,13 @@ class SearchReport:
     first_failure_example: int | None  # and how many orderings that took
     interrupted: bool = False
     from_database: bool = False    # the database held an example for it
+    out_of_time: bool = False      # stopped at `deadline` before `examples`
+
+
+class _OutOfTime(BaseException):
+    """Raised from the test function at search()'s deadline. A
+    BaseException, like KeyboardInterrupt, so that Hypothesis lets it
+    through rather than counting it as a failure."""
 
 
 @contextmanager
@@ -88,10 +96,12 @@ def database_key(sc: Scenario, swarm: bool) -> bytes:
     return f"fuzzinit:{sc.name}:{sc.sha256}:{sc.mode}:swarm={swarm}".encode()
 
 
-def search_or_raise(sc: Scenario, examples: int, seed: int) -> SearchReport:
+def search_or_raise(sc: Scenario, examples: int, seed: int,
+                    deadline: float | None = None,
+                    shrink: bool = True) -> SearchReport:
     """search() for callers that use the answer as a check: an interrupted
     search has checked nothing, so the interrupt goes on up."""
-    report = search(sc, examples, seed)
+    report = search(sc, examples, seed, deadline=deadline, shrink=shrink)
     if report.interrupted:
         raise KeyboardInterrupt
     return report
@@ -100,12 +110,16 @@ def search_or_raise(sc: Scenario, examples: int, seed: int) -> SearchReport:
 def search(sc: Scenario, examples: int = 1000, seed: int = 0,
            progress: bool = False, swarm: bool = False,
            database: ExampleDatabase | None = None,
-           probe: Probe | None = None) -> SearchReport:
+           probe: Probe | None = None, deadline: float | None = None,
+           shrink: bool = True) -> SearchReport:
     """Generate up to `examples` orderings; on a failure, shrink it with
     Hypothesis and reduce it to its causal core. Deterministic per seed when
     `database` is None; with a database, a failure saved by an earlier run
     (on any machine sharing it) is replayed first. A `probe` measures each
-    ordering the search runs (generation and shrinking: rule coverage)."""
+    ordering the search runs (generation and shrinking: rule coverage).
+    `deadline` (time.monotonic()) stops the generation there (out_of_time);
+    `shrink=False` takes the first failure as it was drawn (a check that
+    only asks whether one exists)."""
     start = time.monotonic()
     count = 0
     first: float | None = None
@@ -118,6 +132,9 @@ def search(sc: Scenario, examples: int = 1000, seed: int = 0,
         nonlocal count, first, first_example, smallest
         if stop[0]:
             raise KeyboardInterrupt
+        if deadline is not None and first is None and \
+                time.monotonic() >= deadline:
+            raise _OutOfTime
         count += 1
         result = evaluate(sc, ordering, ordering.complete)
         if probe is not None:
@@ -149,22 +166,37 @@ def search(sc: Scenario, examples: int = 1000, seed: int = 0,
         # Hypothesis's own database is off: a seeded find() ignores it, and
         # fuzzinit stores the shrunk ordering itself (below), in a format that
         # outlives Hypothesis versions.
+        phases = [Phase.generate, Phase.shrink] if shrink else \
+            [Phase.generate]
         config = settings(max_examples=examples, database=None, deadline=None,
-                          phases=[Phase.generate, Phase.shrink],
+                          phases=phases,
                           suppress_health_check=list(HealthCheck))
-        interrupted = False
+        interrupted = out_of_time = False
         shrunk: Ordering | None = None
         try:
-            shrunk = find(orderings(sc, swarm), failing, settings=config,
-                          random=random.Random(seed))
+            with warnings.catch_warnings():
+                # find() describes each example it runs; at 100+ APs that
+                # text passes Hypothesis's size warning, which says nothing
+                # to a user of `run`.
+                warnings.filterwarnings("ignore", "Generating overly large"
+                                        " repr", HypothesisWarning)
+                shrunk = find(orderings(sc, swarm), failing, settings=config,
+                              random=random.Random(seed))
         except NoSuchExample:
             shrunk = None
+        except _OutOfTime:
+            out_of_time = True
         except KeyboardInterrupt:
             interrupted = True
             shrunk = smallest  # report the best failure seen so far
         finally:
             bar.done()
         finding = None
+        if shrunk is not None and not shrink:
+            result = evaluate(sc, shrunk, shrunk.complete)
+            return SearchReport(sc, seed, count, time.monotonic() - start,
+                                Finding(list(shrunk), list(shrunk), result),
+                                first, first_example, interrupted)
         if shrunk is not None and sc.mode == "permute" and shrunk.complete:
             moved = Ordering(move_home(sc, list(shrunk),
                                        evaluate(sc, shrunk, shrunk.complete)))
@@ -180,7 +212,8 @@ def search(sc: Scenario, examples: int = 1000, seed: int = 0,
             finding = Finding(list(shrunk), core, evaluate(sc, core)
                               if shrunk.complete else result)
         return SearchReport(sc, seed, count, time.monotonic() - start, finding,
-                            first, first_example, interrupted)
+                            first, first_example, interrupted,
+                            out_of_time=out_of_time)
 
 
 def _replay_saved(sc: Scenario, database: ExampleDatabase,

@@ -12,7 +12,9 @@ paragraphs, sources}], steps [{n, cpu, op, routine, trigger, state,
 in_window}] (each state is the acting CPU's after that event in the
 shrunk ordering, which also runs the events between core steps; in_window:
 by the event's position there), states_of ("shrunk_events"), chain,
-warnings, fixes [{kind, text, checked}],
+warnings, fixes [{kind, text, checked}], fix_checks {bound_s, searches,
+stopped, not_checked, note} (the time bound the fix searches shared and
+what it cut; note is "" when it cut nothing),
 shrunk_events (the whole shrunk ordering), reproduce {replay, run, trace}.
 An event is {cpu, op, slot} or {cpu, op, trigger}; a state is
 timeline.state_of().
@@ -27,7 +29,7 @@ from fuzzinit.model.machine import PLATFORMS
 from fuzzinit.model.outcome import Result
 from fuzzinit.orderings.schedule import Event
 from fuzzinit.report import trace as tracefile
-from fuzzinit.report.fixes import Fix, suggest
+from fuzzinit.report.fixes import FIX_CHECK_S, Checks, Fix, suggest
 from fuzzinit.report.knowledge import Topic, load_topic, topics_for
 from fuzzinit.report.timeline import positions, states_after
 from fuzzinit.report.window import Window, fault_window
@@ -66,6 +68,8 @@ class Report:
     # What the search that found it reached (--rule-coverage:
     # reach/summary.to_json), or None when it was not measured.
     rule_coverage: dict[str, Any] | None = None
+    # The bound the fix checks shared and what it cut (fixes.Checks).
+    fix_checks: Checks | None = None
 
     @property
     def failing_cpu(self) -> int | None:
@@ -128,9 +132,11 @@ class Report:
 
 def build(sc: Scenario, core: list[Event], shrunk: list[Event],
           result: Result, seed: int | None, trace_path: str,
-          rule_coverage: dict[str, Any] | None = None) -> Report:
+          rule_coverage: dict[str, Any] | None = None,
+          fix_check_s: float = FIX_CHECK_S) -> Report:
     """Everything a report says about one failure, checked by the model,
-    and what the search reached when that was measured."""
+    and what the search reached when that was measured; the fix checks
+    share `fix_check_s` seconds."""
     states = states_after(sc, core, shrunk if shrunk else None)
     window = None
     if core and shrunk and result.at >= 0:
@@ -138,12 +144,13 @@ def build(sc: Scenario, core: list[Event], shrunk: list[Event],
     ops = [sc.op_text(e.op) for e in core]
     background = [load_topic(t) for t in topics_for(result.chain, ops)]
     fixes: list[Fix] = []
+    checks = Checks(fix_check_s)
     if core and result.at >= 0:
         last = states[-1]
         cr4 = list(last["cr4"]) if isinstance(last["cr4"], list) else []
         if last["cr4_fred"]:
             cr4.append("fred")
-        fixes = suggest(sc, shrunk, core, cr4)
+        fixes = suggest(sc, shrunk, core, cr4, checks)
     marked = in_window(shrunk, core, window)
     steps: list[Step] = []
     for n, (ev, state, inside) in enumerate(zip(core, states, marked,
@@ -153,7 +160,7 @@ def build(sc: Scenario, core: list[Event], shrunk: list[Event],
         steps.append(Step(n, ev, sc.op_text(ev.op), routine, state, inside))
     return Report(sc, result, signature(result), seed, core, shrunk, steps,
                   window, background, fixes, trace_path,
-                  _window_only(sc, core, result), rule_coverage)
+                  _window_only(sc, core, result), rule_coverage, checks)
 
 
 def _window_only(sc: Scenario, core: list[Event],
@@ -187,6 +194,14 @@ def _event(sc: Scenario, ev: Event | None) -> dict[str, Any] | None:
     return None if ev is None else tracefile.event_json(sc, ev)
 
 
+def _fix_checks(checks: Checks | None) -> dict[str, Any] | None:
+    if checks is None:
+        return None
+    return {"bound_s": checks.bound_s, "searches": checks.searches,
+            "stopped": checks.stopped, "not_checked": checks.not_checked,
+            "note": checks.note()}
+
+
 def to_json(report: Report) -> dict[str, Any]:
     sc, r = report.sc, report.result
     w = report.window
@@ -215,6 +230,7 @@ def to_json(report: Report) -> dict[str, Any]:
         "chain": r.chain, "warnings": r.warnings,
         "fixes": [{"kind": f.kind, "text": f.text, "checked": f.checked}
                   for f in report.fixes],
+        "fix_checks": _fix_checks(report.fix_checks),
         "shrunk_events": [tracefile.event_json(sc, e) for e in report.shrunk],
         "reproduce": {"replay": report.replay_command(),
                       "run": report.run_command(),

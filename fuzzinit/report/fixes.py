@@ -11,12 +11,19 @@ Two kinds:
   fred_vc_dispatch / boot_ghcb_fallback (the halves of 3645eb7e3915) or
   turn off paranoid_rdpid (6a3ea3e68b8a), and re-run the same ordering and
   a bounded search under that kernel.
+
+The searches of one report share a time bound (Checks, default
+FIX_CHECK_S; `--fix-check-time`): at 128 APs a 300-example search takes
+tens of seconds, and a report checks up to seven changes. A search the
+bound stops says how many orderings it ran; a change left when the bound
+has run out is not offered, and the report says how many were left.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 from fuzzinit.explore.bfs import COMPLETE, FAILED, explore
 from fuzzinit.model import machine as mc
@@ -33,6 +40,8 @@ SEARCH_BUDGET = 300
 # orderings before SEARCH_BUDGET covered the whole space.
 EXPLORE_BUDGET = 20_000
 MAX_REORDERS = 3
+# Seconds the fix checks of one report may take together.
+FIX_CHECK_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -40,6 +49,34 @@ class Fix:
     kind: str            # "reorder" or "kernel"
     text: str
     checked: str         # what the model confirmed
+
+
+@dataclass
+class Checks:
+    """The time a report's fix checks share, and what they did in it."""
+    bound_s: float
+    deadline: float = field(init=False)
+    searches: int = 0        # searches run
+    stopped: int = 0         # of those, stopped by the bound
+    not_checked: int = 0     # changes left unchecked: the bound had run out
+
+    def __post_init__(self) -> None:
+        self.deadline = time.monotonic() + self.bound_s
+
+    def note(self) -> str:
+        """"" when every check ran to its budget, else what the bound cut."""
+        if not self.stopped and not self.not_checked:
+            return ""
+        parts = []
+        if self.stopped:
+            parts.append(f"{self.stopped} of {self.searches} searches"
+                         " stopped early")
+        if self.not_checked:
+            n = self.not_checked
+            parts.append(f"{n} candidate change{'s' if n != 1 else ''} not"
+                         " checked (not offered)")
+        return (f"Fix checks share a {self.bound_s:g} s bound"
+                " (--fix-check-time); it ran out: " + ", ".join(parts))
 
 
 def _remap(slots: tuple[int, ...], order: list[int]) -> tuple[int, ...]:
@@ -78,23 +115,35 @@ def with_kernel(sc: Scenario, **change: object) -> Scenario:
                                machine_args=args)
 
 
-def passes_search(sc: Scenario) -> str:
+def passes_search(sc: Scenario, checks: Checks | None = None) -> str:
     """"" unless a bounded search of `sc` ran and found nothing - a
     program that can deadlock (never_online) counts as failing - else what
     was checked: "no failing ordering in N examples", and ", the whole
     space" only when the search ran out of orderings before its budget and
-    the explorer, run to completion, agrees."""
+    the explorer, run to completion, agrees. The search stops at `checks`'
+    deadline ("stopped by the time bound"); past it, nothing is checked."""
     total = sum(len(p) for p in sc.programs)
     if len(program_order(sc)) != total:
         return ""  # the changed program cannot even run to the end
+    if checks is None:
+        checks = Checks(FIX_CHECK_S)
+    if time.monotonic() >= checks.deadline:
+        checks.not_checked += 1
+        return ""
     strict = dataclasses.replace(sc, fail_on=sc.fail_on | {"never_online"})
-    report = search_or_raise(strict, SEARCH_BUDGET, 0)
+    report = search_or_raise(strict, SEARCH_BUDGET, 0,
+                             deadline=checks.deadline, shrink=False)
+    checks.searches += 1
+    checks.stopped += report.out_of_time
     if report.examples < 1:
+        checks.not_checked += report.out_of_time
         return ""
     if report.finding is not None:
         return ""
     n = report.examples
     text = f"no failing ordering in {n} example{'s' if n != 1 else ''}"
+    if report.out_of_time:
+        return text + " (stopped by the time bound)"
     if n < SEARCH_BUDGET:
         # Hypothesis stopped early: it ran out of new orderings. Say so
         # only once the explorer confirms there is no other one.
@@ -109,7 +158,7 @@ def passes_search(sc: Scenario) -> str:
 
 
 def _reorders(sc: Scenario, shrunk: list[Event], core: list[Event],
-              k: int) -> list[Fix]:
+              k: int, checks: Checks) -> list[Fix]:
     failing = shrunk[k]
     cpu = failing.cpu
     program = sc.programs[cpu]
@@ -156,7 +205,7 @@ def _reorders(sc: Scenario, shrunk: list[Event], core: list[Event],
         if moved_result.outcome == INVALID or fails(sc, moved_result):
             continue
         changed = with_program_move(sc, cpu, slot, before_slot)
-        verdict = passes_search(changed)
+        verdict = passes_search(changed, checks)
         if not verdict:
             continue  # the move alone leaves another failing ordering
         out.append(Fix("reorder", text, "the shrunk ordering with this move"
@@ -165,7 +214,7 @@ def _reorders(sc: Scenario, shrunk: list[Event], core: list[Event],
 
 
 def _kernel_fixes(sc: Scenario, shrunk: list[Event],
-                  state_cr4: list[str]) -> list[Fix]:
+                  state_cr4: list[str], checks: Checks) -> list[Fix]:
     out: list[Fix] = []
     mask = sc.machine.pinned_mask
     for name in state_cr4:
@@ -175,7 +224,7 @@ def _kernel_fixes(sc: Scenario, shrunk: list[Event],
         changed = with_kernel(sc, pinned_mask=mask & ~bit)
         if fails(changed, evaluate(changed, shrunk)):
             continue
-        verdict = passes_search(changed)
+        verdict = passes_search(changed, checks)
         if verdict:
             out.append(Fix("kernel", f"take {name} out of the pinned CR4"
                            " mask (kernel.pinned_cr4): cr4_init() then no"
@@ -195,14 +244,14 @@ def _kernel_fixes(sc: Scenario, shrunk: list[Event],
         changed = with_kernel(sc, **{f: True for f in flags})
         if fails(changed, evaluate(changed, shrunk)):
             continue
-        verdict = passes_search(changed)
+        verdict = passes_search(changed, checks)
         if verdict:
             out.append(Fix("kernel", what,
                            f"the shrunk ordering passes; {verdict}"))
     if sc.machine_args["paranoid_rdpid"]:
         changed = with_kernel(sc, paranoid_rdpid=False)
         if not fails(changed, evaluate(changed, shrunk)):
-            verdict = passes_search(changed)
+            verdict = passes_search(changed, checks)
             if verdict:
                 out.append(Fix("kernel", "apply 6a3ea3e68b8a: paranoid_entry"
                                " takes the CPU number from the GDT (LSL),"
@@ -212,10 +261,14 @@ def _kernel_fixes(sc: Scenario, shrunk: list[Event],
 
 
 def suggest(sc: Scenario, shrunk: list[Event], core: list[Event],
-            failing_cr4: list[str]) -> list[Fix]:
-    """Model-checked repairs of the failure `result` of `shrunk`."""
+            failing_cr4: list[str], checks: Checks | None = None
+            ) -> list[Fix]:
+    """Model-checked repairs of the failure `result` of `shrunk`; the
+    searches share `checks`' bound (default: FIX_CHECK_S from now)."""
     if not fails(sc, evaluate(sc, shrunk)):
         return []  # nothing to repair in this scenario
+    if checks is None:
+        checks = Checks(FIX_CHECK_S)
     k = positions(shrunk, core)[-1]
-    return _reorders(sc, shrunk, core, k) + _kernel_fixes(sc, shrunk,
-                                                          failing_cr4)
+    return _reorders(sc, shrunk, core, k, checks) + \
+        _kernel_fixes(sc, shrunk, failing_cr4, checks)

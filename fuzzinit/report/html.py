@@ -241,6 +241,9 @@ def render(report: Report) -> str:
     else:
         h.append("<p>The model found no single reordering or kernel change"
                  " that removes this failure.</p>")
+    note = report.fix_checks.note() if report.fix_checks else ""
+    if note:
+        h.append(f"<p>{escape(note)}.</p>")
     if report.rule_coverage is not None:
         h += _reached(report.rule_coverage)
     h.append("<h2>Reproduce</h2><pre>" + escape(report.replay_command()))

@@ -79,6 +79,9 @@ def render(report: Report) -> str:
     else:
         out.append(_wrap("The model found no single reordering or kernel"
                          " change that removes this failure."))
+    note = report.fix_checks.note() if report.fix_checks else ""
+    if note:
+        out += ["", _wrap(f"{note}.")]
     cov = report.rule_coverage
     if cov is not None:
         out += ["", "## What the search reached", "",

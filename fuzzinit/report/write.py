@@ -14,6 +14,7 @@ from fuzzinit.orderings.schedule import Event
 from fuzzinit.report import trace as tracefile
 from fuzzinit.report.document import Report, build, to_json
 from fuzzinit.report.files import write_atomic
+from fuzzinit.report.fixes import FIX_CHECK_S
 from fuzzinit.report.html import render as render_html
 from fuzzinit.report.index import record
 from fuzzinit.report.markdown import render as render_markdown
@@ -46,12 +47,13 @@ def write_finding(sc: Scenario, core: list[Event], shrunk: list[Event],
 def write_reports(sc: Scenario, core: list[Event], shrunk: list[Event],
                   result: Result, seed: int | None, trace_path: Path,
                   reports: Path,
-                  rule_coverage: dict[str, Any] | None = None) -> Path:
+                  rule_coverage: dict[str, Any] | None = None,
+                  fix_check_s: float = FIX_CHECK_S) -> Path:
     """The report in every format and its index row. Every file is
     written atomically; the index is updated under a lock."""
     sig = signature(result)
     report = build(sc, core, shrunk, result, seed, str(trace_path),
-                   rule_coverage)
+                   rule_coverage, fix_check_s)
     base = reports / f"{sc.name}-{sig}"
     write_atomic(base.with_suffix(".md"), render_markdown(report))
     write_atomic(base.with_suffix(".json"), report_json(report))
