@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import fuzzinit.search as search_module
 from fuzzinit.explore.scaling import scaled
 from fuzzinit.minimise.core import causal_core
 from fuzzinit.minimise.displacement import displaced
@@ -334,3 +335,24 @@ def test_interleaving_draws_leave_nothing_to_throw_away(
     report = search(load(path), examples=50, seed=1)
     assert report.finding is None
     assert (drawn[0], report.examples) == (50, 50)
+
+
+def test_a_long_failure_is_kept_as_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # 20 APs: a first failure of 589 events (>= AS_WRITTEN_FROM) fails the
+    # same way as written, which is where Hypothesis's shrinker ends too.
+    path = tmp_path / "twenty.toml"
+    path.write_text(scaled((ROOT / "models/fred-pinned-sev-es-ap.toml")
+                           .read_text(), 20))
+    sc = load(path)
+    kept = search(sc, examples=1000, seed=1)
+    monkeypatch.setattr(search_module, "AS_WRITTEN_FROM", 10**9)
+    shrunk = search(sc, examples=1000, seed=1)
+    assert kept.finding is not None and shrunk.finding is not None
+    assert len(kept.finding.shrunk) == 589
+    assert kept.finding.shrunk == shrunk.finding.shrunk == \
+        strategies.as_written(sc, kept.finding.shrunk)
+    assert kept.finding.core == shrunk.finding.core
+    assert [sc.op_text(e.op) for e in kept.finding.core] == [
+        "cr4_set fred", "setup_cr_pinning", "start 1", "cr4_init", "printk"]
+    assert kept.examples < shrunk.examples

@@ -105,60 +105,83 @@ def orderings(sc: Scenario, swarm: bool = False) -> st.SearchStrategy[Ordering]:
                     n = len(sc.programs[t.cpu])
                     planned.append((draw(st.integers(0, n)), i))
         planned.sort()
-        index = choose(draw)
-        sched = Schedule(sc)
-        # Per CPU, its planned triggers and those pending now (point
-        # reached, window open). A step changes the pending triggers of the
-        # CPU that moved only, or, after a sync op, of any CPU.
-        plans: dict[int, list[tuple[int, int]]] = {}
-        for p in planned:
-            plans.setdefault(sc.triggers[p[1]].cpu, []).append(p)
-        now: dict[int, list[tuple[int, int]]] = {}
-
-        def recheck(c: int) -> None:
-            mine = [p for p in plans.get(c, ())
-                    if sched.ndone[c] >= p[0] and sched.window_open(p[1])]
-            if mine:
-                now[c] = mine
-            else:
-                now.pop(c, None)
-
-        for c in plans:
-            recheck(c)
-        out = Ordering()
-        while True:
-            if len(now) > 1:
-                pending = sorted(p for mine in now.values() for p in mine)
-            else:
-                pending = next(iter(now.values()), [])
-            if pending:
-                # Fire before the CPU's next op; other CPUs may go first.
-                blocked = {sc.triggers[i].cpu for _, i in pending}
-                fire = [Event(sc.triggers[i].cpu, sc.triggers[i].op, -1, i)
-                        for _, i in pending]
-            else:
-                blocked = set()
-                fire = []
-            ready = [e for e in sched.program_candidates()
-                     if e.cpu not in blocked]
-            choices = fire + ready
-            if not choices:
-                break
-            pick = choices[0] if len(choices) == 1 else \
-                choices[index(len(choices))]
-            if pick.slot < 0:
-                plans[pick.cpu].remove(pending[fire.index(pick)])
-                sched.left[pick.trigger] -= 1
-                recheck(pick.cpu)
-            else:
-                sched.take(pick)
-                if sc.machine.op_kind[pick.op] in SYNC_KINDS:
-                    for c in plans:
-                        recheck(c)
-                elif pick.cpu in plans:
-                    recheck(pick.cpu)
-            out.append(pick)
-        out.complete = sched.finished()
-        return out
+        return build(sc, planned, choose(draw))
 
     return draw_ordering()
+
+
+def build(sc: Scenario, planned: list[tuple[int, int]],
+          index: Callable[[int], int]) -> Ordering:
+    """The ordering that fires the `planned` triggers ((point, trigger),
+    sorted: each fires before its CPU's next op once the CPU has done
+    `point` ops and the window is open) and takes, at each step with more
+    than one choice, choices[index(len(choices))] - pending triggers
+    first, then Schedule.program_candidates()."""
+    sched = Schedule(sc)
+    # Per CPU, its planned triggers and those pending now (point
+    # reached, window open). A step changes the pending triggers of the
+    # CPU that moved only, or, after a sync op, of any CPU.
+    plans: dict[int, list[tuple[int, int]]] = {}
+    for p in planned:
+        plans.setdefault(sc.triggers[p[1]].cpu, []).append(p)
+    now: dict[int, list[tuple[int, int]]] = {}
+
+    def recheck(c: int) -> None:
+        mine = [p for p in plans.get(c, ())
+                if sched.ndone[c] >= p[0] and sched.window_open(p[1])]
+        if mine:
+            now[c] = mine
+        else:
+            now.pop(c, None)
+
+    for c in plans:
+        recheck(c)
+    out = Ordering()
+    while True:
+        if len(now) > 1:
+            pending = sorted(p for mine in now.values() for p in mine)
+        else:
+            pending = next(iter(now.values()), [])
+        if pending:
+            # Fire before the CPU's next op; other CPUs may go first.
+            blocked = {sc.triggers[i].cpu for _, i in pending}
+            fire = [Event(sc.triggers[i].cpu, sc.triggers[i].op, -1, i)
+                    for _, i in pending]
+        else:
+            blocked = set()
+            fire = []
+        ready = [e for e in sched.program_candidates()
+                 if e.cpu not in blocked]
+        choices = fire + ready
+        if not choices:
+            break
+        pick = choices[0] if len(choices) == 1 else \
+            choices[index(len(choices))]
+        if pick.slot < 0:
+            plans[pick.cpu].remove(pending[fire.index(pick)])
+            sched.left[pick.trigger] -= 1
+            recheck(pick.cpu)
+        else:
+            sched.take(pick)
+            if sc.machine.op_kind[pick.op] in SYNC_KINDS:
+                for c in plans:
+                    recheck(c)
+            elif pick.cpu in plans:
+                recheck(pick.cpu)
+        out.append(pick)
+    out.complete = sched.finished()
+    return out
+
+
+def as_written(sc: Scenario, events: list[Event]) -> Ordering:
+    """`events`' triggers, each after as many of its CPU's ops as it had in
+    `events`, with the programs run as written around them (the lowest
+    ready CPU first: every index 0, where Hypothesis shrinks to)."""
+    done = [0] * sc.ncpu
+    planned: list[tuple[int, int]] = []
+    for ev in events:
+        if ev.trigger >= 0:
+            planned.append((done[ev.cpu], ev.trigger))
+        else:
+            done[ev.cpu] += 1
+    return build(sc, sorted(planned), lambda n: 0)
