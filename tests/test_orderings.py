@@ -319,19 +319,18 @@ def test_built_schedule_candidates_match_a_full_scan(
 def test_interleaving_draws_leave_nothing_to_throw_away(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Every ordering Hypothesis draws is run: no mutated copy of a drawn
-    # ordering runs out of choices (with draw(st.integers()) per index, 76
-    # orderings were drawn for 50 run at 8 APs).
+    # ordering runs out of choices (with draws through strategies, 93
+    # orderings were drawn for 50 run at 8 APs with their triggers).
     path = tmp_path / "eight.toml"
     path.write_text(scaled((ROOT / "models/upstream-fix-sev-es.toml")
-                           .read_text(), 8, frozenset()))
+                           .read_text(), 8))
     drawn = [0]
 
-    class Counting(Schedule):
-        def __init__(self, sc: Scenario) -> None:
-            drawn[0] += 1
-            super().__init__(sc)
+    def counting(sc: Scenario) -> Schedule:
+        drawn[0] += 1
+        return Schedule(sc)
 
-    monkeypatch.setattr(strategies, "Schedule", Counting)
+    monkeypatch.setattr(strategies, "Schedule", counting)
     report = search(load(path), examples=50, seed=1)
     assert report.finding is None
     assert (drawn[0], report.examples) == (50, 50)
@@ -356,3 +355,52 @@ def test_a_long_failure_is_kept_as_written(
     assert [sc.op_text(e.op) for e in kept.finding.core] == [
         "cr4_set fred", "setup_cr_pinning", "start 1", "cr4_init", "printk"]
     assert kept.examples < shrunk.examples
+
+
+def _reference_build(sc: Scenario, planned: list[tuple[int, int]],
+                     index: Any) -> list[Event]:
+    """strategies.build() as first written: every planned trigger
+    rechecked at every step."""
+    planned = sorted(planned)
+    sched = Schedule(sc)
+    out: list[Event] = []
+    while True:
+        pending = [p for p in planned
+                   if sched.ndone[sc.triggers[p[1]].cpu] >= p[0]
+                   and sched.window_open(p[1])]
+        blocked = {sc.triggers[i].cpu for _, i in pending}
+        fire = [Event(sc.triggers[i].cpu, sc.triggers[i].op, -1, i)
+                for _, i in pending]
+        choices = fire + [e for e in sched.program_candidates()
+                          if e.cpu not in blocked]
+        if not choices:
+            return out
+        pick = choices[0] if len(choices) == 1 else \
+            choices[index(len(choices))]
+        if pick.slot < 0:
+            planned.remove(pending[fire.index(pick)])
+            sched.left[pick.trigger] -= 1
+        else:
+            sched.take(pick)
+        out.append(pick)
+
+
+def test_build_fires_the_planned_triggers_as_a_full_recheck_does(
+        two_aps: Scenario) -> None:
+    scenarios = [two_aps] + [load(p) for p in sorted(
+        (ROOT / "models").glob("*.toml"))]
+    fired = 0
+    for k, sc in enumerate(scenarios):
+        for permute in ("interleave", "permute"):
+            sc = dataclasses.replace(sc, mode=permute)
+            for seed in range(3):
+                rng = random.Random(k * 10 + seed)
+                planned = [(rng.randrange(len(sc.programs[t.cpu]) + 1), i)
+                           for i, t in enumerate(sc.triggers)
+                           for _ in range(t.count) if rng.random() < 0.5]
+                ours = strategies.build(sc, sorted(planned),
+                                        random.Random(seed).randrange)
+                assert ours == _reference_build(
+                    sc, planned, random.Random(seed).randrange), sc.name
+                fired += sum(e.trigger >= 0 for e in ours)
+    assert fired > 100

@@ -16,9 +16,8 @@ Every draw shrinks towards "off", "earliest" or index 0, so Hypothesis
 shrinks towards fewer triggers, earlier triggers, and the programs as
 written.
 
-The interleaving's indices are drawn straight from Hypothesis's test case
-(`ConjectureData.draw_integer`, see choose() for why), the trigger draws
-through strategies.
+Each draw is made straight on Hypothesis's test case, in a span of its own
+(Draws says why).
 
 Swarm is off by default: on the planted bugs (benchmarks/swarm.py) plain
 generation - where every trigger already has its own on/off draw - found
@@ -31,7 +30,9 @@ from collections.abc import Callable
 
 from hypothesis import strategies as st
 
-from fuzzinit.orderings.schedule import SYNC_KINDS, Event, Schedule
+from fuzzinit.model import ops_life as life
+from fuzzinit.model import ops_smp as smp
+from fuzzinit.orderings.schedule import Event, Schedule
 from fuzzinit.scenario.load import Scenario
 
 
@@ -46,42 +47,68 @@ def trigger_kinds(sc: Scenario) -> list[str]:
     return sorted({t.kind for t in sc.triggers})
 
 
-# The span label of the k-th index an ordering draws is STEP_LABEL + k.
-STEP_LABEL = 0xF0221A17 << 32
+# The span label of an ordering's k-th draw is DRAW_LABEL + k.
+DRAW_LABEL = 0xF0221A17 << 32
 
 
-def choose(draw: st.DrawFn) -> Callable[[int], int]:
-    """Draws of an index in range(n), n >= 2, one per step of an ordering.
+class Draws:
+    """An ordering's draws - trigger on/off, trigger points, interleaving
+    indices - each in a span of its own label (its number in the ordering),
+    made on the test case `draw` belongs to, not through draw(strategy).
 
-    Each index is drawn in a span of its own label (the step's number),
-    on the test case `draw` belongs to, not through draw(st.integers()):
-    there, every index has the strategy's label, and Hypothesis's generator
-    mutates a test case by copying a span over another of the same label.
-    An ordering draws an index per step - 3,700 at 128 APs - and nearly
-    every such copy changed the rest of the ordering so that it needed more
-    indices than it held: 5 of every 6 orderings drawn at 128 APs were
-    thrown away unfinished. The spans stay, for the shrinker's passes
-    (without them, seed 2 of the permuted upstream fix shrank to two
-    displaced ops instead of one). start_span/draw_integer/stop_span are
-    Hypothesis's internal ConjectureData API (in 6.100 and since); under a
-    Hypothesis without them the strategy is used, and
-    tests/test_orderings.py notices the orderings thrown away."""
-    data = getattr(draw, "__self__", None)
-    start = getattr(data, "start_span", None)
-    integer = getattr(data, "draw_integer", None)
-    stop = getattr(data, "stop_span", None)
-    if start is None or integer is None or stop is None:
-        return lambda n: draw(st.integers(0, n - 1))
-    step = [STEP_LABEL]
+    Through strategies, every index shared st.integers' label, and
+    Hypothesis's generator mutates a test case by copying a span over
+    another of the same label. An ordering draws an index per step - 3,700
+    at 128 APs - and nearly every such copy changed the rest of the
+    ordering so that it needed more draws than it held: 5 of every 6
+    orderings drawn at 128 APs were thrown away unfinished (and with a
+    trigger per AP, half of those left). The spans stay, for the shrinker's
+    passes (without them, seed 2 of the permuted upstream fix shrank to two
+    displaced ops instead of one). The values are those the strategies
+    would draw (st.booleans, st.integers below 128 values).
+    start_span/draw_boolean/draw_integer/stop_span are Hypothesis's
+    internal ConjectureData API (in 6.100 and since); under a Hypothesis
+    without them the strategies are used, and tests/test_orderings.py
+    notices the orderings thrown away."""
 
-    def index(n: int) -> int:
-        step[0] += 1
-        start(step[0])
-        value = int(integer(0, n - 1))
-        stop()
+    def __init__(self, draw: st.DrawFn) -> None:
+        self.draw = draw
+        data = getattr(draw, "__self__", None)
+        self._start = getattr(data, "start_span", None)
+        self._boolean = getattr(data, "draw_boolean", None)
+        self._integer = getattr(data, "draw_integer", None)
+        self._stop = getattr(data, "stop_span", None)
+        self.direct = None not in (self._start, self._boolean,
+                                   self._integer, self._stop)
+        self._label = DRAW_LABEL
+
+    def _open(self) -> None:
+        assert self._start is not None
+        self._label += 1
+        self._start(self._label)
+
+    def boolean(self) -> bool:
+        if not self.direct:
+            return self.draw(st.booleans())
+        assert self._boolean is not None and self._stop is not None
+        self._open()
+        value = bool(self._boolean())
+        self._stop()
         return value
 
-    return index
+    def integer(self, top: int) -> int:
+        """An integer in [0, top]."""
+        if not self.direct:
+            return self.draw(st.integers(0, top))
+        assert self._integer is not None and self._stop is not None
+        self._open()
+        value = int(self._integer(0, top))
+        self._stop()
+        return value
+
+    def index(self, n: int) -> int:
+        """An index into n >= 2 choices."""
+        return self.integer(n - 1)
 
 
 def orderings(sc: Scenario, swarm: bool = False) -> st.SearchStrategy[Ordering]:
@@ -91,8 +118,9 @@ def orderings(sc: Scenario, swarm: bool = False) -> st.SearchStrategy[Ordering]:
 
     @st.composite
     def draw_ordering(draw: st.DrawFn) -> Ordering:
+        draws = Draws(draw)
         if swarm and kinds:
-            enabled = {k for k in kinds if draw(st.booleans())}
+            enabled = {k for k in kinds if draws.boolean()}
         else:
             enabled = set(kinds)
         # (point, trigger index) of every trigger that will fire.
@@ -101,11 +129,11 @@ def orderings(sc: Scenario, swarm: bool = False) -> st.SearchStrategy[Ordering]:
             if t.kind not in enabled:
                 continue
             for _ in range(t.count):
-                if draw(st.booleans()):
+                if draws.boolean():
                     n = len(sc.programs[t.cpu])
-                    planned.append((draw(st.integers(0, n)), i))
+                    planned.append((draws.integer(n), i))
         planned.sort()
-        return build(sc, planned, choose(draw))
+        return build(sc, planned, draws.index)
 
     return draw_ordering()
 
@@ -119,8 +147,7 @@ def build(sc: Scenario, planned: list[tuple[int, int]],
     first, then Schedule.program_candidates()."""
     sched = Schedule(sc)
     # Per CPU, its planned triggers and those pending now (point
-    # reached, window open). A step changes the pending triggers of the
-    # CPU that moved only, or, after a sync op, of any CPU.
+    # reached, window open), rechecked when that CPU moves or is started.
     plans: dict[int, list[tuple[int, int]]] = {}
     for p in planned:
         plans.setdefault(sc.triggers[p[1]].cpu, []).append(p)
@@ -163,11 +190,13 @@ def build(sc: Scenario, planned: list[tuple[int, int]],
             recheck(pick.cpu)
         else:
             sched.take(pick)
-            if sc.machine.op_kind[pick.op] in SYNC_KINDS:
-                for c in plans:
-                    recheck(c)
-            elif pick.cpu in plans:
-                recheck(pick.cpu)
+            recheck(pick.cpu)
+            # A window depends on its own CPU's progress and on whether
+            # that CPU is started (schedule.in_life): a `start` or an INIT
+            # changes that of the CPU it names.
+            kind = sc.machine.op_kind[pick.op]
+            if kind == smp.START or kind == life.SEND_INIT:
+                recheck(sc.machine.op_a[pick.op])
         out.append(pick)
     out.complete = sched.finished()
     return out
