@@ -62,6 +62,7 @@ class Independence:
     def __init__(self, sc: Scenario) -> None:
         m = sc.machine
         self.sc = sc
+        self.ncpu = sc.ncpu
         self.pin_property = m.pin_property
         # suffix[c][i]: what CPU c's program may still write from slot i on.
         self.suffix: list[list[int]] = []
@@ -103,12 +104,12 @@ class Independence:
         """Program ops that meet conditions 1 and 3, in CPU order."""
         if self.broadcast:
             return []
-        per_cpu = [0] * self.sc.ncpu
+        per_cpu = [0] * self.ncpu
         for ev in moves:
             per_cpu[ev.cpu] += 1
         m = self.sc.machine
         writes = [self._future_writes(sched, c, triggers_left)
-                  for c in range(self.sc.ncpu)]
+                  for c in range(self.ncpu)]
         out: list[Event] = []
         for ev in moves:
             c = ev.cpu
@@ -123,7 +124,7 @@ class Independence:
                                                            ev.slot):
                 continue
             others = 0
-            for d in range(self.sc.ncpu):
+            for d in range(self.ncpu):
                 if d != c:
                     others |= writes[d]
             if reads(kind, self.pin_property) & others:

@@ -108,6 +108,13 @@ class Schedule:
         self.sc = sc
         self.permute = sc.mode == "permute" if permute is None else permute
         n = sc.ncpu
+        self.ncpu = n
+        # Every event the schedule can offer, made once: [cpu][slot] for
+        # program ops, [i] for trigger i.
+        self.events = [[Event(c, op, s) for s, op in enumerate(program)]
+                       for c, program in enumerate(sc.programs)]
+        self.trigger_events = [Event(t.cpu, t.op, -1, i)
+                               for i, t in enumerate(sc.triggers)]
         self.done = [[False] * len(p) for p in sc.programs]
         self.first = [0] * n          # first slot not done, per CPU
         self.ndone = [0] * n
@@ -163,19 +170,18 @@ class Schedule:
 
     def _refresh(self, c: int) -> None:
         """Recompute CPU c's entries of the candidates cache."""
-        programs = self.sc.programs
+        events = self.events[c]
         slot = self.first[c]
         head: Event | None = None
         displaced: list[tuple[int, int, Event]] = []
-        if self.started[c] == RUNNING and slot < len(programs[c]):
+        if self.started[c] == RUNNING and slot < len(events):
             if self._ready(c, slot):
-                head = Event(c, programs[c][slot], slot)
+                head = events[slot]
             if self.permute:
                 done = self.done[c]
                 for s in range(slot + 1, self.segment_end[c][slot]):
                     if not done[s] and self._ready(c, s):
-                        displaced.append(
-                            (s - slot, c, Event(c, programs[c][s], s)))
+                        displaced.append((s - slot, c, events[s]))
         self._heads[c] = head
         self._displaced[c] = displaced
 
@@ -183,7 +189,7 @@ class Schedule:
         """Program ops that may run next: each CPU's next op first (in CPU
         order), then ops displaced forward, nearest first."""
         if self._all_dirty:
-            for c in range(self.sc.ncpu):
+            for c in range(self.ncpu):
                 self._refresh(c)
             self._all_dirty = False
         else:
@@ -211,8 +217,7 @@ class Schedule:
             not any(done[s] for s in t.before)
 
     def trigger_candidates(self) -> list[Event]:
-        t = self.sc.triggers
-        return [Event(t[i].cpu, t[i].op, -1, i) for i in range(len(t))
+        return [e for i, e in enumerate(self.trigger_events)
                 if self.left[i] and self.window_open(i)]
 
     def take(self, ev: Event) -> None:
