@@ -404,3 +404,29 @@ def test_build_fires_the_planned_triggers_as_a_full_recheck_does(
                     sc, planned, random.Random(seed).randrange), sc.name
                 fired += sum(e.trigger >= 0 for e in ours)
     assert fired > 100
+
+
+def test_a_long_failure_that_passes_as_written_is_shrunk(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # When the as-written ordering does not fail the same way (here: it
+    # is replaced by one that never finishes), Hypothesis shrinks.
+    path = tmp_path / "twenty.toml"
+    path.write_text(scaled((ROOT / "models/fred-pinned-sev-es-ap.toml")
+                           .read_text(), 20))
+    sc = load(path)
+    tried: list[int] = []
+
+    def unfinished(sc_: Scenario, events: list[Event]) -> Ordering:
+        tried.append(len(events))
+        out = Ordering()
+        out.complete = False
+        return out
+
+    monkeypatch.setattr(search_module, "as_written", unfinished)
+    report = search(sc, examples=1000, seed=1)
+    monkeypatch.setattr(search_module, "AS_WRITTEN_FROM", 10**9)
+    shrunk = search(sc, examples=1000, seed=1)
+    assert tried == [589]
+    assert report.finding is not None and shrunk.finding is not None
+    assert report.finding.shrunk == shrunk.finding.shrunk
+    assert report.examples == shrunk.examples
