@@ -20,7 +20,7 @@ from fuzzinit.minimise.core import causal_core, in_windows
 from fuzzinit.orderings.schedule import Event
 from fuzzinit.report import html
 from fuzzinit.report.document import Report, build, to_json
-from fuzzinit.report.fixes import passes_search
+from fuzzinit.report.fixes import FIX_CHECK_S, Checks, passes_search
 from fuzzinit.report.markdown import render
 from fuzzinit.scenario.load import Scenario, load
 from fuzzinit.search import search
@@ -170,7 +170,8 @@ def test_fix_check_says_when_its_examples_were_the_whole_space() -> None:
 
 def test_fix_check_claims_no_whole_space_when_the_budget_ran_out() -> None:
     sc = load(ROOT / "models/upstream-fix-sev-es.toml")
-    assert passes_search(sc) == "no failing ordering in 300 examples"
+    assert passes_search(sc, Checks(FIX_CHECK_S)) == \
+        "no failing ordering in 300 examples"
 
 
 BEFORE = """

@@ -285,6 +285,19 @@ def test_displaced_counts_ops_out_of_program_order() -> None:
     assert displaced([ev(1), ev(0), ev(0, cpu=1), Event(0, 0, -1, 0)]) == 1
 
 
+def _every_model(two_aps: Scenario) -> list[Scenario]:
+    """TWO_APS (it has `before` pairs) and every scenario in models/."""
+    return [two_aps] + [load(p) for p in sorted(
+        (ROOT / "models").glob("*.toml"))]
+
+
+def _scaled(tmp_path: Path, model: str, aps: int) -> Scenario:
+    """models/`model` with `aps` APs (explore.scaling.scaled)."""
+    path = tmp_path / f"{aps}aps.toml"
+    path.write_text(scaled((ROOT / "models" / model).read_text(), aps))
+    return load(path)
+
+
 def _walk_checking_candidates(sc: Scenario, permute: bool,
                               rng: random.Random) -> int:
     """Take random events; at every step the built schedule's candidates
@@ -306,10 +319,8 @@ def _walk_checking_candidates(sc: Scenario, permute: bool,
 def test_built_schedule_candidates_match_a_full_scan(
         two_aps: Scenario) -> None:
     rng = random.Random(3)
-    scenarios = [two_aps] + [load(p) for p in sorted(
-        (ROOT / "models").glob("*.toml"))]
     steps = 0
-    for sc in scenarios:
+    for sc in _every_model(two_aps):
         for permute in (False, True):
             for _ in range(3):
                 steps += _walk_checking_candidates(sc, permute, rng)
@@ -321,17 +332,15 @@ def test_interleaving_draws_leave_nothing_to_throw_away(
     # Every ordering Hypothesis draws is run: no mutated copy of a drawn
     # ordering runs out of choices (with draws through strategies, 93
     # orderings were drawn for 50 run at 8 APs with their triggers).
-    path = tmp_path / "eight.toml"
-    path.write_text(scaled((ROOT / "models/upstream-fix-sev-es.toml")
-                           .read_text(), 8))
+    sc = _scaled(tmp_path, "upstream-fix-sev-es.toml", 8)
     drawn = [0]
 
-    def counting(sc: Scenario) -> Schedule:
+    def counting(sc_: Scenario) -> Schedule:
         drawn[0] += 1
-        return Schedule(sc)
+        return Schedule(sc_)
 
     monkeypatch.setattr(strategies, "Schedule", counting)
-    report = search(load(path), examples=50, seed=1)
+    report = search(sc, examples=50, seed=1)
     assert report.finding is None
     assert (drawn[0], report.examples) == (50, 50)
 
@@ -340,10 +349,7 @@ def test_a_long_failure_is_kept_as_written(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # 20 APs: a first failure of 589 events (>= AS_WRITTEN_FROM) fails the
     # same way as written, which is where Hypothesis's shrinker ends too.
-    path = tmp_path / "twenty.toml"
-    path.write_text(scaled((ROOT / "models/fred-pinned-sev-es-ap.toml")
-                           .read_text(), 20))
-    sc = load(path)
+    sc = _scaled(tmp_path, "fred-pinned-sev-es-ap.toml", 20)
     kept = search(sc, examples=1000, seed=1)
     monkeypatch.setattr(search_module, "AS_WRITTEN_FROM", 10**9)
     shrunk = search(sc, examples=1000, seed=1)
@@ -387,10 +393,8 @@ def _reference_build(sc: Scenario, planned: list[tuple[int, int]],
 
 def test_build_fires_the_planned_triggers_as_a_full_recheck_does(
         two_aps: Scenario) -> None:
-    scenarios = [two_aps] + [load(p) for p in sorted(
-        (ROOT / "models").glob("*.toml"))]
     fired = 0
-    for k, sc in enumerate(scenarios):
+    for k, sc in enumerate(_every_model(two_aps)):
         for permute in ("interleave", "permute"):
             sc = dataclasses.replace(sc, mode=permute)
             for seed in range(3):
@@ -410,10 +414,7 @@ def test_a_long_failure_that_passes_as_written_is_shrunk(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # When the as-written ordering does not fail the same way (here: it
     # is replaced by one that never finishes), Hypothesis shrinks.
-    path = tmp_path / "twenty.toml"
-    path.write_text(scaled((ROOT / "models/fred-pinned-sev-es-ap.toml")
-                           .read_text(), 20))
-    sc = load(path)
+    sc = _scaled(tmp_path, "fred-pinned-sev-es-ap.toml", 20)
     tried: list[int] = []
 
     def unfinished(sc_: Scenario, events: list[Event]) -> Ordering:
